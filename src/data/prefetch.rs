@@ -1,0 +1,393 @@
+//! Reading one version of one object through the block cache, with adaptive read-ahead.
+//!
+//! Design note: an [`ObjectReader`] belongs to one open file handle and one ETag. Each read
+//! is classified as sequential (it starts near where the previous read ended) or random. A
+//! random read fetches exactly the blocks it covers and resets the window. A sequential read
+//! doubles the read-ahead window (from `initial_window` up to the effective maximum) and
+//! makes sure every block up to `end + window` is cached or in flight, issuing the missing
+//! ones as ranged GETs of at most `part_size` bytes each, all at once — so a large window
+//! means several GETs in parallel. Fetches run as tokio tasks; as a GET's body streams in it
+//! is cut into blocks that are handed to the cache (and to waiting readers) one by one, so the
+//! first block of a large GET is usable before the GET ends. Every GET carries `If-Match`
+//! with the reader's ETag: if the object changed, the read fails (ESTALE) instead of mixing
+//! versions.
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::sync::{oneshot, Semaphore};
+use tracing::{debug, trace};
+
+use super::cache::{pending_from, BlockCache, BlockKey, Lookup};
+use crate::config::ReadConfig;
+use crate::error::{FsError, FsResult};
+use crate::storage::ObjectStore;
+
+/// Shared pieces every reader uses.
+#[derive(Clone)]
+pub struct ReadContext {
+    /// The store to GET from.
+    pub store: Arc<dyn ObjectStore>,
+    /// The shared block cache.
+    pub cache: Arc<BlockCache>,
+    /// Settings.
+    pub config: ReadConfig,
+    /// Bounds the number of GETs in flight across the whole mount.
+    pub get_permits: Arc<Semaphore>,
+}
+
+/// Read-ahead state of one reader.
+#[derive(Debug)]
+struct Window {
+    /// Where the last read ended.
+    last_end: u64,
+    /// Current read-ahead window in bytes; 0 after a random read.
+    window: u64,
+    /// One past the last block index this reader has asked the cache for.
+    requested_end: u64,
+}
+
+/// Reads one object version for one file handle.
+pub struct ObjectReader {
+    ctx: ReadContext,
+    key: Arc<str>,
+    etag: Arc<str>,
+    size: u64,
+    window: Mutex<Window>,
+}
+
+impl ObjectReader {
+    /// A reader of `key` at version `etag`, which is `size` bytes long.
+    pub fn new(ctx: ReadContext, key: &str, etag: &str, size: u64) -> Self {
+        ObjectReader {
+            ctx,
+            key: key.into(),
+            etag: etag.into(),
+            size,
+            window: Mutex::new(Window {
+                last_end: 0,
+                window: 0,
+                requested_end: 0,
+            }),
+        }
+    }
+
+    /// The object's size as of this version.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Reads up to `len` bytes at `offset` (fewer at the end of the object).
+    pub async fn read(&self, offset: u64, len: u32) -> FsResult<Bytes> {
+        if offset >= self.size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = (offset + len as u64).min(self.size);
+        let bs = self.ctx.config.block_size;
+        let ahead = self.advance_window(offset, end);
+        let first = offset / bs;
+        let last = (end - 1) / bs;
+        let prefetch_end = (end + ahead).min(self.size);
+        let prefetch_last = if prefetch_end > end {
+            (prefetch_end - 1) / bs
+        } else {
+            last
+        };
+        // Blocks this reader already asked for need no second look: if one was evicted
+        // meanwhile, `block` fetches it again.
+        let from = {
+            let mut w = self.window.lock().unwrap();
+            let from = if w.requested_end > first && w.requested_end <= prefetch_last + 1 {
+                w.requested_end.max(last + 1)
+            } else {
+                first
+            };
+            w.requested_end = prefetch_last + 1;
+            from
+        };
+        if from > first {
+            self.ensure_fetching(first..last + 1);
+        }
+        self.ensure_fetching(from..prefetch_last + 1);
+
+        let mut blocks = Vec::with_capacity((last - first + 1) as usize);
+        for index in first..=last {
+            blocks.push(self.block(index).await?);
+        }
+        Ok(assemble(&blocks, first * bs, offset, end))
+    }
+
+    /// Updates the sequential-read detector and returns how far to read ahead.
+    fn advance_window(&self, offset: u64, end: u64) -> u64 {
+        let cfg = &self.ctx.config;
+        let mut w = self.window.lock().unwrap();
+        // The kernel issues read-ahead asynchronously, so sequential reads may arrive a little
+        // out of order: tolerate a small step back and a jump within the current window.
+        let slack = cfg.block_size.max(1 << 20);
+        let sequential = offset == 0
+            || (offset + slack >= w.last_end && offset <= w.last_end + w.window.max(slack));
+        if sequential {
+            w.window = if w.window == 0 {
+                cfg.initial_window
+            } else {
+                (w.window * 2).min(cfg.effective_max_window())
+            };
+        } else {
+            trace!(key = %self.key, offset, "random read");
+            w.window = 0;
+        }
+        w.last_end = w.last_end.max(end);
+        if !sequential {
+            w.last_end = end;
+        }
+        w.window
+    }
+
+    fn block_key(&self, index: u64) -> BlockKey {
+        BlockKey {
+            key: self.key.clone(),
+            etag: self.etag.clone(),
+            index,
+        }
+    }
+
+    /// Gets one block: from the cache, from a fetch in flight, or by fetching it now.
+    async fn block(&self, index: u64) -> FsResult<Bytes> {
+        loop {
+            match self.ctx.cache.lookup(&self.block_key(index)) {
+                Lookup::Ready(b) => return Ok(b),
+                Lookup::Pending(p) => return p.await,
+                // Evicted (or never fetched) since `ensure_fetching`: fetch it alone and wait
+                // on that very fetch, so eviction pressure cannot make us loop.
+                Lookup::Missing => {
+                    let key = self.block_key(index);
+                    let (tx, rx) = oneshot::channel();
+                    let pending = pending_from(rx);
+                    if self.ctx.cache.begin_fetch(&key, pending.clone()) {
+                        self.spawn_fetch(vec![(key, tx)]);
+                        return pending.await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts fetches for every block in `blocks` that is neither cached nor in flight,
+    /// grouping contiguous missing blocks into GETs of at most `part_size` bytes.
+    fn ensure_fetching(&self, blocks: Range<u64>) {
+        let bs = self.ctx.config.block_size;
+        let per_get = (self.ctx.config.part_size / bs).max(1);
+        let mut run: Vec<(BlockKey, oneshot::Sender<FsResult<Bytes>>)> = Vec::new();
+        for index in blocks {
+            let key = self.block_key(index);
+            if self.ctx.cache.contains(&key) {
+                if !run.is_empty() {
+                    self.spawn_fetch(std::mem::take(&mut run));
+                }
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            if self.ctx.cache.begin_fetch(&key, pending_from(rx)) {
+                if run.last().is_some_and(|(k, _)| k.index + 1 != index) {
+                    self.spawn_fetch(std::mem::take(&mut run));
+                }
+                run.push((key, tx));
+                if run.len() as u64 == per_get {
+                    self.spawn_fetch(std::mem::take(&mut run));
+                }
+            } else if !run.is_empty() {
+                self.spawn_fetch(std::mem::take(&mut run));
+            }
+        }
+        if !run.is_empty() {
+            self.spawn_fetch(run);
+        }
+    }
+
+    fn spawn_fetch(&self, run: Vec<(BlockKey, oneshot::Sender<FsResult<Bytes>>)>) {
+        let ctx = self.ctx.clone();
+        let size = self.size;
+        tokio::spawn(fetch_run(ctx, size, run));
+    }
+}
+
+/// Fetches a run of contiguous blocks with one ranged GET, handing each block over as soon as
+/// its bytes have arrived.
+async fn fetch_run(
+    ctx: ReadContext,
+    size: u64,
+    run: Vec<(BlockKey, oneshot::Sender<FsResult<Bytes>>)>,
+) {
+    let bs = ctx.config.block_size;
+    let first = run[0].0.index;
+    let start = first * bs;
+    let end = ((first + run.len() as u64) * bs).min(size);
+    let key = run[0].0.key.clone();
+    let etag = run[0].0.etag.clone();
+    let _permit = ctx.get_permits.acquire().await;
+    debug!(key = %key, start, end, "GET range");
+    let if_match = if etag.is_empty() {
+        None
+    } else {
+        Some(&*etag)
+    };
+    let mut pending = run.into_iter();
+    let result: FsResult<()> = async {
+        let mut body = ctx.store.get_range(&key, start..end, if_match).await?;
+        let mut buf = BytesMut::new();
+        let mut block_start = start;
+        let mut current = pending.next();
+        while let Some(chunk) = body.next().await {
+            let mut chunk = chunk?;
+            while !chunk.is_empty() {
+                let Some((bkey, _)) = &current else {
+                    return Err(FsError::new(libc::EIO, "server sent more bytes than asked"));
+                };
+                let want = ((block_start + bs).min(size) - block_start) as usize;
+                let take = (want - buf.len()).min(chunk.len());
+                buf.extend_from_slice(&chunk.split_to(take));
+                if buf.len() == want {
+                    let data = std::mem::take(&mut buf).freeze();
+                    ctx.cache.complete(bkey, data.clone());
+                    let (_, tx) = current.take().unwrap();
+                    let _ = tx.send(Ok(data));
+                    block_start += want as u64;
+                    current = pending.next();
+                    buf = BytesMut::with_capacity(bs as usize);
+                }
+            }
+        }
+        match current {
+            None => Ok(()),
+            Some((bkey, tx)) => {
+                let err = FsError::new(libc::EIO, format!("short body for {}", bkey.key));
+                ctx.cache.abandon(&bkey);
+                let _ = tx.send(Err(err.clone()));
+                Err(err)
+            }
+        }
+    }
+    .await;
+    if let Err(err) = result {
+        debug!(key = %key, start, end, "GET failed: {err}");
+        for (bkey, tx) in pending {
+            ctx.cache.abandon(&bkey);
+            let _ = tx.send(Err(err.clone()));
+        }
+    }
+}
+
+/// Cuts `[offset, end)` out of consecutive blocks starting at `blocks_start`.
+fn assemble(blocks: &[Bytes], blocks_start: u64, offset: u64, end: u64) -> Bytes {
+    let skip = (offset - blocks_start) as usize;
+    let len = (end - offset) as usize;
+    if blocks.len() == 1 {
+        return blocks[0].slice(skip..skip + len);
+    }
+    let mut out = BytesMut::with_capacity(len);
+    let mut skip = skip;
+    for b in blocks {
+        if skip >= b.len() {
+            skip -= b.len();
+            continue;
+        }
+        let take = (b.len() - skip).min(len - out.len());
+        out.extend_from_slice(&b[skip..skip + take]);
+        skip = 0;
+        if out.len() == len {
+            break;
+        }
+    }
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::mem::MemStore;
+
+    fn reader(store: Arc<MemStore>, key: &str, cache_bytes: u64) -> ObjectReader {
+        let cfg = ReadConfig {
+            cache_bytes,
+            block_size: 1024,
+            part_size: 4096,
+            max_window: 16 * 1024,
+            initial_window: 1024,
+        };
+        let etag = futures::executor::block_on(store.head(key)).unwrap().etag;
+        let size = store.body(key).unwrap().len() as u64;
+        ObjectReader::new(
+            ReadContext {
+                store,
+                cache: Arc::new(BlockCache::new(cfg.cache_bytes)),
+                config: cfg,
+                get_permits: Arc::new(Semaphore::new(4)),
+            },
+            key,
+            &etag,
+            size,
+        )
+    }
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn sequential_and_random_reads_return_exact_bytes() {
+        let store = Arc::new(MemStore::new());
+        let body = data(50_000);
+        store.insert("k", body.clone());
+        let r = reader(store.clone(), "k", 1 << 20);
+        let mut got = Vec::new();
+        let mut off = 0u64;
+        while off < body.len() as u64 {
+            let b = r.read(off, 3000).await.unwrap();
+            off += b.len() as u64;
+            got.extend_from_slice(&b);
+        }
+        assert_eq!(got, body);
+        for (o, l) in [(0u64, 1u32), (1023, 2), (49_999, 10), (12_345, 7000), (50_000, 5)] {
+            let b = r.read(o, l).await.unwrap();
+            let end = (o as usize + l as usize).min(body.len());
+            assert_eq!(&b[..], &body[(o as usize).min(end)..end], "offset {o} len {l}");
+        }
+    }
+
+    #[tokio::test]
+    async fn cached_reads_do_not_touch_the_store() {
+        let store = Arc::new(MemStore::new());
+        store.insert("k", data(8000));
+        let r = reader(store.clone(), "k", 1 << 20);
+        r.read(0, 8000).await.unwrap();
+        let gets = store.count("get");
+        r.read(100, 5000).await.unwrap();
+        assert_eq!(store.count("get"), gets);
+    }
+
+    #[tokio::test]
+    async fn changed_object_fails_instead_of_mixing() {
+        let store = Arc::new(MemStore::new());
+        store.insert("k", data(8000));
+        let r = reader(store.clone(), "k", 1 << 20);
+        r.read(0, 100).await.unwrap();
+        store.insert("k", vec![1u8; 8000]);
+        let err = r.read(6000, 100).await.unwrap_err();
+        assert_eq!(err.errno, libc::ESTALE);
+    }
+
+    #[tokio::test]
+    async fn tiny_cache_still_reads_correctly() {
+        let store = Arc::new(MemStore::new());
+        let body = data(40_000);
+        store.insert("k", body.clone());
+        let r = reader(store.clone(), "k", 2048);
+        let mut got = Vec::new();
+        while got.len() < body.len() {
+            got.extend_from_slice(&r.read(got.len() as u64, 1500).await.unwrap());
+        }
+        assert_eq!(got, body);
+    }
+}

@@ -1,0 +1,267 @@
+//! The inode table: stable inode numbers for paths, and what we last learned about each.
+//!
+//! Design note: an inode is a (parent, name, kind) triple. Its number is allocated the first
+//! time the path is seen and kept for the life of the mount (the kernel's `forget` is not
+//! needed to keep memory small at the sizes this serves: one entry per path ever seen). If a
+//! path changes kind (a file replaced by a directory), it gets a new number, because the
+//! kernel must not see an inode change type. Each inode carries its last known [`Stat`] with
+//! a validity deadline (the metadata TTL); a listing refreshes the stats of everything it
+//! names, which is what lets `ls -l` and a following `cat` run without a `HeadObject` per
+//! file. Negative answers (no such name) are cached for the same TTL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::storage::ObjectMeta;
+
+/// The root directory's inode number, as FUSE fixes it.
+pub const ROOT_INO: u64 = 1;
+
+/// What kind of node a path is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file (an object).
+    File,
+    /// A directory (a common prefix and/or a `dir/` marker object).
+    Dir,
+    /// A symbolic link (an object whose s3fs mode says `S_IFLNK`; the body is the target).
+    Symlink,
+}
+
+/// What we know of a node's attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time (s3fs `x-amz-meta-mtime`, else LastModified).
+    pub mtime: SystemTime,
+    /// ETag of the object this came from.
+    pub etag: Option<String>,
+    /// Full `st_mode` from s3fs's `x-amz-meta-mode`, if the object carries one.
+    pub mode: Option<u32>,
+    /// Owner from `x-amz-meta-uid`.
+    pub uid: Option<u32>,
+    /// Group from `x-amz-meta-gid`.
+    pub gid: Option<u32>,
+}
+
+impl Stat {
+    /// A stat with only a size and a time.
+    pub fn basic(size: u64, mtime: SystemTime) -> Self {
+        Stat {
+            size,
+            mtime,
+            etag: None,
+            mode: None,
+            uid: None,
+            gid: None,
+        }
+    }
+}
+
+/// One node.
+#[derive(Clone, Debug)]
+pub struct Inode {
+    /// Inode number.
+    pub ino: u64,
+    /// Parent's inode number (the root is its own parent).
+    pub parent: u64,
+    /// Name in the parent.
+    pub name: String,
+    /// Full key for files and symlinks; full prefix (ending in `/`, or empty) for directories.
+    pub key: String,
+    /// Kind.
+    pub kind: Kind,
+    /// Last known attributes.
+    pub stat: Stat,
+    /// Until when `stat` may be served without asking S3 again.
+    pub valid_until: Instant,
+    /// Last `HeadObject` answer, if any (its ETag tells whether it still applies).
+    pub meta: Option<Arc<ObjectMeta>>,
+    /// Last tag set read, with its deadline.
+    pub tags: Option<(Instant, Arc<Vec<(String, String)>>)>,
+    /// ETag at the last open, to decide whether the kernel may keep its page cache.
+    pub last_open_etag: Option<String>,
+}
+
+/// The table of every inode of the mount.
+#[derive(Debug)]
+pub struct InodeTable {
+    by_ino: HashMap<u64, Inode>,
+    by_name: HashMap<(u64, String), u64>,
+    negative: HashMap<(u64, String), Instant>,
+    next_ino: u64,
+}
+
+impl InodeTable {
+    /// A table holding only the root, which maps to `root_prefix`.
+    pub fn new(root_prefix: &str) -> Self {
+        let root = Inode {
+            ino: ROOT_INO,
+            parent: ROOT_INO,
+            name: String::new(),
+            key: root_prefix.to_string(),
+            kind: Kind::Dir,
+            stat: Stat::basic(0, SystemTime::now()),
+            valid_until: Instant::now() + Duration::from_secs(100 * 365 * 86400),
+            meta: None,
+            tags: None,
+            last_open_etag: None,
+        };
+        InodeTable {
+            by_ino: HashMap::from([(ROOT_INO, root)]),
+            by_name: HashMap::new(),
+            negative: HashMap::new(),
+            next_ino: ROOT_INO + 1,
+        }
+    }
+
+    /// The inode numbered `ino`.
+    pub fn get(&self, ino: u64) -> Option<&Inode> {
+        self.by_ino.get(&ino)
+    }
+
+    /// The inode numbered `ino`, mutably.
+    pub fn get_mut(&mut self, ino: u64) -> Option<&mut Inode> {
+        self.by_ino.get_mut(&ino)
+    }
+
+    /// The child `name` of `parent`, if known (fresh or not).
+    pub fn child(&self, parent: u64, name: &str) -> Option<&Inode> {
+        self.by_name
+            .get(&(parent, name.to_string()))
+            .and_then(|i| self.by_ino.get(i))
+    }
+
+    /// Whether `name` in `parent` is known not to exist as of `now`.
+    pub fn is_negative(&self, parent: u64, name: &str, now: Instant) -> bool {
+        self.negative
+            .get(&(parent, name.to_string()))
+            .is_some_and(|until| *until > now)
+    }
+
+    /// Remembers that `name` does not exist in `parent` until `until`.
+    pub fn set_negative(&mut self, parent: u64, name: &str, until: Instant) {
+        self.forget_child(parent, name);
+        if self.negative.len() > 100_000 {
+            let now = Instant::now();
+            self.negative.retain(|_, t| *t > now);
+        }
+        self.negative.insert((parent, name.to_string()), until);
+    }
+
+    /// Drops the name → inode mapping of `name` in `parent` (the inode number stays valid for
+    /// handles still open on it).
+    pub fn forget_child(&mut self, parent: u64, name: &str) {
+        self.by_name.remove(&(parent, name.to_string()));
+    }
+
+    /// Records that `name` in `parent` is a `kind` with `stat`, valid until `valid_until`, and
+    /// returns its inode number. `meta`, when given, is a fresh `HeadObject` answer.
+    ///
+    /// When the new stat comes from a listing (no `meta`) and the object's ETag is unchanged,
+    /// the s3fs attributes learned by an earlier `HeadObject` are kept: a listing does not
+    /// carry them.
+    pub fn upsert(
+        &mut self,
+        parent: u64,
+        name: &str,
+        kind: Kind,
+        key: String,
+        mut stat: Stat,
+        meta: Option<Arc<ObjectMeta>>,
+        valid_until: Instant,
+    ) -> u64 {
+        self.negative.remove(&(parent, name.to_string()));
+        if let Some(&ino) = self.by_name.get(&(parent, name.to_string())) {
+            let node = self.by_ino.get_mut(&ino).expect("named inode exists");
+            if node.kind == kind {
+                if meta.is_none() && node.stat.etag.is_some() && node.stat.etag == stat.etag {
+                    stat.mode = stat.mode.or(node.stat.mode);
+                    stat.uid = stat.uid.or(node.stat.uid);
+                    stat.gid = stat.gid.or(node.stat.gid);
+                    if node.stat.mode.is_some() || node.meta.is_some() {
+                        stat.mtime = node.stat.mtime;
+                    }
+                }
+                if meta.is_some() {
+                    node.meta = meta;
+                } else if node.stat.etag != stat.etag {
+                    node.meta = None;
+                    node.tags = None;
+                }
+                node.stat = stat;
+                node.valid_until = valid_until;
+                node.key = key;
+                return ino;
+            }
+        }
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.by_ino.insert(
+            ino,
+            Inode {
+                ino,
+                parent,
+                name: name.to_string(),
+                key,
+                kind,
+                stat,
+                valid_until,
+                meta,
+                tags: None,
+                last_open_etag: None,
+            },
+        );
+        self.by_name.insert((parent, name.to_string()), ino);
+        ino
+    }
+
+    /// Number of inodes known.
+    pub fn len(&self) -> usize {
+        self.by_ino.len()
+    }
+
+    /// Whether only the root is known.
+    pub fn is_empty(&self) -> bool {
+        self.by_ino.len() <= 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inode_numbers_are_stable_and_kind_changes_renumber() {
+        let mut t = InodeTable::new("");
+        let later = Instant::now() + Duration::from_secs(5);
+        let st = Stat::basic(1, SystemTime::UNIX_EPOCH);
+        let a = t.upsert(ROOT_INO, "a", Kind::File, "a".into(), st.clone(), None, later);
+        let a2 = t.upsert(ROOT_INO, "a", Kind::File, "a".into(), st.clone(), None, later);
+        assert_eq!(a, a2);
+        let d = t.upsert(ROOT_INO, "a", Kind::Dir, "a/".into(), st, None, later);
+        assert_ne!(a, d);
+        assert_eq!(t.child(ROOT_INO, "a").unwrap().kind, Kind::Dir);
+    }
+
+    #[test]
+    fn negative_entries_expire_and_are_cleared_by_upsert() {
+        let mut t = InodeTable::new("");
+        let now = Instant::now();
+        t.set_negative(ROOT_INO, "x", now + Duration::from_secs(5));
+        assert!(t.is_negative(ROOT_INO, "x", now));
+        assert!(!t.is_negative(ROOT_INO, "x", now + Duration::from_secs(6)));
+        t.upsert(
+            ROOT_INO,
+            "x",
+            Kind::File,
+            "x".into(),
+            Stat::basic(0, SystemTime::UNIX_EPOCH),
+            None,
+            now,
+        );
+        assert!(!t.is_negative(ROOT_INO, "x", now));
+    }
+}

@@ -1,0 +1,650 @@
+//! The filesystem core: inodes, directory handles and file handles over an [`ObjectStore`].
+//!
+//! Design note: every FUSE request lands in one async method here, which the FUSE adapter
+//! ([`crate::fuse`]) runs on the tokio runtime and answers from. The core holds:
+//! - the [`InodeTable`] (one `std::sync::Mutex`, never held across an `.await`);
+//! - directory handles, each holding a complete listing taken at the first `readdir`, so
+//!   offsets stay stable while the kernel pages through it;
+//! - file handles, each holding an [`ObjectReader`] bound to the ETag seen at `open`.
+//!
+//! Namespace rules. A directory is a common prefix (`a/…` exists) or a marker object (`a/`).
+//! When a file `a` and a directory `a/` both exist, the directory wins and the file is hidden
+//! (as Mountpoint does): a directory can hold many objects, a shadowed file only one.
+//! `lookup` asks `HeadObject(a)` and `ListObjectsV2(prefix "a/", max 1)` at once;
+//! `readdir` lists every page and fills the inode table with what the listing says (size,
+//! mtime, ETag), so stat calls that follow within the metadata TTL cost no request.
+
+pub mod inode;
+pub mod names;
+pub mod xattr;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use fuser::{FileAttr, FileType, INodeNo};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use crate::config::FsConfig;
+use crate::data::cache::BlockCache;
+use crate::data::prefetch::{ObjectReader, ReadContext};
+use crate::error::{FsError, FsResult};
+use crate::storage::{ListedObject, ObjectMeta, ObjectStore, StoreError};
+use inode::{Inode, InodeTable, Kind, Stat};
+use names::{check_name, child_key, child_prefix};
+
+/// How many GETs may be in flight across the mount. 32: enough for several sequential readers
+/// to each keep a full window in flight, few enough to stay polite to the server.
+const MAX_GETS_IN_FLIGHT: usize = 32;
+
+/// One entry of a directory listing, as handed to `readdir`/`readdirplus`.
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    /// Inode number.
+    pub ino: u64,
+    /// Name.
+    pub name: String,
+    /// Attributes (also giving the file type).
+    pub attr: FileAttr,
+}
+
+/// An open directory.
+struct DirHandle {
+    ino: u64,
+    entries: Option<Arc<Vec<DirEntry>>>,
+}
+
+/// An open file.
+struct OpenFile {
+    ino: u64,
+    reader: ObjectReader,
+}
+
+/// The filesystem.
+pub struct S3Fs {
+    store: Arc<dyn ObjectStore>,
+    config: FsConfig,
+    inodes: Mutex<InodeTable>,
+    dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    next_handle: AtomicU64,
+    read_ctx: ReadContext,
+}
+
+impl std::fmt::Debug for S3Fs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Fs").field("config", &self.config).finish()
+    }
+}
+
+impl S3Fs {
+    /// A filesystem over `store` configured by `config`.
+    pub fn new(store: Arc<dyn ObjectStore>, config: FsConfig) -> Self {
+        let read_ctx = ReadContext {
+            store: store.clone(),
+            cache: Arc::new(BlockCache::new(config.read.cache_bytes)),
+            config: config.read.clone(),
+            get_permits: Arc::new(Semaphore::new(MAX_GETS_IN_FLIGHT)),
+        };
+        S3Fs {
+            inodes: Mutex::new(InodeTable::new(&config.prefix)),
+            store,
+            config,
+            dirs: Mutex::new(HashMap::new()),
+            files: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            read_ctx,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FsConfig {
+        &self.config
+    }
+
+    /// The shared block cache (for statistics).
+    pub fn cache(&self) -> &BlockCache {
+        &self.read_ctx.cache
+    }
+
+    // ----- attributes -------------------------------------------------------------------
+
+    fn attr_of(&self, node: &Inode) -> FileAttr {
+        let (kind, default_perm) = match node.kind {
+            Kind::Dir => (FileType::Directory, self.config.dir_mode),
+            Kind::File => (FileType::RegularFile, self.config.file_mode),
+            Kind::Symlink => (FileType::Symlink, 0o777),
+        };
+        let perm = node
+            .stat
+            .mode
+            .map(|m| (m & 0o7777) as u16)
+            .unwrap_or(default_perm);
+        let mtime = node.stat.mtime;
+        FileAttr {
+            ino: INodeNo(node.ino),
+            size: node.stat.size,
+            blocks: node.stat.size.div_ceil(512),
+            atime: mtime,
+            mtime,
+            ctime: mtime,
+            crtime: mtime,
+            kind,
+            perm,
+            nlink: if node.kind == Kind::Dir { 2 } else { 1 },
+            uid: node.stat.uid.unwrap_or(self.config.uid),
+            gid: node.stat.gid.unwrap_or(self.config.gid),
+            rdev: 0,
+            blksize: self.config.read.block_size as u32,
+            flags: 0,
+        }
+    }
+
+    fn valid_until(&self) -> Instant {
+        Instant::now() + self.config.metadata_ttl
+    }
+
+    fn node(&self, ino: u64) -> FsResult<Inode> {
+        self.inodes
+            .lock()
+            .unwrap()
+            .get(ino)
+            .cloned()
+            .ok_or_else(|| FsError::new(libc::ESTALE, format!("unknown inode {ino}")))
+    }
+
+    fn dir_node(&self, ino: u64) -> FsResult<Inode> {
+        let node = self.node(ino)?;
+        if node.kind != Kind::Dir {
+            return Err(FsError::new(libc::ENOTDIR, "not a directory"));
+        }
+        Ok(node)
+    }
+
+    // ----- lookup / getattr --------------------------------------------------------------
+
+    /// Looks `name` up in directory `parent`.
+    pub async fn lookup(&self, parent: u64, name: &OsStr) -> FsResult<FileAttr> {
+        let name = name
+            .to_str()
+            .ok_or_else(|| FsError::new(libc::ENOENT, "name is not UTF-8"))?;
+        if name.len() > names::NAME_MAX {
+            return Err(FsError::new(libc::ENAMETOOLONG, "name too long"));
+        }
+        check_name(name).map_err(|e| FsError::new(libc::ENOENT, e.to_string()))?;
+        let dir = self.dir_node(parent)?;
+        let now = Instant::now();
+        {
+            let table = self.inodes.lock().unwrap();
+            if let Some(child) = table.child(parent, name) {
+                if child.valid_until > now {
+                    return Ok(self.attr_of(child));
+                }
+            }
+            if table.is_negative(parent, name, now) {
+                return Err(FsError::not_found());
+            }
+        }
+        self.resolve(&dir, name).await
+    }
+
+    /// Asks S3 what `name` in `dir` is, and records the answer.
+    async fn resolve(&self, dir: &Inode, name: &str) -> FsResult<FileAttr> {
+        let key = child_key(&dir.key, name);
+        let prefix = child_prefix(&dir.key, name);
+        let (head, list) = tokio::join!(
+            self.store.head(&key),
+            self.store.list(&prefix, Some("/"), None, Some(1))
+        );
+        let is_dir = match &list {
+            Ok(page) => !page.objects.is_empty() || !page.prefixes.is_empty(),
+            Err(_) => false,
+        };
+        let mut table = self.inodes.lock().unwrap();
+        if is_dir {
+            let ino = table.upsert(
+                dir.ino,
+                name,
+                Kind::Dir,
+                prefix,
+                Stat::basic(0, dir_mtime(&list)),
+                None,
+                self.valid_until(),
+            );
+            return Ok(self.attr_of(table.get(ino).unwrap()));
+        }
+        match head {
+            Ok(meta) => {
+                let stat = stat_from_meta(&meta);
+                let kind = kind_from_mode(stat.mode);
+                let ino = table.upsert(
+                    dir.ino,
+                    name,
+                    kind,
+                    key,
+                    stat,
+                    Some(Arc::new(meta)),
+                    self.valid_until(),
+                );
+                Ok(self.attr_of(table.get(ino).unwrap()))
+            }
+            Err(StoreError::NotFound) => {
+                if let Err(e) = list {
+                    return Err(e.into());
+                }
+                table.set_negative(dir.ino, name, self.valid_until());
+                Err(FsError::not_found())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The attributes of `ino`, refreshed from S3 when older than the metadata TTL.
+    pub async fn getattr(&self, ino: u64) -> FsResult<FileAttr> {
+        let node = self.node(ino)?;
+        if node.valid_until > Instant::now() || node.kind == Kind::Dir {
+            return Ok(self.attr_of(&node));
+        }
+        let parent = self.node(node.parent)?;
+        match self.resolve(&parent, &node.name).await {
+            // The path now names another inode (e.g. it became a directory): this one is gone.
+            Ok(attr) if attr.ino.0 != ino => Err(FsError::new(libc::ESTALE, "replaced")),
+            other => other,
+        }
+    }
+
+    // ----- directories --------------------------------------------------------------------
+
+    /// Opens directory `ino`.
+    pub fn opendir(&self, ino: u64) -> FsResult<u64> {
+        self.dir_node(ino)?;
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.dirs.lock().unwrap().insert(
+            fh,
+            Arc::new(tokio::sync::Mutex::new(DirHandle { ino, entries: None })),
+        );
+        Ok(fh)
+    }
+
+    /// Entries of open directory `fh` from index `offset` on. The listing is taken at the
+    /// first call (and again when the kernel rewinds to offset 0).
+    pub async fn readdir(&self, fh: u64, offset: u64) -> FsResult<Arc<Vec<DirEntry>>> {
+        let handle = self
+            .dirs
+            .lock()
+            .unwrap()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| FsError::new(libc::EBADF, "unknown directory handle"))?;
+        let mut handle = handle.lock().await;
+        if handle.entries.is_none() || offset == 0 {
+            handle.entries = Some(Arc::new(self.list_dir(handle.ino).await?));
+        }
+        Ok(handle.entries.clone().unwrap())
+    }
+
+    /// Closes directory handle `fh`.
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs.lock().unwrap().remove(&fh);
+    }
+
+    /// Lists directory `ino` completely (every page), records what the listing says about each
+    /// child, and returns the entries, `.` and `..` first.
+    async fn list_dir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        let dir = self.dir_node(ino)?;
+        let prefix = dir.key.clone();
+        let mut files: BTreeMap<String, ListedObject> = BTreeMap::new();
+        let mut dirs: BTreeMap<String, ()> = BTreeMap::new();
+        let mut token = None;
+        let mut pages = 0;
+        loop {
+            let page = self.store.list(&prefix, Some("/"), token, None).await?;
+            pages += 1;
+            for p in page.prefixes {
+                let name = &p[prefix.len()..p.len() - 1];
+                match check_name(name) {
+                    Ok(()) => {
+                        dirs.insert(name.to_string(), ());
+                    }
+                    Err(why) => warn!(prefix = %p, "skipping a prefix that cannot be a directory name: {why}"),
+                }
+            }
+            for o in page.objects {
+                if o.key == prefix {
+                    continue; // this directory's own marker
+                }
+                let name = o.key[prefix.len()..].to_string();
+                match check_name(&name) {
+                    Ok(()) => {
+                        files.insert(name, o);
+                    }
+                    Err(why) => warn!(key = %o.key, "skipping a key that cannot be a file name: {why}"),
+                }
+            }
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        debug!(prefix = %prefix, pages, dirs = dirs.len(), files = files.len(), "listed");
+
+        let until = self.valid_until();
+        let mut table = self.inodes.lock().unwrap();
+        let mut entries = Vec::with_capacity(dirs.len() + files.len() + 2);
+        entries.push(DirEntry {
+            ino,
+            name: ".".into(),
+            attr: self.attr_of(&dir),
+        });
+        let parent = table.get(dir.parent).cloned().unwrap_or_else(|| dir.clone());
+        entries.push(DirEntry {
+            ino: parent.ino,
+            name: "..".into(),
+            attr: self.attr_of(&parent),
+        });
+        let mut names: Vec<(String, Option<ListedObject>)> = Vec::new();
+        let mut files = files.into_iter().peekable();
+        let mut dir_iter = dirs.into_keys().peekable();
+        // Merge the two sorted lists; a directory shadows a file of the same name.
+        loop {
+            let take_dir = match (dir_iter.peek(), files.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(d), Some((f, _))) => d <= f,
+            };
+            if take_dir {
+                let d = dir_iter.next().unwrap();
+                if files.peek().is_some_and(|(f, _)| *f == d) {
+                    let (_, o) = files.next().unwrap();
+                    debug!(key = %o.key, "file hidden by a directory of the same name");
+                }
+                names.push((d, None));
+            } else {
+                let (f, o) = files.next().unwrap();
+                names.push((f, Some(o)));
+            }
+        }
+        for (name, obj) in names {
+            let child_ino = match obj {
+                None => table.upsert(
+                    ino,
+                    &name,
+                    Kind::Dir,
+                    child_prefix(&prefix, &name),
+                    Stat::basic(0, SystemTime::now()),
+                    None,
+                    until,
+                ),
+                Some(o) => {
+                    let stat = Stat {
+                        size: o.size,
+                        mtime: o.last_modified,
+                        etag: Some(o.etag.clone()),
+                        mode: None,
+                        uid: None,
+                        gid: None,
+                    };
+                    // A listing cannot tell a symlink from a file; keep what a HEAD taught us
+                    // while the object is unchanged.
+                    let kind = match table.child(ino, &name) {
+                        Some(c) if c.kind == Kind::Symlink && c.stat.etag == stat.etag => {
+                            Kind::Symlink
+                        }
+                        _ => Kind::File,
+                    };
+                    table.upsert(ino, &name, kind, o.key, stat, None, until)
+                }
+            };
+            let node = table.get(child_ino).unwrap();
+            entries.push(DirEntry {
+                ino: child_ino,
+                name,
+                attr: self.attr_of(node),
+            });
+        }
+        Ok(entries)
+    }
+
+    // ----- files --------------------------------------------------------------------------
+
+    /// Opens file `ino` with open(2) `flags`; returns the handle and whether the kernel may
+    /// keep its page cache (only when the object's ETag is the one seen at the last open).
+    pub async fn open(&self, ino: u64, flags: i32) -> FsResult<(u64, bool)> {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
+            return Err(self.write_refused());
+        }
+        let node = self.node(ino)?;
+        if node.kind == Kind::Dir {
+            return Err(FsError::new(libc::EISDIR, "is a directory"));
+        }
+        let node = if node.valid_until > Instant::now() && node.stat.etag.is_some() {
+            node
+        } else {
+            let meta = self.store.head(&node.key).await.map_err(|e| {
+                if matches!(e, StoreError::NotFound) {
+                    self.inodes.lock().unwrap().forget_child(node.parent, &node.name);
+                }
+                FsError::from(e)
+            })?;
+            let mut table = self.inodes.lock().unwrap();
+            table.upsert(
+                node.parent,
+                &node.name,
+                node.kind,
+                node.key.clone(),
+                stat_from_meta(&meta),
+                Some(Arc::new(meta)),
+                self.valid_until(),
+            );
+            table.get(ino).cloned().unwrap_or(node)
+        };
+        let etag = node.stat.etag.clone().unwrap_or_default();
+        let keep_cache = {
+            let mut table = self.inodes.lock().unwrap();
+            let n = table.get_mut(ino).unwrap();
+            let keep = n.last_open_etag.as_deref() == Some(etag.as_str()) && !etag.is_empty();
+            n.last_open_etag = Some(etag.clone());
+            keep
+        };
+        let reader = ObjectReader::new(self.read_ctx.clone(), &node.key, &etag, node.stat.size);
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.files
+            .lock()
+            .unwrap()
+            .insert(fh, Arc::new(OpenFile { ino, reader }));
+        debug!(ino, fh, key = %node.key, size = node.stat.size, keep_cache, "open");
+        Ok((fh, keep_cache))
+    }
+
+    /// Reads from open file `fh`.
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+        let file = self.file(fh)?;
+        file.reader.read(offset, size).await
+    }
+
+    /// Closes file handle `fh`.
+    pub fn release(&self, fh: u64) {
+        if let Some(f) = self.files.lock().unwrap().remove(&fh) {
+            debug!(ino = f.ino, fh, "release");
+        }
+    }
+
+    fn file(&self, fh: u64) -> FsResult<Arc<OpenFile>> {
+        self.files
+            .lock()
+            .unwrap()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| FsError::new(libc::EBADF, "unknown file handle"))
+    }
+
+    /// The target of symlink `ino` (the object's body).
+    pub async fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
+        let node = self.node(ino)?;
+        if node.kind != Kind::Symlink {
+            return Err(FsError::new(libc::EINVAL, "not a symlink"));
+        }
+        let mut body = self
+            .store
+            .get_range(&node.key, 0..node.stat.size.max(1), None)
+            .await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    // ----- extended attributes ------------------------------------------------------------
+
+    /// The `HeadObject` answer for `node`, from the inode if still valid.
+    async fn meta_of(&self, node: &Inode) -> FsResult<Arc<ObjectMeta>> {
+        if let Some(meta) = &node.meta {
+            if node.valid_until > Instant::now() && Some(&meta.etag) == node.stat.etag.as_ref() {
+                return Ok(meta.clone());
+            }
+        }
+        let meta = Arc::new(self.store.head(&node.key).await?);
+        let mut table = self.inodes.lock().unwrap();
+        table.upsert(
+            node.parent,
+            &node.name,
+            node.kind,
+            node.key.clone(),
+            stat_from_meta(&meta),
+            Some(meta.clone()),
+            self.valid_until(),
+        );
+        Ok(meta)
+    }
+
+    /// The tag set of `node`, from the inode if read within the TTL.
+    async fn tags_of(&self, node: &Inode) -> FsResult<Arc<Vec<(String, String)>>> {
+        if let Some((until, tags)) = &node.tags {
+            if *until > Instant::now() {
+                return Ok(tags.clone());
+            }
+        }
+        let tags = match self.store.get_tags(&node.key).await {
+            Ok(t) => Arc::new(t),
+            Err(StoreError::NotImplemented(e)) => {
+                debug!("tagging not supported by the server: {e}");
+                Arc::new(Vec::new())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(n) = self.inodes.lock().unwrap().get_mut(node.ino) {
+            n.tags = Some((self.valid_until(), tags.clone()));
+        }
+        Ok(tags)
+    }
+
+    /// The value of extended attribute `name` of `ino`.
+    pub async fn getxattr(&self, ino: u64, name: &OsStr) -> FsResult<Vec<u8>> {
+        let node = self.node(ino)?;
+        let name = name.to_str().unwrap_or("");
+        if node.kind == Kind::Dir || !name.starts_with("user.s3.") {
+            return Err(no_data());
+        }
+        let meta = self.meta_of(&node).await?;
+        let tags = if xattr::needs_tags(name) {
+            self.tags_of(&node).await?
+        } else {
+            Arc::new(Vec::new())
+        };
+        xattr::all(&meta, &tags)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(no_data)
+    }
+
+    /// The NUL-separated list of extended attribute names of `ino`.
+    pub async fn listxattr(&self, ino: u64) -> FsResult<Vec<u8>> {
+        let node = self.node(ino)?;
+        if node.kind == Kind::Dir {
+            return Ok(Vec::new());
+        }
+        let meta = self.meta_of(&node).await?;
+        let tags = self.tags_of(&node).await?;
+        let all = xattr::all(&meta, &tags);
+        Ok(xattr::name_list(all.iter().map(|(n, _)| n.as_str())))
+    }
+
+    // ----- modifications ------------------------------------------------------------------
+
+    /// The error every modification gets until the write path exists: `EROFS` on a
+    /// `--read-only` mount, `EPERM` otherwise.
+    pub fn write_refused(&self) -> FsError {
+        if self.config.read_only {
+            FsError::read_only()
+        } else {
+            FsError::new(libc::EPERM, "writes are not supported yet")
+        }
+    }
+}
+
+fn no_data() -> FsError {
+    FsError::new(libc::ENODATA, "no such attribute")
+}
+
+fn dir_mtime(list: &Result<crate::storage::ListPage, StoreError>) -> SystemTime {
+    list.as_ref()
+        .ok()
+        .and_then(|p| p.objects.iter().map(|o| o.last_modified).max())
+        .unwrap_or_else(SystemTime::now)
+}
+
+fn kind_from_mode(mode: Option<u32>) -> Kind {
+    match mode {
+        Some(m) if m & libc::S_IFMT == libc::S_IFLNK => Kind::Symlink,
+        _ => Kind::File,
+    }
+}
+
+/// Builds a [`Stat`] from a `HeadObject` answer, honouring s3fs's attribute headers.
+pub fn stat_from_meta(meta: &ObjectMeta) -> Stat {
+    let num = |k: &str| meta.metadata.get(k).and_then(|v| v.trim().parse::<u32>().ok());
+    let mtime = meta
+        .metadata
+        .get("mtime")
+        .and_then(|v| parse_s3fs_time(v))
+        .unwrap_or(meta.last_modified);
+    Stat {
+        size: meta.size,
+        mtime,
+        etag: Some(meta.etag.clone()),
+        mode: num("mode"),
+        uid: num("uid"),
+        gid: num("gid"),
+    }
+}
+
+/// Parses s3fs's `x-amz-meta-mtime`: seconds, `sec.nsec`, or a float.
+pub fn parse_s3fs_time(v: &str) -> Option<SystemTime> {
+    let v = v.trim();
+    let (secs, frac) = match v.split_once('.') {
+        Some((s, f)) => (s, f),
+        None => (v, ""),
+    };
+    let secs: u64 = secs.parse().ok()?;
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().take(9).collect();
+        if !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        format!("{digits:0<9}").parse::<u32>().ok()?
+    };
+    Some(UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests;

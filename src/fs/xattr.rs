@@ -1,0 +1,153 @@
+//! The extended-attribute scheme: what `getfattr -d` shows for an object.
+//!
+//! All names live in the `user.` namespace (the only one `getfattr -d` lists by default):
+//! - `user.s3.tag.<key>`: one per object tag (GetObjectTagging);
+//! - `user.s3.meta.<key>`: one per user-metadata entry (`x-amz-meta-<key>`);
+//! - read-only facts: `user.s3.etag`, `user.s3.content-type`, `user.s3.storage-class`,
+//!   `user.s3.last-modified` (RFC 3339, UTC) and `user.s3.version-id` (when there is one).
+
+use std::time::SystemTime;
+
+use crate::storage::ObjectMeta;
+
+/// Prefix of tag attributes.
+pub const TAG_PREFIX: &str = "user.s3.tag.";
+/// Prefix of user-metadata attributes.
+pub const META_PREFIX: &str = "user.s3.meta.";
+/// The ETag fact.
+pub const ETAG: &str = "user.s3.etag";
+/// The Content-Type fact (writable once writes exist).
+pub const CONTENT_TYPE: &str = "user.s3.content-type";
+/// The storage-class fact.
+pub const STORAGE_CLASS: &str = "user.s3.storage-class";
+/// The last-modified fact.
+pub const LAST_MODIFIED: &str = "user.s3.last-modified";
+/// The version-id fact.
+pub const VERSION_ID: &str = "user.s3.version-id";
+
+/// Whether answering `name` needs the object's tags.
+pub fn needs_tags(name: &str) -> bool {
+    name.starts_with(TAG_PREFIX)
+}
+
+/// The facts and metadata of an object as (name, value) pairs, in a stable order.
+pub fn facts(meta: &ObjectMeta) -> Vec<(String, Vec<u8>)> {
+    let mut out = vec![(ETAG.to_string(), meta.etag.as_bytes().to_vec())];
+    if let Some(ct) = &meta.content_type {
+        out.push((CONTENT_TYPE.to_string(), ct.as_bytes().to_vec()));
+    }
+    out.push((
+        STORAGE_CLASS.to_string(),
+        meta.storage_class
+            .as_deref()
+            .unwrap_or("STANDARD")
+            .as_bytes()
+            .to_vec(),
+    ));
+    out.push((
+        LAST_MODIFIED.to_string(),
+        rfc3339(meta.last_modified).into_bytes(),
+    ));
+    if let Some(v) = meta.version_id.as_deref().filter(|v| *v != "null") {
+        out.push((VERSION_ID.to_string(), v.as_bytes().to_vec()));
+    }
+    let mut metas: Vec<_> = meta.metadata.iter().collect();
+    metas.sort();
+    for (k, v) in metas {
+        out.push((format!("{META_PREFIX}{k}"), v.as_bytes().to_vec()));
+    }
+    out
+}
+
+/// Every attribute of an object: its facts and metadata, then its tags.
+pub fn all(meta: &ObjectMeta, tags: &[(String, String)]) -> Vec<(String, Vec<u8>)> {
+    let mut out = facts(meta);
+    for (k, v) in tags {
+        out.push((format!("{TAG_PREFIX}{k}"), v.as_bytes().to_vec()));
+    }
+    out
+}
+
+/// The `listxattr` buffer: each name followed by a NUL.
+pub fn name_list<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for n in names {
+        out.extend_from_slice(n.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// Formats a time as RFC 3339 in UTC, seconds precision (`2024-01-31T12:00:00Z`).
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_709_251_199);
+        assert_eq!(rfc3339(t), "2024-02-29T23:59:59Z");
+    }
+
+    #[test]
+    fn lists_facts_metadata_and_tags() {
+        let meta = ObjectMeta {
+            size: 1,
+            last_modified: SystemTime::UNIX_EPOCH,
+            etag: "\"abc\"".into(),
+            content_type: Some("text/plain".into()),
+            storage_class: None,
+            version_id: None,
+            metadata: HashMap::from([("color".into(), "blue".into())]),
+        };
+        let names: Vec<String> = all(&meta, &[("team".into(), "x".into())])
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ETAG,
+                CONTENT_TYPE,
+                STORAGE_CLASS,
+                LAST_MODIFIED,
+                "user.s3.meta.color",
+                "user.s3.tag.team"
+            ]
+        );
+        assert_eq!(name_list(["a", "bc"]), b"a\0bc\0");
+    }
+}

@@ -1,0 +1,472 @@
+//! The thin FUSE adapter: each handler turns a fuser callback into one call of the core
+//! ([`S3Fs`]) and its result into a reply.
+//!
+//! Design note: fuser calls handlers on its session threads; a handler spawns the core call
+//! on the tokio runtime and returns at once, so a slow S3 request never blocks other FUSE
+//! requests. The reply object travels with the task. Each task runs inside a `tracing` span
+//! named after the FUSE operation, and errors are logged once here, at debug level for the
+//! expected ones (ENOENT, ENODATA) and warn for the rest. A panic inside a task is caught and
+//! answered with EIO, so the mount keeps serving.
+
+use std::ffi::OsStr;
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuser::{
+    Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
+    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
+};
+use futures::FutureExt;
+use tracing::{debug, warn, Instrument};
+
+use crate::error::{FsError, FsResult};
+use crate::fs::S3Fs;
+
+/// The fuser [`Filesystem`] over [`S3Fs`].
+pub struct FuseAdapter {
+    fs: Arc<S3Fs>,
+    rt: tokio::runtime::Handle,
+}
+
+impl FuseAdapter {
+    /// An adapter running core calls on `rt`.
+    pub fn new(fs: Arc<S3Fs>, rt: tokio::runtime::Handle) -> Self {
+        FuseAdapter { fs, rt }
+    }
+
+    fn ttl(&self) -> Duration {
+        self.fs.config().metadata_ttl
+    }
+
+    /// Runs `work` on the runtime; `done` sends its reply. Errors and panics become errnos.
+    fn run<T, F, Fut, R, D>(&self, op: &'static str, work: F, reply: R, done: D)
+    where
+        F: FnOnce(Arc<S3Fs>) -> Fut + Send + 'static,
+        D: FnOnce(R, T) + Send + 'static,
+        Fut: Future<Output = FsResult<T>> + Send + 'static,
+        T: Send + 'static,
+        R: ErrorReply + Send + 'static,
+    {
+        let fs = self.fs.clone();
+        let span = tracing::debug_span!("fuse", op);
+        self.rt.spawn(
+            async move {
+                let result = std::panic::AssertUnwindSafe(work(fs)).catch_unwind().await;
+                match result {
+                    Ok(Ok(value)) => done(reply, value),
+                    Ok(Err(err)) => {
+                        log_error(op, &err);
+                        reply.fail(err.errno);
+                    }
+                    Err(_) => {
+                        warn!(op, "handler panicked; answering EIO");
+                        reply.fail(libc::EIO);
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+fn log_error(op: &str, err: &FsError) {
+    match err.errno {
+        libc::ENOENT | libc::ENODATA | libc::EEXIST | libc::ENOTEMPTY => {
+            debug!(op, "{err}")
+        }
+        _ => warn!(op, "{err}"),
+    }
+}
+
+/// Replies that can carry an errno.
+trait ErrorReply {
+    fn fail(self, errno: i32);
+}
+
+macro_rules! error_reply {
+    ($($t:ty),*) => {$(
+        impl ErrorReply for $t {
+            fn fail(self, errno: i32) {
+                self.error(Errno::from_i32(errno));
+            }
+        }
+    )*};
+}
+error_reply!(
+    ReplyEntry,
+    ReplyAttr,
+    ReplyData,
+    ReplyDirectory,
+    ReplyDirectoryPlus,
+    ReplyEmpty,
+    ReplyOpen,
+    ReplyWrite,
+    ReplyXattr,
+    ReplyCreate
+);
+
+/// Answers a getxattr/listxattr as xattr(7) expects: the size for a size-0 query, ERANGE when
+/// the caller's buffer is too small, else the bytes.
+fn reply_xattr(size: u32, reply: ReplyXattr, value: Vec<u8>) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() > size as usize {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(&value);
+    }
+}
+
+impl Filesystem for FuseAdapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        // readdirplus lets a listing hand the kernel every entry's attributes, so `ls -l`
+        // needs no lookup per file.
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        let _ = config.set_max_readahead(1 << 20);
+        let _ = config.set_max_background(64);
+        let _ = config.set_congestion_threshold(48);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name.to_owned();
+        let ttl = self.ttl();
+        self.run(
+            "lookup",
+            move |fs| async move { fs.lookup(parent.0, &name).await },
+            reply,
+            move |r, attr| r.entry(&ttl, &attr, Generation(0)),
+        );
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let ttl = self.ttl();
+        self.run(
+            "getattr",
+            move |fs| async move { fs.getattr(ino.0).await },
+            reply,
+            move |r, attr| r.attr(&ttl, &attr),
+        );
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<std::time::SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<std::time::SystemTime>,
+        _chgtime: Option<std::time::SystemTime>,
+        _bkuptime: Option<std::time::SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.run(
+            "readlink",
+            move |fs| async move { fs.readlink(ino.0).await },
+            reply,
+            |r, target| r.data(&target),
+        );
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.run(
+            "open",
+            move |fs| async move { fs.open(ino.0, flags.0).await },
+            reply,
+            |r, (fh, keep_cache)| {
+                let flags = if keep_cache {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                r.opened(FileHandle(fh), flags)
+            },
+        );
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.run(
+            "read",
+            move |fs| async move { fs.read(fh.0, offset, size).await },
+            reply,
+            |r, data| r.data(&data),
+        );
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.release(fh.0);
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => {
+                log_error("opendir", &e);
+                reply.error(Errno::from_i32(e.errno));
+            }
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectory,
+    ) {
+        self.run(
+            "readdir",
+            move |fs| async move { fs.readdir(fh.0, offset).await },
+            reply,
+            move |mut r, entries| {
+                for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                    if r.add(INodeNo(e.ino), i as u64 + 1, e.attr.kind, &e.name) {
+                        break;
+                    }
+                }
+                r.ok()
+            },
+        );
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectoryPlus,
+    ) {
+        let ttl = self.ttl();
+        self.run(
+            "readdirplus",
+            move |fs| async move { fs.readdir(fh.0, offset).await },
+            reply,
+            move |mut r, entries| {
+                for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                    if r.add(
+                        INodeNo(e.ino),
+                        i as u64 + 1,
+                        &e.name,
+                        &ttl,
+                        &e.attr,
+                        Generation(0),
+                    ) {
+                        break;
+                    }
+                }
+                r.ok()
+            },
+        );
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        // S3 has no capacity limit: report plenty of everything so `df` and space checks pass.
+        const BLOCKS: u64 = 1 << 40;
+        reply.statfs(BLOCKS, BLOCKS, BLOCKS, 1 << 30, 1 << 30, 4096, 255, 4096);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = name.to_owned();
+        self.run(
+            "getxattr",
+            move |fs| async move { fs.getxattr(ino.0, &name).await.map(|v| (size, v)) },
+            reply,
+            |r, (size, value)| reply_xattr(size, r, value),
+        );
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.run(
+            "listxattr",
+            move |fs| async move { fs.listxattr(ino.0).await.map(|v| (size, v)) },
+            reply,
+            |r, (size, value)| reply_xattr(size, r, value),
+        );
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    }
+}

@@ -1,0 +1,233 @@
+//! Mounting: check everything that can be checked before the mount exists, then run the FUSE
+//! session until it is unmounted or the process is told to stop.
+//!
+//! Design note: every check here turns a failure into one line that says what is wrong and
+//! what to do, because a mount that fails later, inside `ls`, only says "Input/output error".
+//! The order is: mount point (cheap, local), credentials and region, then one
+//! `ListObjectsV2` that proves the bucket exists and that we may list it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fuser::{Config, MountOption, SessionACL};
+use tracing::{info, warn};
+
+use crate::cli::{parse_location, Args};
+use crate::fs::S3Fs;
+use crate::fuse::FuseAdapter;
+use crate::storage::s3::S3Store;
+use crate::storage::{BucketLocation, ObjectStore, StoreError};
+
+/// Mounts as `args` say and serves until unmounted. The error is a one-line message.
+pub fn run(args: Args) -> Result<(), String> {
+    let location = parse_location(&args.bucket, args.prefix.as_deref())?;
+    let mountpoint = check_mountpoint(&args.mountpoint)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(4, |n| n.get().max(4)))
+        .thread_name("s3mount-io")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+
+    let settings = args.s3_settings();
+    let endpoint = settings
+        .endpoint_url
+        .clone()
+        .unwrap_or_else(|| "the AWS S3 endpoint".to_string());
+    let store = runtime.block_on(async {
+        let store = S3Store::connect(&location, settings)
+            .await
+            .map_err(|e| explain(&e, &location, &endpoint))?;
+        store
+            .check_access()
+            .await
+            .map_err(|e| explain(&e, &location, &endpoint))?;
+        Ok::<_, String>(store)
+    })?;
+    info!(%location, region = store.region(), mountpoint = %mountpoint.display(), "bucket reachable");
+
+    let config = args.fs_config(&location);
+    let read_only = config.read_only;
+    let fs = Arc::new(S3Fs::new(Arc::new(store) as Arc<dyn ObjectStore>, config));
+    let adapter = FuseAdapter::new(fs, runtime.handle().clone());
+
+    let mut options = vec![
+        MountOption::FSName(format!("s3mount:{}", location.bucket)),
+        MountOption::Subtype("s3mount".to_string()),
+        MountOption::DefaultPermissions,
+        MountOption::NoAtime,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    options.push(if read_only {
+        MountOption::RO
+    } else {
+        MountOption::RW
+    });
+    if args.auto_unmount {
+        options.push(MountOption::AutoUnmount);
+    }
+    let mut fuse_config = Config::default();
+    fuse_config.mount_options = options;
+    fuse_config.acl = if args.allow_other {
+        SessionACL::All
+    } else if args.allow_root || args.auto_unmount {
+        // fusermount's auto_unmount needs allow_other or allow_root.
+        SessionACL::RootAndOwner
+    } else {
+        SessionACL::Owner
+    };
+    fuse_config.n_threads = Some(2);
+
+    let mut session = fuser::Session::new(adapter, &mountpoint, &fuse_config)
+        .map_err(|e| format!("cannot mount at {}: {e}", mountpoint.display()))?;
+    let mut unmounter = session.unmount_callable();
+    runtime.spawn(async move {
+        wait_for_signal().await;
+        info!("signal received, unmounting");
+        if let Err(e) = unmounter.unmount() {
+            warn!("unmount failed: {e}");
+        }
+    });
+    info!(mountpoint = %mountpoint.display(), "mounted {location}");
+    session
+        .run()
+        .map_err(|e| format!("FUSE session ended with an error: {e}"))?;
+    info!("unmounted");
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Checks that `path` exists, is a directory and is not already a mount point.
+fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "mount point {} does not exist: create it with `mkdir -p {}`",
+            path.display(),
+            path.display()
+        ),
+        std::io::ErrorKind::NotConnected => format!(
+            "mount point {} is already a mount point (a dead FUSE mount): clear it with \
+             `fusermount3 -u {}`",
+            path.display(),
+            path.display()
+        ),
+        _ => format!("cannot use mount point {}: {e}", path.display()),
+    })?;
+    if !meta.is_dir() {
+        return Err(format!("mount point {} is not a directory", path.display()));
+    }
+    let canonical = std::fs::canonicalize(path)
+        .map_err(|e| format!("cannot resolve mount point {}: {e}", path.display()))?;
+    if is_mounted(&canonical) {
+        return Err(format!(
+            "mount point {} is already a mount point: unmount it first (`fusermount3 -u {}`)",
+            canonical.display(),
+            canonical.display()
+        ));
+    }
+    Ok(canonical)
+}
+
+/// Whether `path` (canonical) is listed as a mount point in /proc/self/mountinfo.
+fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let wanted = path.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| unescape_mountinfo(mp) == wanted)
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
+fn unescape_mountinfo(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
+            let digits = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(digits, 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Turns a failure of the mount-time checks into one line saying what to fix.
+fn explain(err: &StoreError, location: &BucketLocation, endpoint: &str) -> String {
+    let bucket = &location.bucket;
+    match err {
+        StoreError::NoSuchBucket => format!(
+            "bucket '{bucket}' does not exist at {endpoint}: check the bucket name, --region \
+             and --endpoint-url"
+        ),
+        StoreError::AccessDenied(detail) => format!(
+            "access denied to bucket '{bucket}' ({detail}): the credentials in use may not \
+             list it; check the IAM policy or --profile, or use --no-sign-request for a \
+             public bucket"
+        ),
+        StoreError::BadCredentials(detail) => format!(
+            "the server rejected the credentials ({detail}): check AWS_ACCESS_KEY_ID, \
+             AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or --profile"
+        ),
+        StoreError::NoCredentials(detail) => format!(
+            "no AWS credentials found ({detail}): set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, use --profile, or --no-sign-request for a public bucket"
+        ),
+        StoreError::Connect(detail) | StoreError::Timeout(detail) => format!(
+            "cannot connect to {endpoint} ({detail}): check --endpoint-url and that the \
+             server is running and reachable"
+        ),
+        StoreError::NotFound => format!(
+            "bucket '{bucket}' does not exist at {endpoint}: check the bucket name, --region \
+             and --endpoint-url"
+        ),
+        other => format!("cannot access bucket '{bucket}' at {endpoint}: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_mountinfo_paths() {
+        assert_eq!(unescape_mountinfo("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+
+    #[test]
+    fn mount_point_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        assert!(check_mountpoint(&missing)
+            .unwrap_err()
+            .contains("does not exist"));
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(check_mountpoint(&file)
+            .unwrap_err()
+            .contains("not a directory"));
+        assert!(check_mountpoint(dir.path()).is_ok());
+        assert!(check_mountpoint(Path::new("/proc"))
+            .unwrap_err()
+            .contains("already a mount point"));
+    }
+}

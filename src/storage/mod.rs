@@ -1,0 +1,218 @@
+//! The storage layer: everything s3mount asks of an object store, as one trait.
+//!
+//! Design note: the filesystem core never sees an SDK type. It talks to [`ObjectStore`], whose
+//! requests mirror S3's own (ListObjectsV2 with a delimiter, HeadObject, ranged GetObject,
+//! PutObject, multipart upload, CopyObject, DeleteObject, object tagging). Errors come back as a
+//! [`StoreError`] that already says what kind of failure it was; turning that into an errno
+//! happens in exactly one place, [`crate::error`]. Two implementations exist:
+//! [`s3::S3Store`] (aws-sdk-s3, used by the real mount) and [`mem::MemStore`] (in-process, for
+//! fast unit tests of the core — never the only proof: integration tests use a real server).
+
+pub mod mem;
+pub mod s3;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+
+/// A stream of body chunks as they arrive from the server.
+pub type ByteChunks = Pin<Box<dyn Stream<Item = Result<Bytes, StoreError>> + Send>>;
+
+/// One object as a listing reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Full key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time.
+    pub last_modified: SystemTime,
+    /// ETag, with its quotes, as S3 sends it.
+    pub etag: String,
+    /// Storage class, when the listing names one.
+    pub storage_class: Option<String>,
+}
+
+/// One page of a `ListObjectsV2` answer.
+#[derive(Clone, Debug, Default)]
+pub struct ListPage {
+    /// Objects directly under the prefix.
+    pub objects: Vec<ListedObject>,
+    /// Common prefixes (sub-"directories"), each ending with the delimiter.
+    pub prefixes: Vec<String>,
+    /// Token for the next page; `None` when this was the last.
+    pub next_token: Option<String>,
+}
+
+/// What `HeadObject` tells about an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time.
+    pub last_modified: SystemTime,
+    /// ETag, with its quotes.
+    pub etag: String,
+    /// Content-Type, if set.
+    pub content_type: Option<String>,
+    /// Storage class; S3 omits it for STANDARD.
+    pub storage_class: Option<String>,
+    /// Version id, on versioned buckets.
+    pub version_id: Option<String>,
+    /// User metadata (`x-amz-meta-*`), keys lower-case without the prefix.
+    pub metadata: HashMap<String, String>,
+}
+
+/// Options applied to objects we write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Content-Type to store.
+    pub content_type: Option<String>,
+    /// User metadata to store.
+    pub metadata: HashMap<String, String>,
+}
+
+/// A failure of the object store, already classified.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key (or version) does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The bucket does not exist.
+    #[error("no such bucket")]
+    NoSuchBucket,
+    /// A condition (If-Match, If-None-Match) failed: the object changed.
+    #[error("precondition failed (the object changed)")]
+    PreconditionFailed,
+    /// The credentials are valid but not allowed to do this.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// The server rejected the credentials themselves (unknown key, bad signature, expired token).
+    #[error("credentials rejected: {0}")]
+    BadCredentials(String),
+    /// No credentials could be found or loaded.
+    #[error("no credentials: {0}")]
+    NoCredentials(String),
+    /// The endpoint could not be reached (DNS, connection refused, TLS).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The request timed out.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The server throttled us after all retries.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// The request is invalid for the server (e.g. an entity too large).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The server does not implement this request.
+    #[error("not implemented by the server: {0}")]
+    NotImplemented(String),
+    /// Anything else: a server error, a broken body, an unexpected answer.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A location in an object store: a bucket plus an optional key prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketLocation {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix, empty or ending with `/`.
+    pub prefix: String,
+}
+
+impl fmt::Display for BucketLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// Everything the filesystem asks of an object store. Keys are full keys (prefix included).
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// One page of `ListObjectsV2` under `prefix`, with `delimiter` (usually `/`).
+    async fn list(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        token: Option<String>,
+        max_keys: Option<i32>,
+    ) -> Result<ListPage, StoreError>;
+
+    /// `HeadObject`.
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError>;
+
+    /// Ranged `GetObject`; with `if_match`, fails with [`StoreError::PreconditionFailed`] when
+    /// the object's ETag is no longer that one, so bytes of two versions never mix.
+    async fn get_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        if_match: Option<&str>,
+    ) -> Result<ByteChunks, StoreError>;
+
+    /// `PutObject` of a whole body; returns the new ETag.
+    async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<String, StoreError>;
+
+    /// `CreateMultipartUpload`; returns the upload id.
+    async fn create_multipart(&self, key: &str, opts: &PutOptions) -> Result<String, StoreError>;
+
+    /// `UploadPart` (part numbers start at 1); returns the part's ETag.
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        body: Bytes,
+    ) -> Result<String, StoreError>;
+
+    /// `UploadPartCopy` of `range` of `src_key` (as of ETag `src_etag`); returns the part's ETag.
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        src_key: &str,
+        src_etag: &str,
+        range: Range<u64>,
+    ) -> Result<String, StoreError>;
+
+    /// `CompleteMultipartUpload` with `(part number, ETag)` in order; returns the new ETag.
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(i32, String)],
+    ) -> Result<String, StoreError>;
+
+    /// `AbortMultipartUpload`.
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError>;
+
+    /// `CopyObject`. With `replace = Some(opts)` the metadata and content type are replaced
+    /// (`MetadataDirective: REPLACE`); with `None` they are copied. Tags are always copied.
+    async fn copy(
+        &self,
+        src_key: &str,
+        dst_key: &str,
+        replace: Option<&PutOptions>,
+    ) -> Result<String, StoreError>;
+
+    /// `DeleteObject`.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// `GetObjectTagging`, in the server's order.
+    async fn get_tags(&self, key: &str) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// `PutObjectTagging`: replaces the whole tag set.
+    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<(), StoreError>;
+
+    /// Checks that the bucket exists and that we may list it (used before mounting).
+    async fn check_access(&self) -> Result<(), StoreError>;
+}
