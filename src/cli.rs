@@ -101,6 +101,36 @@ pub struct Args {
           help_heading = "Client options")]
     pub part_size: u64,
 
+    /// Part size for multipart uploads, in bytes [default: --part-size]; at least 5 MiB.
+    #[arg(long, value_name = "BYTES", help_heading = "Client options")]
+    pub write_part_size: Option<u64>,
+
+    /// Directory for staging files being written [default: the system temp dir].
+    #[arg(long, value_name = "DIR", help_heading = "Caching options")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Storage class for new objects (e.g. STANDARD_IA, INTELLIGENT_TIERING).
+    #[arg(long, help_heading = "Bucket options")]
+    pub storage_class: Option<String>,
+
+    /// Server-side encryption for new objects.
+    #[arg(long, value_parser = ["AES256", "aws:kms", "aws:kms:dsse"], help_heading = "Bucket options")]
+    pub sse: Option<String>,
+
+    /// KMS key for `--sse aws:kms`.
+    #[arg(long, requires = "sse", help_heading = "Bucket options")]
+    pub sse_kms_key_id: Option<String>,
+
+    /// Accepted for compatibility with mount-s3: deleting is always allowed unless
+    /// --read-only.
+    #[arg(long, help_heading = "Mount options")]
+    pub allow_delete: bool,
+
+    /// Accepted for compatibility with mount-s3: overwriting is always allowed unless
+    /// --read-only.
+    #[arg(long, help_heading = "Mount options")]
+    pub allow_overwrite: bool,
+
     /// Log debug messages (including one line per S3 request failure).
     #[arg(short, long, help_heading = "Logging options")]
     pub debug: bool,
@@ -158,7 +188,8 @@ impl Args {
                 ..ReadConfig::default()
             },
             write: WriteConfig {
-                part_size: self.part_size.max(5 << 20),
+                part_size: self.write_part_size.unwrap_or(self.part_size).max(5 << 20),
+                cache_dir: self.cache_dir.clone(),
                 ..WriteConfig::default()
             },
         }
@@ -172,6 +203,9 @@ impl Args {
             force_path_style: self.force_path_style,
             profile: self.profile.clone(),
             no_sign_request: self.no_sign_request,
+            storage_class: self.storage_class.clone(),
+            sse: self.sse.clone(),
+            sse_kms_key_id: self.sse_kms_key_id.clone(),
             ..S3Settings::new()
         }
     }

@@ -9,6 +9,7 @@
 //! answered with EIO, so the mount keeps serving.
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::future::Future;
 use std::io;
 use std::path::Path;
@@ -25,6 +26,7 @@ use futures::FutureExt;
 use tracing::{debug, warn, Instrument};
 
 use crate::error::{FsError, FsResult};
+use crate::fs::write::AttrChange;
 use crate::fs::S3Fs;
 
 /// The fuser [`Filesystem`] over [`S3Fs`].
@@ -158,22 +160,38 @@ impl Filesystem for FuseAdapter {
     fn setattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
         _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<std::time::SystemTime>,
         _chgtime: Option<std::time::SystemTime>,
         _bkuptime: Option<std::time::SystemTime>,
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+        let change = AttrChange {
+            mode,
+            uid,
+            gid,
+            size,
+            mtime: mtime.map(|t| match t {
+                TimeOrNow::SpecificTime(t) => t,
+                TimeOrNow::Now => std::time::SystemTime::now(),
+            }),
+        };
+        let ttl = self.ttl();
+        self.run(
+            "setattr",
+            move |fs| async move { fs.setattr(ino.0, fh.map(|f| f.0), change).await },
+            reply,
+            move |r, attr| r.attr(&ttl, &attr),
+        );
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -188,58 +206,108 @@ impl Filesystem for FuseAdapter {
     fn mknod(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
         _umask: u32,
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            reply.error(Errno::EPERM);
+            return;
+        }
+        let name = name.to_owned();
+        let ttl = self.ttl();
+        self.run(
+            "mknod",
+            move |fs| async move {
+                let (attr, fh) = fs.create(parent.0, &name, mode, libc::O_WRONLY).await?;
+                let flushed = fs.flush(fh).await;
+                fs.release(fh).await;
+                flushed.map(|_| attr)
+            },
+            reply,
+            move |r, attr| r.entry(&ttl, &attr, Generation(0)),
+        );
     }
 
     fn mkdir(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+        let name = name.to_owned();
+        let ttl = self.ttl();
+        self.run(
+            "mkdir",
+            move |fs| async move { fs.mkdir(parent.0, &name, mode & !umask).await },
+            reply,
+            move |r, attr| r.entry(&ttl, &attr, Generation(0)),
+        );
     }
 
-    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.run(
+            "unlink",
+            move |fs| async move { fs.unlink(parent.0, &name).await },
+            reply,
+            |r, ()| r.ok(),
+        );
     }
 
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.run(
+            "rmdir",
+            move |fs| async move { fs.rmdir(parent.0, &name).await },
+            reply,
+            |r, ()| r.ok(),
+        );
     }
 
     fn symlink(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _link_name: &OsStr,
-        _target: &Path,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+        let name = link_name.to_owned();
+        let target = target.as_os_str().as_bytes().to_vec();
+        let ttl = self.ttl();
+        self.run(
+            "symlink",
+            move |fs| async move { fs.symlink(parent.0, &name, &target).await },
+            reply,
+            move |r, attr| r.entry(&ttl, &attr, Generation(0)),
+        );
     }
 
     fn rename(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        _flags: RenameFlags,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+        let (name, newname) = (name.to_owned(), newname.to_owned());
+        let flags = flags.bits();
+        self.run(
+            "rename",
+            move |fs| async move { fs.rename(parent.0, &name, newparent.0, &newname, flags).await },
+            reply,
+            |r, ()| r.ok(),
+        );
     }
 
     fn link(
@@ -250,7 +318,9 @@ impl Filesystem for FuseAdapter {
         _newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+        // S3 has no way to give one object two keys.
+        debug!("hard links are not supported");
+        reply.error(Errno::EPERM);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -292,26 +362,37 @@ impl Filesystem for FuseAdapter {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _data: &[u8],
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
         _write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+        let data = data.to_vec();
+        self.run(
+            "write",
+            move |fs| async move { fs.write(fh.0, offset, &data).await },
+            reply,
+            |r, n| r.written(n),
+        );
     }
 
     fn flush(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        self.run(
+            "flush",
+            move |fs| async move { fs.flush(fh.0).await },
+            reply,
+            |r, ()| r.ok(),
+        );
     }
 
     fn release(
@@ -324,19 +405,31 @@ impl Filesystem for FuseAdapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
-        reply.ok();
+        self.run(
+            "release",
+            move |fs| async move {
+                fs.release(fh.0).await;
+                Ok(())
+            },
+            reply,
+            |r, ()| r.ok(),
+        );
     }
 
     fn fsync(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        self.run(
+            "fsync",
+            move |fs| async move { fs.flush(fh.0).await },
+            reply,
+            |r, ()| r.ok(),
+        );
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -424,14 +517,20 @@ impl Filesystem for FuseAdapter {
     fn setxattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _value: &[u8],
-        _flags: i32,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+        let (name, value) = (name.to_owned(), value.to_vec());
+        self.run(
+            "setxattr",
+            move |fs| async move { fs.setxattr(ino.0, &name, &value, flags).await },
+            reply,
+            |r, ()| r.ok(),
+        );
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -453,20 +552,35 @@ impl Filesystem for FuseAdapter {
         );
     }
 
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.run(
+            "removexattr",
+            move |fs| async move { fs.removexattr(ino.0, &name).await },
+            reply,
+            |r, ()| r.ok(),
+        );
     }
 
     fn create(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _flags: i32,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
-        reply.error(Errno::from_i32(self.fs.write_refused().errno));
+        let name = name.to_owned();
+        let ttl = self.ttl();
+        self.run(
+            "create",
+            move |fs| async move { fs.create(parent.0, &name, mode & !umask, flags).await },
+            reply,
+            move |r, (attr, fh)| {
+                r.created(&ttl, &attr, Generation(0), FileHandle(fh), FopenFlags::empty())
+            },
+        );
     }
 }

@@ -49,7 +49,7 @@ pub fn run(args: Args) -> Result<(), String> {
     let config = args.fs_config(&location);
     let read_only = config.read_only;
     let fs = Arc::new(S3Fs::new(Arc::new(store) as Arc<dyn ObjectStore>, config));
-    let adapter = FuseAdapter::new(fs, runtime.handle().clone());
+    let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone());
 
     let mut options = vec![
         MountOption::FSName(format!("s3mount:{}", location.bucket)),
@@ -84,7 +84,10 @@ pub fn run(args: Args) -> Result<(), String> {
     let mut unmounter = session.unmount_callable();
     runtime.spawn(async move {
         wait_for_signal().await;
-        info!("signal received, unmounting");
+        info!("signal received: saving open files, then unmounting");
+        for (key, err) in fs.commit_all().await {
+            warn!(key = %key, "could not save before unmounting: {err}");
+        }
         if let Err(e) = unmounter.unmount() {
             warn!("unmount failed: {e}");
         }

@@ -3,3 +3,4 @@
 
 pub mod cache;
 pub mod prefetch;
+pub mod upload;

@@ -218,6 +218,45 @@ impl InodeTable {
         ino
     }
 
+    /// Moves inode `ino` to `new_name` in `new_parent` (rename), replacing any mapping there.
+    pub fn move_node(&mut self, ino: u64, new_parent: u64, new_name: &str, new_key: String) {
+        if let Some(n) = self.by_ino.get(&ino) {
+            let old = (n.parent, n.name.clone());
+            if self.by_name.get(&old) == Some(&ino) {
+                self.by_name.remove(&old);
+            }
+        }
+        self.by_name.insert((new_parent, new_name.to_string()), ino);
+        self.negative.remove(&(new_parent, new_name.to_string()));
+        if let Some(n) = self.by_ino.get_mut(&ino) {
+            n.parent = new_parent;
+            n.name = new_name.to_string();
+            n.key = new_key;
+        }
+    }
+
+    /// Rewrites the key of every inode under `old_prefix` to lie under `new_prefix` (after a
+    /// directory rename), so open handles and cached entries follow the move.
+    pub fn rekey_prefix(&mut self, old_prefix: &str, new_prefix: &str) {
+        if old_prefix.is_empty() {
+            return;
+        }
+        for n in self.by_ino.values_mut() {
+            if let Some(rest) = n.key.strip_prefix(old_prefix) {
+                n.key = format!("{new_prefix}{rest}");
+            }
+        }
+    }
+
+    /// Inode numbers of the children of `parent` that the table knows.
+    pub fn children_of(&self, parent: u64) -> Vec<u64> {
+        self.by_name
+            .iter()
+            .filter(|((p, _), _)| *p == parent)
+            .map(|(_, ino)| *ino)
+            .collect()
+    }
+
     /// Number of inodes known.
     pub fn len(&self) -> usize {
         self.by_ino.len()

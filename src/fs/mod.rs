@@ -16,6 +16,8 @@
 
 pub mod inode;
 pub mod names;
+pub mod namespace;
+pub mod write;
 pub mod xattr;
 
 use std::collections::{BTreeMap, HashMap};
@@ -60,9 +62,15 @@ struct DirHandle {
 }
 
 /// An open file.
-struct OpenFile {
-    ino: u64,
-    reader: ObjectReader,
+enum OpenFile {
+    /// Opened read-only while nobody writes it: reads go through the block cache.
+    Read { ino: u64, reader: ObjectReader },
+    /// Opened for writing, or while someone writes it: reads and writes use the staged copy.
+    Staged {
+        ino: u64,
+        state: Arc<tokio::sync::Mutex<write::WriteState>>,
+        writable: bool,
+    },
 }
 
 /// The filesystem.
@@ -72,6 +80,7 @@ pub struct S3Fs {
     inodes: Mutex<InodeTable>,
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    writes: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<write::WriteState>>>>,
     next_handle: AtomicU64,
     read_ctx: ReadContext,
 }
@@ -97,6 +106,7 @@ impl S3Fs {
             config,
             dirs: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
+            writes: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             read_ctx,
         }
@@ -182,7 +192,7 @@ impl S3Fs {
         {
             let table = self.inodes.lock().unwrap();
             if let Some(child) = table.child(parent, name) {
-                if child.valid_until > now {
+                if child.valid_until > now || self.is_local(child.ino) {
                     return Ok(self.attr_of(child));
                 }
             }
@@ -247,7 +257,7 @@ impl S3Fs {
     /// The attributes of `ino`, refreshed from S3 when older than the metadata TTL.
     pub async fn getattr(&self, ino: u64) -> FsResult<FileAttr> {
         let node = self.node(ino)?;
-        if node.valid_until > Instant::now() || node.kind == Kind::Dir {
+        if node.valid_until > Instant::now() || node.kind == Kind::Dir || self.is_local(ino) {
             return Ok(self.attr_of(&node));
         }
         let parent = self.node(node.parent)?;
@@ -370,7 +380,36 @@ impl S3Fs {
                 names.push((f, Some(o)));
             }
         }
+        // Files being written that S3 does not have yet belong in the listing too.
+        let listed: std::collections::HashSet<&str> =
+            names.iter().map(|(n, _)| n.as_str()).collect();
+        let mut local: Vec<u64> = table
+            .children_of(ino)
+            .into_iter()
+            .filter(|c| self.is_local(*c))
+            .filter(|c| table.get(*c).is_some_and(|n| !listed.contains(n.name.as_str())))
+            .collect();
+        local.sort();
+        for c in local {
+            let node = table.get(c).unwrap();
+            entries.push(DirEntry {
+                ino: c,
+                name: node.name.clone(),
+                attr: self.attr_of(node),
+            });
+        }
         for (name, obj) in names {
+            if let Some(c) = table.child(ino, &name) {
+                if self.is_local(c.ino) && c.kind == Kind::File {
+                    let c = c.clone();
+                    entries.push(DirEntry {
+                        ino: c.ino,
+                        name,
+                        attr: self.attr_of(&c),
+                    });
+                    continue;
+                }
+            }
             let child_ino = match obj {
                 None => table.upsert(
                     ino,
@@ -417,11 +456,22 @@ impl S3Fs {
     /// keep its page cache (only when the object's ETag is the one seen at the last open).
     pub async fn open(&self, ino: u64, flags: i32) -> FsResult<(u64, bool)> {
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
-            return Err(self.write_refused());
+            return Ok((self.open_for_write(ino, flags).await?, false));
         }
         let node = self.node(ino)?;
         if node.kind == Kind::Dir {
             return Err(FsError::new(libc::EISDIR, "is a directory"));
+        }
+        // Someone is writing this file: read their staged bytes (read-your-writes).
+        let staged = self.writes.lock().unwrap().get(&ino).cloned();
+        if let Some(state) = staged {
+            state.lock().await.add_handle();
+            let fh = self.add_handle(OpenFile::Staged {
+                ino,
+                state,
+                writable: false,
+            });
+            return Ok((fh, false));
         }
         let node = if node.valid_until > Instant::now() && node.stat.etag.is_some() {
             node
@@ -453,26 +503,23 @@ impl S3Fs {
             keep
         };
         let reader = ObjectReader::new(self.read_ctx.clone(), &node.key, &etag, node.stat.size);
-        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.files
-            .lock()
-            .unwrap()
-            .insert(fh, Arc::new(OpenFile { ino, reader }));
+        let fh = self.add_handle(OpenFile::Read { ino, reader });
         debug!(ino, fh, key = %node.key, size = node.stat.size, keep_cache, "open");
         Ok((fh, keep_cache))
     }
 
     /// Reads from open file `fh`.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
-        let file = self.file(fh)?;
-        file.reader.read(offset, size).await
+        match &*self.file(fh)? {
+            OpenFile::Read { reader, .. } => reader.read(offset, size).await,
+            OpenFile::Staged { state, .. } => self.read_staged(state, offset, size).await,
+        }
     }
 
-    /// Closes file handle `fh`.
-    pub fn release(&self, fh: u64) {
-        if let Some(f) = self.files.lock().unwrap().remove(&fh) {
-            debug!(ino = f.ino, fh, "release");
-        }
+    fn add_handle(&self, file: OpenFile) -> u64 {
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.files.lock().unwrap().insert(fh, Arc::new(file));
+        fh
     }
 
     fn file(&self, fh: u64) -> FsResult<Arc<OpenFile>> {
@@ -577,17 +624,6 @@ impl S3Fs {
         Ok(xattr::name_list(all.iter().map(|(n, _)| n.as_str())))
     }
 
-    // ----- modifications ------------------------------------------------------------------
-
-    /// The error every modification gets until the write path exists: `EROFS` on a
-    /// `--read-only` mount, `EPERM` otherwise.
-    pub fn write_refused(&self) -> FsError {
-        if self.config.read_only {
-            FsError::read_only()
-        } else {
-            FsError::new(libc::EPERM, "writes are not supported yet")
-        }
-    }
 }
 
 fn no_data() -> FsError {

@@ -6,9 +6,174 @@
 //! - read-only facts: `user.s3.etag`, `user.s3.content-type`, `user.s3.storage-class`,
 //!   `user.s3.last-modified` (RFC 3339, UTC) and `user.s3.version-id` (when there is one).
 
-use std::time::SystemTime;
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
+use super::inode::Kind;
+use super::S3Fs;
+use crate::error::{FsError, FsResult};
 use crate::storage::ObjectMeta;
+
+/// S3 allows at most 10 tags per object.
+pub const MAX_TAGS: usize = 10;
+/// Longest tag key S3 accepts, in characters.
+pub const MAX_TAG_KEY: usize = 128;
+/// Longest tag value S3 accepts, in characters.
+pub const MAX_TAG_VALUE: usize = 256;
+/// setxattr(2) flag: fail if the attribute exists.
+const XATTR_CREATE: i32 = 1;
+/// setxattr(2) flag: fail if the attribute does not exist.
+const XATTR_REPLACE: i32 = 2;
+
+/// What a `user.s3.*` name designates, for writing.
+enum Target<'a> {
+    Tag(&'a str),
+    Meta(String),
+    ContentType,
+}
+
+fn target(name: &str) -> FsResult<Target<'_>> {
+    if let Some(k) = name.strip_prefix(TAG_PREFIX) {
+        if k.is_empty() {
+            return Err(FsError::new(libc::EINVAL, "empty tag key"));
+        }
+        Ok(Target::Tag(k))
+    } else if let Some(k) = name.strip_prefix(META_PREFIX) {
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(FsError::new(libc::EINVAL, "metadata keys must be printable ASCII"));
+        }
+        // S3 stores metadata keys in lower case.
+        Ok(Target::Meta(k.to_ascii_lowercase()))
+    } else if name == CONTENT_TYPE {
+        Ok(Target::ContentType)
+    } else if [ETAG, STORAGE_CLASS, LAST_MODIFIED, VERSION_ID].contains(&name) {
+        Err(FsError::new(libc::EPERM, format!("{name} is read-only")))
+    } else {
+        Err(FsError::new(
+            libc::ENOTSUP,
+            format!("only user.s3.tag.*, user.s3.meta.* and {CONTENT_TYPE} can be set"),
+        ))
+    }
+}
+
+fn check_flags(exists: bool, flags: i32) -> FsResult<()> {
+    if flags & XATTR_CREATE != 0 && exists {
+        return Err(FsError::new(libc::EEXIST, "attribute exists"));
+    }
+    if flags & XATTR_REPLACE != 0 && !exists {
+        return Err(FsError::new(libc::ENODATA, "no such attribute"));
+    }
+    Ok(())
+}
+
+impl S3Fs {
+    /// The file (or symlink) `ino`, with its pending writes saved so S3 calls can see it.
+    async fn xattr_target(&self, ino: u64) -> FsResult<super::inode::Inode> {
+        self.check_writable()?;
+        let node = self.node(ino)?;
+        if node.kind == Kind::Dir {
+            return Err(FsError::new(libc::ENOTSUP, "directories have no S3 attributes"));
+        }
+        Ok(node)
+    }
+
+    /// Sets tag `key` (or removes it, with `value = None`) through Get/PutObjectTagging.
+    async fn edit_tag(
+        &self,
+        ino: u64,
+        key: &str,
+        value: Option<&str>,
+        flags: i32,
+    ) -> FsResult<()> {
+        self.commit_pending(ino).await?;
+        let node = self.node(ino)?;
+        let mut tags = self.store.get_tags(&node.key).await?;
+        let pos = tags.iter().position(|(k, _)| k == key);
+        check_flags(pos.is_some(), flags)?;
+        match (value, pos) {
+            (Some(v), _) if key.chars().count() > MAX_TAG_KEY || v.chars().count() > MAX_TAG_VALUE => {
+                tracing::warn!(key, "refusing a tag over S3's size limits");
+                return Err(FsError::new(
+                    libc::E2BIG,
+                    format!("S3 tag keys hold {MAX_TAG_KEY} and values {MAX_TAG_VALUE} characters"),
+                ));
+            }
+            (Some(v), Some(i)) => tags[i].1 = v.to_string(),
+            (Some(v), None) => {
+                if tags.len() >= MAX_TAGS {
+                    tracing::warn!(key, "refusing an 11th tag");
+                    return Err(FsError::new(libc::ENOSPC, "S3 allows 10 tags per object"));
+                }
+                tags.push((key.to_string(), v.to_string()));
+            }
+            (None, Some(i)) => {
+                tags.remove(i);
+            }
+            (None, None) => return Err(FsError::new(libc::ENODATA, "no such tag")),
+        }
+        self.store.put_tags(&node.key, &tags).await?;
+        if let Some(n) = self.inodes.lock().unwrap().get_mut(ino) {
+            n.tags = Some((Instant::now() + self.config.metadata_ttl, Arc::new(tags)));
+        }
+        Ok(())
+    }
+
+    /// Sets extended attribute `name` of `ino` (see the module doc for what can be set).
+    pub async fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> FsResult<()> {
+        self.xattr_target(ino).await?;
+        let name = name.to_str().unwrap_or("");
+        let target = target(name)?;
+        let value = std::str::from_utf8(value)
+            .map_err(|_| FsError::new(libc::EINVAL, "S3 tags and metadata are UTF-8 text"))?;
+        match target {
+            Target::Tag(k) => self.edit_tag(ino, k, Some(value), flags).await,
+            Target::Meta(k) => {
+                self.rewrite_metadata(ino, |opts| {
+                    check_flags(opts.metadata.contains_key(&k), flags)?;
+                    opts.metadata.insert(k, value.to_string());
+                    Ok(())
+                })
+                .await
+            }
+            Target::ContentType => {
+                self.rewrite_metadata(ino, |opts| {
+                    check_flags(opts.content_type.is_some(), flags)?;
+                    opts.content_type = Some(value.to_string());
+                    Ok(())
+                })
+                .await
+            }
+        }
+    }
+
+    /// Removes extended attribute `name` of `ino`.
+    pub async fn removexattr(&self, ino: u64, name: &OsStr) -> FsResult<()> {
+        self.xattr_target(ino).await?;
+        let name = name.to_str().unwrap_or("");
+        match target(name)? {
+            Target::Tag(k) => self.edit_tag(ino, k, None, 0).await,
+            Target::Meta(k) => {
+                self.rewrite_metadata(ino, |opts| {
+                    opts.metadata
+                        .remove(&k)
+                        .map(|_| ())
+                        .ok_or_else(|| FsError::new(libc::ENODATA, "no such attribute"))
+                })
+                .await
+            }
+            Target::ContentType => {
+                self.rewrite_metadata(ino, |opts| {
+                    opts.content_type
+                        .take()
+                        .map(|_| ())
+                        .ok_or_else(|| FsError::new(libc::ENODATA, "no such attribute"))
+                })
+                .await
+            }
+        }
+    }
+}
 
 /// Prefix of tag attributes.
 pub const TAG_PREFIX: &str = "user.s3.tag.";

@@ -1,0 +1,363 @@
+//! Uploads: turning a staged local file into an object, as one PutObject or a multipart
+//! upload, and streaming parts while the application is still writing.
+//!
+//! Design note: the staged file (see [`crate::fs::write`]) is always the source of truth; the
+//! code here only reads it. Two paths lead to S3:
+//! - [`StreamingUpload`]: while a new file is written front to back, every part that fills up
+//!   is uploaded at once, with at most `max_parts_in_flight` parts in flight (a writer that
+//!   gets ahead waits for the oldest part), so memory stays bounded and the upload overlaps
+//!   the writing. The upload is created lazily, when the first part is full, so a file
+//!   smaller than one part costs a single PutObject.
+//! - [`upload_staged`]: the whole staged file at once (random writes, appends, truncates).
+//!   Parts that are unchanged since the object version the file was staged from are copied
+//!   server-side (`UploadPartCopy`) instead of being sent again.
+//!
+//! Nothing is acknowledged before `CompleteMultipartUpload`/`PutObject` succeeded, and every
+//! failure aborts the multipart upload so no parts are left behind; the previous object
+//! version is untouched until the final call commits the new one.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::error::{FsError, FsResult};
+use crate::storage::{ObjectStore, PutOptions, StoreError};
+
+/// The object version a staged file started from, for server-side copies of unchanged parts.
+#[derive(Clone, Debug)]
+pub struct BaseVersion {
+    /// Key of the base object (the same key, unless renamed).
+    pub key: String,
+    /// Its ETag (copies are conditional on it).
+    pub etag: String,
+    /// Its size.
+    pub size: u64,
+}
+
+/// Reads `len` bytes at `offset` of the staged file.
+pub fn read_staged(file: &File, offset: u64, len: usize) -> FsResult<Bytes> {
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        let n = file.read_at(&mut buf[done..], offset + done as u64)?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    buf.truncate(done);
+    Ok(Bytes::from(buf))
+}
+
+type PartTask = JoinHandle<Result<(i32, String), StoreError>>;
+
+/// A multipart upload fed part by part while a new file is written sequentially.
+pub struct StreamingUpload {
+    store: Arc<dyn ObjectStore>,
+    key: String,
+    part_size: u64,
+    max_in_flight: usize,
+    upload_id: Option<String>,
+    /// Bytes handed to part uploads so far (always a multiple of `part_size`).
+    pub uploaded: u64,
+    in_flight: VecDeque<PartTask>,
+    done: Vec<(i32, String)>,
+    failed: Option<StoreError>,
+}
+
+impl StreamingUpload {
+    /// A streaming upload of `key`; nothing is sent until the first part is full.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        key: &str,
+        part_size: u64,
+        max_in_flight: usize,
+    ) -> Self {
+        StreamingUpload {
+            store,
+            key: key.to_string(),
+            part_size,
+            max_in_flight: max_in_flight.max(1),
+            upload_id: None,
+            uploaded: 0,
+            in_flight: VecDeque::new(),
+            done: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Uploads every complete part of `file` below `written` bytes that is not uploaded yet.
+    /// Waits for the oldest part when too many are in flight.
+    pub async fn advance(&mut self, file: &File, written: u64, opts: &PutOptions) -> FsResult<()> {
+        while written >= self.uploaded + self.part_size {
+            if self.failed.is_some() {
+                break;
+            }
+            if self.upload_id.is_none() {
+                self.upload_id = Some(self.store.create_multipart(&self.key, opts).await?);
+            }
+            while self.in_flight.len() >= self.max_in_flight {
+                self.reap_one().await;
+            }
+            let body = read_staged(file, self.uploaded, self.part_size as usize)?;
+            let part_number = (self.uploaded / self.part_size) as i32 + 1;
+            let store = self.store.clone();
+            let key = self.key.clone();
+            let id = self.upload_id.clone().unwrap();
+            debug!(key = %key, part_number, "uploading part while writing");
+            self.in_flight.push_back(tokio::spawn(async move {
+                let etag = store.upload_part(&key, &id, part_number, body).await?;
+                Ok((part_number, etag))
+            }));
+            self.uploaded += self.part_size;
+        }
+        Ok(())
+    }
+
+    async fn reap_one(&mut self) {
+        if let Some(task) = self.in_flight.pop_front() {
+            match task.await {
+                Ok(Ok(part)) => self.done.push(part),
+                Ok(Err(e)) => self.failed = Some(e),
+                Err(e) => self.failed = Some(StoreError::Other(format!("part task: {e}"))),
+            }
+        }
+    }
+
+    /// Whether a multipart upload was started (the file outgrew one part).
+    pub fn started(&self) -> bool {
+        self.upload_id.is_some()
+    }
+
+    /// Whether a part upload has failed (after the client's retries).
+    pub fn failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// Uploads the tail `[uploaded, size)` and completes the upload; returns the new ETag.
+    /// On failure the multipart upload is aborted.
+    pub async fn finish(mut self, file: &File, size: u64) -> FsResult<String> {
+        let result = self.finish_inner(file, size).await;
+        if result.is_err() {
+            self.abort().await;
+        }
+        result
+    }
+
+    async fn finish_inner(&mut self, file: &File, size: u64) -> FsResult<String> {
+        let id = self
+            .upload_id
+            .clone()
+            .ok_or_else(|| FsError::new(libc::EIO, "no multipart upload to finish"))?;
+        if size > self.uploaded || self.uploaded == 0 {
+            let body = read_staged(file, self.uploaded, (size - self.uploaded) as usize)?;
+            let n = (self.uploaded / self.part_size) as i32 + 1;
+            let etag = self.store.upload_part(&self.key, &id, n, body).await?;
+            self.done.push((n, etag));
+        }
+        while !self.in_flight.is_empty() {
+            self.reap_one().await;
+        }
+        if let Some(e) = self.failed.take() {
+            return Err(e.into());
+        }
+        self.done.sort();
+        Ok(self
+            .store
+            .complete_multipart(&self.key, &id, &self.done)
+            .await?)
+    }
+
+    /// Abandons the upload: waits for parts in flight and aborts it on the server.
+    pub async fn abort(mut self) {
+        while !self.in_flight.is_empty() {
+            self.reap_one().await;
+        }
+        if let Some(id) = self.upload_id.take() {
+            if let Err(e) = self.store.abort_multipart(&self.key, &id).await {
+                warn!(key = %self.key, "could not abort multipart upload {id}: {e}");
+            }
+        }
+    }
+}
+
+/// Uploads the whole staged `file` (`size` bytes) to `key`. Parts not in `dirty_parts` that
+/// lie wholly inside `base` are copied server-side from it. Returns the new ETag.
+pub async fn upload_staged(
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    file: &File,
+    size: u64,
+    part_size: u64,
+    max_in_flight: usize,
+    base: Option<&BaseVersion>,
+    dirty_parts: &BTreeSet<u64>,
+    opts: &PutOptions,
+) -> FsResult<String> {
+    if size <= part_size {
+        let body = read_staged(file, 0, size as usize)?;
+        return Ok(store.put(key, body, opts).await?);
+    }
+    let id = store.create_multipart(key, opts).await?;
+    let result = upload_parts(
+        store,
+        key,
+        &id,
+        file,
+        size,
+        part_size,
+        max_in_flight,
+        base,
+        dirty_parts,
+    )
+    .await;
+    match result {
+        Ok(parts) => match store.complete_multipart(key, &id, &parts).await {
+            Ok(etag) => Ok(etag),
+            Err(e) => {
+                let _ = store.abort_multipart(key, &id).await;
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            if let Err(abort) = store.abort_multipart(key, &id).await {
+                warn!(key, "could not abort multipart upload {id}: {abort}");
+            }
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upload_parts(
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    id: &str,
+    file: &File,
+    size: u64,
+    part_size: u64,
+    max_in_flight: usize,
+    base: Option<&BaseVersion>,
+    dirty_parts: &BTreeSet<u64>,
+) -> FsResult<Vec<(i32, String)>> {
+    let count = size.div_ceil(part_size);
+    let mut tasks: VecDeque<PartTask> = VecDeque::new();
+    let mut parts = Vec::with_capacity(count as usize);
+    let mut copied = 0u64;
+    for index in 0..count {
+        let start = index * part_size;
+        let end = (start + part_size).min(size);
+        let number = index as i32 + 1;
+        let copy_from = base.filter(|b| !dirty_parts.contains(&index) && end <= b.size);
+        let store = store.clone();
+        let key = key.to_string();
+        let id = id.to_string();
+        let task = match copy_from {
+            Some(b) => {
+                copied += 1;
+                let b = b.clone();
+                tokio::spawn(async move {
+                    let etag = store
+                        .upload_part_copy(&key, &id, number, &b.key, &b.etag, start..end)
+                        .await?;
+                    Ok((number, etag))
+                })
+            }
+            None => {
+                let body = read_staged(file, start, (end - start) as usize)?;
+                tokio::spawn(async move {
+                    let etag = store.upload_part(&key, &id, number, body).await?;
+                    Ok((number, etag))
+                })
+            }
+        };
+        tasks.push_back(task);
+        if tasks.len() >= max_in_flight.max(1) {
+            parts.push(join_part(tasks.pop_front().unwrap()).await?);
+        }
+    }
+    while let Some(t) = tasks.pop_front() {
+        parts.push(join_part(t).await?);
+    }
+    debug!(key, parts = count, copied, "uploaded staged file");
+    Ok(parts)
+}
+
+async fn join_part(task: PartTask) -> FsResult<(i32, String)> {
+    match task.await {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(FsError::new(libc::EIO, format!("part upload task: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::mem::MemStore;
+    use std::io::Write;
+
+    fn staged(data: &[u8]) -> File {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(data).unwrap();
+        f
+    }
+
+    #[tokio::test]
+    async fn small_file_is_one_put() {
+        let mem = Arc::new(MemStore::new());
+        let store: Arc<dyn ObjectStore> = mem.clone();
+        let f = staged(b"hello");
+        let none = BTreeSet::new();
+        upload_staged(&store, "k", &f, 5, 8, 2, None, &none, &PutOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(mem.body("k").unwrap(), &b"hello"[..]);
+        assert_eq!(mem.count("put"), 1);
+        assert_eq!(mem.count("create_multipart"), 0);
+    }
+
+    #[tokio::test]
+    async fn unchanged_parts_are_copied() {
+        let mem = Arc::new(MemStore::new());
+        let store: Arc<dyn ObjectStore> = mem.clone();
+        let old: Vec<u8> = (0..40u8).collect();
+        mem.insert("k", old.clone());
+        let etag = store.head("k").await.unwrap().etag;
+        let mut new = old.clone();
+        new.extend_from_slice(b"appended");
+        let f = staged(&new);
+        let dirty = BTreeSet::from([4u64]);
+        let base = BaseVersion {
+            key: "k".into(),
+            etag,
+            size: 40,
+        };
+        let size = new.len() as u64;
+        upload_staged(&store, "k", &f, size, 10, 2, Some(&base), &dirty, &PutOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(mem.body("k").unwrap(), &new[..]);
+        assert_eq!(mem.count("upload_part_copy"), 4);
+        assert_eq!(mem.count("upload_part"), 1);
+    }
+
+    #[tokio::test]
+    async fn streaming_upload_round_trips() {
+        let mem = Arc::new(MemStore::new());
+        let store: Arc<dyn ObjectStore> = mem.clone();
+        let data: Vec<u8> = (0..95u32).map(|i| i as u8).collect();
+        let f = staged(&data);
+        let mut up = StreamingUpload::new(store, "k", 10, 2);
+        for written in [5u64, 25, 60, 95] {
+            up.advance(&f, written, &PutOptions::default()).await.unwrap();
+        }
+        assert!(up.started());
+        up.finish(&f, 95).await.unwrap();
+        assert_eq!(mem.body("k").unwrap(), &data[..]);
+    }
+}

@@ -1,0 +1,263 @@
+//! Changing the namespace: unlink, mkdir, rmdir, symlink and rename.
+//!
+//! Design note: S3 has no directories and no rename, so these are built from object calls:
+//! - `mkdir` writes a `dir/` marker (as the S3 console and s3fs do) so empty directories
+//!   persist; `rmdir` refuses (ENOTEMPTY) while any key lies under the prefix, then deletes the
+//!   marker;
+//! - `symlink` writes an object whose body is the target and whose `x-amz-meta-mode` carries
+//!   `S_IFLNK`, as s3fs does, so links made by either tool read back in the other;
+//! - `rename` of a file is CopyObject (metadata and tags come along) then DeleteObject; of a
+//!   directory, the same for every key under its prefix, all copies before any delete. It is
+//!   not atomic: a crash in the middle leaves both names, never neither.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use fuser::FileAttr;
+use futures::stream::{self, StreamExt};
+use tracing::{debug, info};
+
+use super::inode::{Inode, Kind, Stat};
+use super::names::{check_name, child_key, child_prefix, NAME_MAX};
+use super::S3Fs;
+use crate::error::{FsError, FsResult};
+use crate::storage::PutOptions;
+
+/// Server-side copies run at once during a directory rename.
+const RENAME_PARALLELISM: usize = 8;
+
+/// `renameat2` flags.
+const RENAME_NOREPLACE: u32 = 1;
+const RENAME_EXCHANGE: u32 = 2;
+
+impl S3Fs {
+    /// The existing child `name` of `parent`, or ENOENT.
+    async fn existing(&self, parent: u64, name: &OsStr) -> FsResult<Inode> {
+        let attr = self.lookup(parent, name).await?;
+        self.node(attr.ino.0)
+    }
+
+    /// Removes file (or symlink) `name` from `parent`.
+    pub async fn unlink(&self, parent: u64, name: &OsStr) -> FsResult<()> {
+        self.check_writable()?;
+        let node = self.existing(parent, name).await?;
+        if node.kind == Kind::Dir {
+            return Err(FsError::new(libc::EISDIR, "is a directory"));
+        }
+        self.store.delete(&node.key).await?;
+        self.forget_writes(node.ino).await;
+        self.inodes
+            .lock()
+            .unwrap()
+            .set_negative(parent, &node.name, self.valid_until());
+        debug!(key = %node.key, "unlinked");
+        Ok(())
+    }
+
+    /// Creates directory `name` in `parent` as a marker object.
+    pub async fn mkdir(&self, parent: u64, name: &OsStr, mode: u32) -> FsResult<FileAttr> {
+        self.check_writable()?;
+        let name = self.new_name(parent, name).await?;
+        let dir = self.dir_node(parent)?;
+        let prefix = child_prefix(&dir.key, &name);
+        let perm = (mode & 0o7777) as u16;
+        let mut opts = PutOptions {
+            content_type: Some("application/x-directory".into()),
+            ..Default::default()
+        };
+        let custom_mode = (perm != self.config.dir_mode).then_some(libc::S_IFDIR | perm as u32);
+        if let Some(m) = custom_mode {
+            opts.metadata.insert("mode".into(), m.to_string());
+        }
+        self.store.put(&prefix, Bytes::new(), &opts).await?;
+        let mut table = self.inodes.lock().unwrap();
+        let stat = Stat {
+            mode: custom_mode,
+            ..Stat::basic(0, SystemTime::now())
+        };
+        let ino = table.upsert(parent, &name, Kind::Dir, prefix, stat, None, self.valid_until());
+        Ok(self.attr_of(table.get(ino).unwrap()))
+    }
+
+    /// Whether anything but the marker lies under directory `node` (in S3 or being written).
+    async fn dir_has_children(&self, node: &Inode) -> FsResult<bool> {
+        let page = self.store.list(&node.key, None, None, Some(2)).await?;
+        if page.objects.iter().any(|o| o.key != node.key) || !page.prefixes.is_empty() {
+            return Ok(true);
+        }
+        let children = self.inodes.lock().unwrap().children_of(node.ino);
+        Ok(children.iter().any(|c| self.is_local(*c)))
+    }
+
+    /// Removes empty directory `name` from `parent`.
+    pub async fn rmdir(&self, parent: u64, name: &OsStr) -> FsResult<()> {
+        self.check_writable()?;
+        let node = self.existing(parent, name).await?;
+        if node.kind != Kind::Dir {
+            return Err(FsError::new(libc::ENOTDIR, "not a directory"));
+        }
+        if self.dir_has_children(&node).await? {
+            return Err(FsError::new(libc::ENOTEMPTY, "directory not empty"));
+        }
+        self.store.delete(&node.key).await?;
+        self.inodes
+            .lock()
+            .unwrap()
+            .set_negative(parent, &node.name, self.valid_until());
+        Ok(())
+    }
+
+    /// Creates symlink `name` in `parent` pointing at `target`, stored as s3fs stores it.
+    pub async fn symlink(&self, parent: u64, name: &OsStr, target: &[u8]) -> FsResult<FileAttr> {
+        self.check_writable()?;
+        let name = self.new_name(parent, name).await?;
+        let dir = self.dir_node(parent)?;
+        let key = child_key(&dir.key, &name);
+        let mode = libc::S_IFLNK | 0o777;
+        let mut opts = PutOptions::default();
+        opts.metadata.insert("mode".into(), mode.to_string());
+        let etag = self
+            .store
+            .put(&key, Bytes::copy_from_slice(target), &opts)
+            .await?;
+        let stat = Stat {
+            size: target.len() as u64,
+            mtime: SystemTime::now(),
+            etag: Some(etag),
+            mode: Some(mode),
+            uid: None,
+            gid: None,
+        };
+        let mut table = self.inodes.lock().unwrap();
+        let ino = table.upsert(parent, &name, Kind::Symlink, key, stat, None, self.valid_until());
+        Ok(self.attr_of(table.get(ino).unwrap()))
+    }
+
+    /// Renames `name` in `parent` to `new_name` in `new_parent`.
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        new_parent: u64,
+        new_name: &OsStr,
+        flags: u32,
+    ) -> FsResult<()> {
+        self.check_writable()?;
+        if flags & RENAME_EXCHANGE != 0 {
+            return Err(FsError::new(
+                libc::EINVAL,
+                "RENAME_EXCHANGE cannot be done on S3 (no atomic swap)",
+            ));
+        }
+        let src = self.existing(parent, name).await?;
+        let new_name = new_name
+            .to_str()
+            .ok_or_else(|| FsError::new(libc::EINVAL, "S3 keys must be UTF-8"))?;
+        if new_name.len() > NAME_MAX {
+            return Err(FsError::new(libc::ENAMETOOLONG, "name too long"));
+        }
+        check_name(new_name).map_err(|e| FsError::new(libc::EINVAL, e.to_string()))?;
+        let dst = match self.existing(new_parent, OsStr::new(new_name)).await {
+            Ok(n) => Some(n),
+            Err(e) if e.errno == libc::ENOENT => None,
+            Err(e) => return Err(e),
+        };
+        if dst.is_some() && flags & RENAME_NOREPLACE != 0 {
+            return Err(FsError::new(libc::EEXIST, "target exists"));
+        }
+        if dst.as_ref().is_some_and(|d| d.ino == src.ino) {
+            return Ok(());
+        }
+        let new_dir = self.dir_node(new_parent)?;
+        match src.kind {
+            Kind::File | Kind::Symlink => {
+                if dst.as_ref().is_some_and(|d| d.kind == Kind::Dir) {
+                    return Err(FsError::new(libc::EISDIR, "target is a directory"));
+                }
+                let new_key = child_key(&new_dir.key, new_name);
+                self.commit_pending(src.ino).await?;
+                self.store.copy(&src.key, &new_key, None).await?;
+                self.store.delete(&src.key).await?;
+                if let Some(d) = &dst {
+                    self.forget_writes(d.ino).await;
+                }
+                self.rekey_writes(src.ino, &new_key).await;
+                let mut table = self.inodes.lock().unwrap();
+                table.move_node(src.ino, new_parent, new_name, new_key);
+                table.set_negative(parent, &src.name, self.valid_until());
+            }
+            Kind::Dir => {
+                let new_prefix = child_prefix(&new_dir.key, new_name);
+                if new_prefix.starts_with(&src.key) {
+                    return Err(FsError::new(libc::EINVAL, "cannot move a directory into itself"));
+                }
+                if let Some(d) = &dst {
+                    if d.kind != Kind::Dir {
+                        return Err(FsError::new(libc::ENOTDIR, "target is not a directory"));
+                    }
+                    if self.dir_has_children(d).await? {
+                        return Err(FsError::new(libc::ENOTEMPTY, "target directory not empty"));
+                    }
+                    self.store.delete(&d.key).await?;
+                }
+                self.move_prefix(&src.key, &new_prefix).await?;
+                let mut table = self.inodes.lock().unwrap();
+                table.rekey_prefix(&src.key, &new_prefix);
+                table.move_node(src.ino, new_parent, new_name, new_prefix);
+                table.set_negative(parent, &src.name, self.valid_until());
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies every key under `old` to the same place under `new`, then deletes the old keys.
+    async fn move_prefix(&self, old: &str, new: &str) -> FsResult<()> {
+        // Files under the directory with unsaved writes go first, so the copies see them.
+        let local: Vec<u64> = self.writes.lock().unwrap().keys().copied().collect();
+        for ino in local {
+            let under = self.node(ino).map(|n| n.key.starts_with(old)).unwrap_or(false);
+            if under {
+                self.commit_pending(ino).await?;
+            }
+        }
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self.store.list(old, None, token, None).await?;
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        let copies: Vec<(String, String)> = keys
+            .iter()
+            .map(|k| (k.clone(), format!("{new}{}", &k[old.len()..])))
+            .collect();
+        let results: Vec<FsResult<()>> = stream::iter(copies)
+            .map(|(src, dst)| {
+                let store = Arc::clone(&self.store);
+                async move {
+                    store.copy(&src, &dst, None).await?;
+                    Ok(())
+                }
+            })
+            .buffer_unordered(RENAME_PARALLELISM)
+            .collect()
+            .await;
+        results.into_iter().collect::<FsResult<Vec<()>>>()?;
+        let results: Vec<FsResult<()>> = stream::iter(keys.clone())
+            .map(|key| {
+                let store = Arc::clone(&self.store);
+                async move { Ok(store.delete(&key).await?) }
+            })
+            .buffer_unordered(RENAME_PARALLELISM)
+            .collect()
+            .await;
+        results.into_iter().collect::<FsResult<Vec<()>>>()?;
+        info!(from = old, to = new, objects = keys.len(), "directory renamed");
+        Ok(())
+    }
+}
