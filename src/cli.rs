@@ -89,11 +89,21 @@ pub struct Args {
     pub dir_mode: u16,
 
     /// Seconds a stat or lookup answer is trusted before S3 is asked again.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, help_heading = "Caching options")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 5.0,
+        help_heading = "Caching options"
+    )]
     pub metadata_ttl: f64,
 
     /// Memory for the block cache, in MiB.
-    #[arg(long, value_name = "MiB", default_value_t = 128, help_heading = "Caching options")]
+    #[arg(
+        long,
+        value_name = "MiB",
+        default_value_t = 128,
+        help_heading = "Caching options"
+    )]
     pub cache_size: u64,
 
     /// Size of each ranged GET and of each multipart upload part, in bytes.
@@ -160,7 +170,10 @@ pub fn parse_location(bucket: &str, prefix: Option<&str>) -> Result<BucketLocati
     if !inline_prefix.is_empty() && prefix.is_some() {
         return Err("give the prefix either in BUCKET or with --prefix, not both".into());
     }
-    let mut p = prefix.unwrap_or(inline_prefix).trim_start_matches('/').to_string();
+    let mut p = prefix
+        .unwrap_or(inline_prefix)
+        .trim_start_matches('/')
+        .to_string();
     if !p.is_empty() && !p.ends_with('/') {
         p.push('/');
     }

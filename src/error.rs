@@ -55,9 +55,9 @@ pub fn errno_for(err: &StoreError) -> i32 {
         StoreError::NotFound | StoreError::NoSuchBucket => libc::ENOENT,
         // The object changed under an open file: its handle is stale.
         StoreError::PreconditionFailed => libc::ESTALE,
-        StoreError::AccessDenied(_) | StoreError::BadCredentials(_) | StoreError::NoCredentials(_) => {
-            libc::EACCES
-        }
+        StoreError::AccessDenied(_)
+        | StoreError::BadCredentials(_)
+        | StoreError::NoCredentials(_) => libc::EACCES,
         StoreError::Invalid(_) => libc::EINVAL,
         StoreError::NotImplemented(_) => libc::ENOTSUP,
         // A dead or overloaded server is an I/O error to the application, as on a disk.
@@ -87,9 +87,21 @@ mod tests {
     #[test]
     fn store_errors_map_to_errnos() {
         assert_eq!(FsError::from(StoreError::NotFound).errno, libc::ENOENT);
-        assert_eq!(FsError::from(StoreError::PreconditionFailed).errno, libc::ESTALE);
-        assert_eq!(FsError::from(StoreError::AccessDenied("x".into())).errno, libc::EACCES);
-        assert_eq!(FsError::from(StoreError::Other("x".into())).errno, libc::EIO);
-        assert_eq!(FsError::from(StoreError::Timeout("x".into())).errno, libc::EIO);
+        assert_eq!(
+            FsError::from(StoreError::PreconditionFailed).errno,
+            libc::ESTALE
+        );
+        assert_eq!(
+            FsError::from(StoreError::AccessDenied("x".into())).errno,
+            libc::EACCES
+        );
+        assert_eq!(
+            FsError::from(StoreError::Other("x".into())).errno,
+            libc::EIO
+        );
+        assert_eq!(
+            FsError::from(StoreError::Timeout("x".into())).errno,
+            libc::EIO
+        );
     }
 }

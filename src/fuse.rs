@@ -9,9 +9,9 @@
 //! answered with EIO, so the mount keeps serving.
 
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::future::Future;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -304,7 +304,10 @@ impl Filesystem for FuseAdapter {
         let flags = flags.bits();
         self.run(
             "rename",
-            move |fs| async move { fs.rename(parent.0, &name, newparent.0, &newname, flags).await },
+            move |fs| async move {
+                fs.rename(parent.0, &name, newparent.0, &newname, flags)
+                    .await
+            },
             reply,
             |r, ()| r.ok(),
         );
@@ -579,7 +582,13 @@ impl Filesystem for FuseAdapter {
             move |fs| async move { fs.create(parent.0, &name, mode & !umask, flags).await },
             reply,
             move |r, (attr, fh)| {
-                r.created(&ttl, &attr, Generation(0), FileHandle(fh), FopenFlags::empty())
+                r.created(
+                    &ttl,
+                    &attr,
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                )
             },
         );
     }

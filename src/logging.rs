@@ -29,7 +29,10 @@ pub fn init(debug: bool, log_directory: Option<&Path>) -> Result<(), String> {
                 .append(true)
                 .open(&path)
                 .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-            builder.with_ansi(false).with_writer(Mutex::new(file)).init();
+            builder
+                .with_ansi(false)
+                .with_writer(Mutex::new(file))
+                .init();
         }
         None => builder.with_writer(std::io::stderr).init(),
     }

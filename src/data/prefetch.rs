@@ -228,11 +228,7 @@ async fn fetch_run(
     let etag = run[0].0.etag.clone();
     let _permit = ctx.get_permits.acquire().await;
     debug!(key = %key, start, end, "GET range");
-    let if_match = if etag.is_empty() {
-        None
-    } else {
-        Some(&*etag)
-    };
+    let if_match = if etag.is_empty() { None } else { Some(&*etag) };
     let mut pending = run.into_iter();
     let result: FsResult<()> = async {
         let mut body = ctx.store.get_range(&key, start..end, if_match).await?;
@@ -349,10 +345,20 @@ mod tests {
             got.extend_from_slice(&b);
         }
         assert_eq!(got, body);
-        for (o, l) in [(0u64, 1u32), (1023, 2), (49_999, 10), (12_345, 7000), (50_000, 5)] {
+        for (o, l) in [
+            (0u64, 1u32),
+            (1023, 2),
+            (49_999, 10),
+            (12_345, 7000),
+            (50_000, 5),
+        ] {
             let b = r.read(o, l).await.unwrap();
             let end = (o as usize + l as usize).min(body.len());
-            assert_eq!(&b[..], &body[(o as usize).min(end)..end], "offset {o} len {l}");
+            assert_eq!(
+                &b[..],
+                &body[(o as usize).min(end)..end],
+                "offset {o} len {l}"
+            );
         }
     }
 

@@ -313,9 +313,19 @@ mod tests {
         let store: Arc<dyn ObjectStore> = mem.clone();
         let f = staged(b"hello");
         let none = BTreeSet::new();
-        upload_staged(&store, "k", &f, 5, 8, 2, None, &none, &PutOptions::default())
-            .await
-            .unwrap();
+        upload_staged(
+            &store,
+            "k",
+            &f,
+            5,
+            8,
+            2,
+            None,
+            &none,
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(mem.body("k").unwrap(), &b"hello"[..]);
         assert_eq!(mem.count("put"), 1);
         assert_eq!(mem.count("create_multipart"), 0);
@@ -338,9 +348,19 @@ mod tests {
             size: 40,
         };
         let size = new.len() as u64;
-        upload_staged(&store, "k", &f, size, 10, 2, Some(&base), &dirty, &PutOptions::default())
-            .await
-            .unwrap();
+        upload_staged(
+            &store,
+            "k",
+            &f,
+            size,
+            10,
+            2,
+            Some(&base),
+            &dirty,
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(mem.body("k").unwrap(), &new[..]);
         assert_eq!(mem.count("upload_part_copy"), 4);
         assert_eq!(mem.count("upload_part"), 1);
@@ -354,7 +374,9 @@ mod tests {
         let f = staged(&data);
         let mut up = StreamingUpload::new(store, "k", 10, 2);
         for written in [5u64, 25, 60, 95] {
-            up.advance(&f, written, &PutOptions::default()).await.unwrap();
+            up.advance(&f, written, &PutOptions::default())
+                .await
+                .unwrap();
         }
         assert!(up.started());
         up.finish(&f, 95).await.unwrap();

@@ -277,8 +277,24 @@ mod tests {
         let mut t = InodeTable::new("");
         let later = Instant::now() + Duration::from_secs(5);
         let st = Stat::basic(1, SystemTime::UNIX_EPOCH);
-        let a = t.upsert(ROOT_INO, "a", Kind::File, "a".into(), st.clone(), None, later);
-        let a2 = t.upsert(ROOT_INO, "a", Kind::File, "a".into(), st.clone(), None, later);
+        let a = t.upsert(
+            ROOT_INO,
+            "a",
+            Kind::File,
+            "a".into(),
+            st.clone(),
+            None,
+            later,
+        );
+        let a2 = t.upsert(
+            ROOT_INO,
+            "a",
+            Kind::File,
+            "a".into(),
+            st.clone(),
+            None,
+            later,
+        );
         assert_eq!(a, a2);
         let d = t.upsert(ROOT_INO, "a", Kind::Dir, "a/".into(), st, None, later);
         assert_ne!(a, d);

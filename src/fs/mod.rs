@@ -87,7 +87,9 @@ pub struct S3Fs {
 
 impl std::fmt::Debug for S3Fs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Fs").field("config", &self.config).finish()
+        f.debug_struct("S3Fs")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -321,7 +323,9 @@ impl S3Fs {
                     Ok(()) => {
                         dirs.insert(name.to_string(), ());
                     }
-                    Err(why) => warn!(prefix = %p, "skipping a prefix that cannot be a directory name: {why}"),
+                    Err(why) => {
+                        warn!(prefix = %p, "skipping a prefix that cannot be a directory name: {why}")
+                    }
                 }
             }
             for o in page.objects {
@@ -333,7 +337,9 @@ impl S3Fs {
                     Ok(()) => {
                         files.insert(name, o);
                     }
-                    Err(why) => warn!(key = %o.key, "skipping a key that cannot be a file name: {why}"),
+                    Err(why) => {
+                        warn!(key = %o.key, "skipping a key that cannot be a file name: {why}")
+                    }
                 }
             }
             token = page.next_token;
@@ -351,7 +357,10 @@ impl S3Fs {
             name: ".".into(),
             attr: self.attr_of(&dir),
         });
-        let parent = table.get(dir.parent).cloned().unwrap_or_else(|| dir.clone());
+        let parent = table
+            .get(dir.parent)
+            .cloned()
+            .unwrap_or_else(|| dir.clone());
         entries.push(DirEntry {
             ino: parent.ino,
             name: "..".into(),
@@ -387,7 +396,11 @@ impl S3Fs {
             .children_of(ino)
             .into_iter()
             .filter(|c| self.is_local(*c))
-            .filter(|c| table.get(*c).is_some_and(|n| !listed.contains(n.name.as_str())))
+            .filter(|c| {
+                table
+                    .get(*c)
+                    .is_some_and(|n| !listed.contains(n.name.as_str()))
+            })
             .collect();
         local.sort();
         for c in local {
@@ -478,7 +491,10 @@ impl S3Fs {
         } else {
             let meta = self.store.head(&node.key).await.map_err(|e| {
                 if matches!(e, StoreError::NotFound) {
-                    self.inodes.lock().unwrap().forget_child(node.parent, &node.name);
+                    self.inodes
+                        .lock()
+                        .unwrap()
+                        .forget_child(node.parent, &node.name);
                 }
                 FsError::from(e)
             })?;
@@ -623,7 +639,6 @@ impl S3Fs {
         let all = xattr::all(&meta, &tags);
         Ok(xattr::name_list(all.iter().map(|(n, _)| n.as_str())))
     }
-
 }
 
 fn no_data() -> FsError {
@@ -646,7 +661,11 @@ fn kind_from_mode(mode: Option<u32>) -> Kind {
 
 /// Builds a [`Stat`] from a `HeadObject` answer, honouring s3fs's attribute headers.
 pub fn stat_from_meta(meta: &ObjectMeta) -> Stat {
-    let num = |k: &str| meta.metadata.get(k).and_then(|v| v.trim().parse::<u32>().ok());
+    let num = |k: &str| {
+        meta.metadata
+            .get(k)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    };
     let mtime = meta
         .metadata
         .get("mtime")

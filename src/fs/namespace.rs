@@ -77,7 +77,15 @@ impl S3Fs {
             mode: custom_mode,
             ..Stat::basic(0, SystemTime::now())
         };
-        let ino = table.upsert(parent, &name, Kind::Dir, prefix, stat, None, self.valid_until());
+        let ino = table.upsert(
+            parent,
+            &name,
+            Kind::Dir,
+            prefix,
+            stat,
+            None,
+            self.valid_until(),
+        );
         Ok(self.attr_of(table.get(ino).unwrap()))
     }
 
@@ -131,7 +139,15 @@ impl S3Fs {
             gid: None,
         };
         let mut table = self.inodes.lock().unwrap();
-        let ino = table.upsert(parent, &name, Kind::Symlink, key, stat, None, self.valid_until());
+        let ino = table.upsert(
+            parent,
+            &name,
+            Kind::Symlink,
+            key,
+            stat,
+            None,
+            self.valid_until(),
+        );
         Ok(self.attr_of(table.get(ino).unwrap()))
     }
 
@@ -191,7 +207,10 @@ impl S3Fs {
             Kind::Dir => {
                 let new_prefix = child_prefix(&new_dir.key, new_name);
                 if new_prefix.starts_with(&src.key) {
-                    return Err(FsError::new(libc::EINVAL, "cannot move a directory into itself"));
+                    return Err(FsError::new(
+                        libc::EINVAL,
+                        "cannot move a directory into itself",
+                    ));
                 }
                 if let Some(d) = &dst {
                     if d.kind != Kind::Dir {
@@ -217,7 +236,10 @@ impl S3Fs {
         // Files under the directory with unsaved writes go first, so the copies see them.
         let local: Vec<u64> = self.writes.lock().unwrap().keys().copied().collect();
         for ino in local {
-            let under = self.node(ino).map(|n| n.key.starts_with(old)).unwrap_or(false);
+            let under = self
+                .node(ino)
+                .map(|n| n.key.starts_with(old))
+                .unwrap_or(false);
             if under {
                 self.commit_pending(ino).await?;
             }
@@ -257,7 +279,12 @@ impl S3Fs {
             .collect()
             .await;
         results.into_iter().collect::<FsResult<Vec<()>>>()?;
-        info!(from = old, to = new, objects = keys.len(), "directory renamed");
+        info!(
+            from = old,
+            to = new,
+            objects = keys.len(),
+            "directory renamed"
+        );
         Ok(())
     }
 }

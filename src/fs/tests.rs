@@ -1,0 +1,302 @@
+//! Unit tests of the filesystem core over the in-memory store. The same behaviours are proven
+//! end to end, through a real mount and a real S3 server, in `tests/`.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::inode::ROOT_INO;
+use super::write::AttrChange;
+use super::S3Fs;
+use crate::config::{FsConfig, WriteConfig};
+use crate::storage::mem::MemStore;
+use crate::storage::{ObjectStore, PutOptions};
+
+fn fs_with(store: &Arc<MemStore>, prefix: &str) -> S3Fs {
+    let config = FsConfig {
+        prefix: prefix.to_string(),
+        metadata_ttl: Duration::from_secs(60),
+        write: WriteConfig {
+            part_size: 5 << 20,
+            ..WriteConfig::default()
+        },
+        ..FsConfig::default()
+    };
+    S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config)
+}
+
+async fn names(fs: &S3Fs, ino: u64) -> Vec<String> {
+    let fh = fs.opendir(ino).unwrap();
+    let entries = fs.readdir(fh, 0).await.unwrap();
+    fs.releasedir(fh);
+    entries.iter().map(|e| e.name.clone()).collect()
+}
+
+async fn lookup(fs: &S3Fs, parent: u64, name: &str) -> u64 {
+    fs.lookup(parent, OsStr::new(name)).await.unwrap().ino.0
+}
+
+#[tokio::test]
+async fn listing_follows_the_namespace_rules_without_head_requests() {
+    let store = Arc::new(MemStore::new());
+    for k in [
+        "a",
+        "a/inner",
+        "b.txt",
+        "c/",
+        "d//x",
+        "../up",
+        "./dot",
+        "sub/deep/file",
+    ] {
+        store.insert(k, "data");
+    }
+    store.insert(&format!("{}", "n".repeat(256)), "long");
+    let fs = fs_with(&store, "");
+    let got = names(&fs, ROOT_INO).await;
+    // `a` the directory hides `a` the file; `..`, `.` and the long name are skipped, and so
+    // is the empty name of `d//x` inside `d`.
+    assert_eq!(got, [".", "..", "a", "b.txt", "c", "d", "sub"]);
+    let d = lookup(&fs, ROOT_INO, "d").await;
+    assert_eq!(names(&fs, d).await, [".", ".."]);
+    assert_eq!(store.count("head"), 0);
+    // Attributes from the listing serve lookups without HeadObject.
+    let b = fs.lookup(ROOT_INO, OsStr::new("b.txt")).await.unwrap();
+    assert_eq!(b.size, 4);
+    assert_eq!(store.count("head"), 0);
+}
+
+#[tokio::test]
+async fn listing_paginates_past_one_thousand_entries() {
+    let store = Arc::new(MemStore::new());
+    for i in 0..2500 {
+        store.insert(&format!("big/f{i:05}"), "x");
+    }
+    let fs = fs_with(&store, "");
+    let dir = lookup(&fs, ROOT_INO, "big").await;
+    assert_eq!(names(&fs, dir).await.len(), 2502);
+    // ceil(2500 / 1000) pages, plus the one-key LIST of the lookup.
+    assert_eq!(store.count("list"), 3 + 1);
+}
+
+#[tokio::test]
+async fn prefix_mounts_see_only_their_subtree() {
+    let store = Arc::new(MemStore::new());
+    store.insert("p/one", "1");
+    store.insert("other", "2");
+    let fs = fs_with(&store, "p/");
+    assert_eq!(names(&fs, ROOT_INO).await, [".", "..", "one"]);
+}
+
+#[tokio::test]
+async fn missing_names_are_cached_negatively() {
+    let store = Arc::new(MemStore::new());
+    let fs = fs_with(&store, "");
+    for _ in 0..3 {
+        let err = fs.lookup(ROOT_INO, OsStr::new("nope")).await.unwrap_err();
+        assert_eq!(err.errno, libc::ENOENT);
+    }
+    assert_eq!(store.count("head"), 1);
+}
+
+#[tokio::test]
+async fn open_and_read_return_the_object() {
+    let store = Arc::new(MemStore::new());
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    store.insert("f", body.clone());
+    let fs = fs_with(&store, "");
+    let ino = lookup(&fs, ROOT_INO, "f").await;
+    let (fh, _) = fs.open(ino, libc::O_RDONLY).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < body.len() {
+        got.extend_from_slice(&fs.read(fh, got.len() as u64, 131_072).await.unwrap());
+    }
+    assert_eq!(got, body);
+    fs.release(fh).await;
+}
+
+#[tokio::test]
+async fn create_write_flush_uploads_and_reads_back_before_close() {
+    let store = Arc::new(MemStore::new());
+    let fs = fs_with(&store, "");
+    let (attr, fh) = fs
+        .create(ROOT_INO, OsStr::new("new.txt"), 0o644, libc::O_WRONLY)
+        .await
+        .unwrap();
+    fs.write(fh, 0, b"hello ").await.unwrap();
+    fs.write(fh, 6, b"world").await.unwrap();
+    // A second descriptor sees the bytes before the first closes.
+    let (rfh, _) = fs.open(attr.ino.0, libc::O_RDONLY).await.unwrap();
+    assert_eq!(&fs.read(rfh, 0, 100).await.unwrap()[..], b"hello world");
+    assert!(
+        store.body("new.txt").is_none(),
+        "nothing is uploaded before flush"
+    );
+    fs.flush(fh).await.unwrap();
+    assert_eq!(store.body("new.txt").unwrap(), &b"hello world"[..]);
+    fs.release(fh).await;
+    fs.release(rfh).await;
+    let meta = store.head("new.txt").await.unwrap();
+    assert_eq!(meta.content_type.as_deref(), Some("text/plain"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_sequential_write_streams_a_multipart_upload() {
+    let store = Arc::new(MemStore::new());
+    let fs = fs_with(&store, "");
+    let (_, fh) = fs
+        .create(ROOT_INO, OsStr::new("big"), 0o644, libc::O_WRONLY)
+        .await
+        .unwrap();
+    let data: Vec<u8> = (0..12_000_000u32).map(|i| (i % 253) as u8).collect();
+    for (i, chunk) in data.chunks(1 << 20).enumerate() {
+        fs.write(fh, (i << 20) as u64, chunk).await.unwrap();
+    }
+    assert_eq!(
+        store.count("create_multipart"),
+        1,
+        "the upload starts while writing"
+    );
+    fs.flush(fh).await.unwrap();
+    assert_eq!(store.count("upload_part"), 3);
+    fs.release(fh).await;
+    assert_eq!(store.body("big").unwrap(), &data[..]);
+    assert_eq!(store.count("put"), 0);
+    assert_eq!(store.open_uploads(), 0);
+}
+
+#[tokio::test]
+async fn failed_upload_reaches_flush_and_keeps_the_old_object() {
+    let store = Arc::new(MemStore::new());
+    store.insert("f", "old");
+    let fs = fs_with(&store, "");
+    let ino = lookup(&fs, ROOT_INO, "f").await;
+    let (fh, _) = fs.open(ino, libc::O_WRONLY | libc::O_TRUNC).await.unwrap();
+    fs.write(fh, 0, b"new content").await.unwrap();
+    store.fail("put", true);
+    let err = fs.flush(fh).await.unwrap_err();
+    assert_eq!(err.errno, libc::EIO);
+    assert_eq!(store.body("f").unwrap(), &b"old"[..]);
+    // Once the store recovers, the next flush saves the same bytes.
+    store.fail("put", false);
+    fs.flush(fh).await.unwrap();
+    fs.release(fh).await;
+    assert_eq!(store.body("f").unwrap(), &b"new content"[..]);
+}
+
+#[tokio::test]
+async fn append_and_truncate_stage_the_existing_object() {
+    let store = Arc::new(MemStore::new());
+    store.insert("f", "abc");
+    let fs = fs_with(&store, "");
+    let ino = lookup(&fs, ROOT_INO, "f").await;
+    let (fh, _) = fs.open(ino, libc::O_WRONLY).await.unwrap();
+    fs.write(fh, 3, b"def").await.unwrap();
+    fs.flush(fh).await.unwrap();
+    fs.release(fh).await;
+    assert_eq!(store.body("f").unwrap(), &b"abcdef"[..]);
+    let change = AttrChange {
+        size: Some(2),
+        ..Default::default()
+    };
+    fs.setattr(ino, None, change).await.unwrap();
+    assert_eq!(store.body("f").unwrap(), &b"ab"[..]);
+}
+
+#[tokio::test]
+async fn directories_rename_and_rmdir() {
+    let store = Arc::new(MemStore::new());
+    let fs = fs_with(&store, "");
+    let d = fs
+        .mkdir(ROOT_INO, OsStr::new("d"), 0o755)
+        .await
+        .unwrap()
+        .ino
+        .0;
+    let (_, fh) = fs
+        .create(d, OsStr::new("x"), 0o644, libc::O_WRONLY)
+        .await
+        .unwrap();
+    fs.write(fh, 0, b"1").await.unwrap();
+    fs.flush(fh).await.unwrap();
+    fs.release(fh).await;
+    assert_eq!(
+        fs.rmdir(ROOT_INO, OsStr::new("d")).await.unwrap_err().errno,
+        libc::ENOTEMPTY
+    );
+    fs.rename(ROOT_INO, OsStr::new("d"), ROOT_INO, OsStr::new("e"), 0)
+        .await
+        .unwrap();
+    assert_eq!(store.keys(), ["e/", "e/x"]);
+    let e = lookup(&fs, ROOT_INO, "e").await;
+    fs.unlink(e, OsStr::new("x")).await.unwrap();
+    fs.rmdir(ROOT_INO, OsStr::new("e")).await.unwrap();
+    assert!(store.keys().is_empty());
+}
+
+#[tokio::test]
+async fn tags_respect_s3_limits_and_xattr_flags() {
+    let store = Arc::new(MemStore::new());
+    store.insert_with("f", "x", PutOptions::default(), vec![]);
+    let fs = fs_with(&store, "");
+    let ino = lookup(&fs, ROOT_INO, "f").await;
+    for i in 0..10 {
+        fs.setxattr(ino, OsStr::new(&format!("user.s3.tag.k{i}")), b"v", 0)
+            .await
+            .unwrap();
+    }
+    let err = fs
+        .setxattr(ino, OsStr::new("user.s3.tag.k10"), b"v", 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.errno, libc::ENOSPC);
+    let err = fs
+        .setxattr(ino, OsStr::new("user.s3.tag.k0"), b"v", 1)
+        .await
+        .unwrap_err();
+    assert_eq!(err.errno, libc::EEXIST);
+    let err = fs
+        .setxattr(ino, OsStr::new("user.s3.etag"), b"v", 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.errno, libc::EPERM);
+    assert_eq!(store.get_tags("f").await.unwrap().len(), 10);
+    let big = "x".repeat(3000);
+    let err = fs
+        .setxattr(ino, OsStr::new("user.s3.meta.big"), big.as_bytes(), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.errno, libc::E2BIG);
+}
+
+#[tokio::test]
+async fn read_only_mounts_refuse_every_change() {
+    let store = Arc::new(MemStore::new());
+    store.insert("f", "x");
+    let config = FsConfig {
+        read_only: true,
+        ..FsConfig::default()
+    };
+    let fs = S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config);
+    let ino = lookup(&fs, ROOT_INO, "f").await;
+    fn erofs<T: std::fmt::Debug>(r: Result<T, crate::error::FsError>) -> i32 {
+        r.unwrap_err().errno
+    }
+    assert_eq!(erofs(fs.open(ino, libc::O_WRONLY).await), libc::EROFS);
+    assert_eq!(
+        erofs(fs.unlink(ROOT_INO, OsStr::new("f")).await),
+        libc::EROFS
+    );
+    assert_eq!(
+        erofs(fs.mkdir(ROOT_INO, OsStr::new("d"), 0o755).await),
+        libc::EROFS
+    );
+    assert_eq!(
+        erofs(
+            fs.create(ROOT_INO, OsStr::new("n"), 0o644, libc::O_WRONLY)
+                .await
+        ),
+        libc::EROFS
+    );
+    assert_eq!(store.keys(), ["f"]);
+}

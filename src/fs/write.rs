@@ -94,10 +94,8 @@ fn apply_attr_metadata(
     current_mode: u32,
 ) {
     if let Some(mode) = change.mode {
-        opts.metadata.insert(
-            "mode".into(),
-            (file_type | (mode & 0o7777)).to_string(),
-        );
+        opts.metadata
+            .insert("mode".into(), (file_type | (mode & 0o7777)).to_string());
     } else if change.uid.is_some() || change.gid.is_some() {
         opts.metadata
             .entry("mode".into())
@@ -168,7 +166,13 @@ impl S3Fs {
     }
 
     /// Creates and opens `name` in `parent`: the object appears on the first flush.
-    pub async fn create(&self, parent: u64, name: &OsStr, mode: u32, flags: i32) -> FsResult<(FileAttr, u64)> {
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+    ) -> FsResult<(FileAttr, u64)> {
         self.check_writable()?;
         let name = self.new_name(parent, name).await?;
         let dir = self.dir_node(parent)?;
@@ -202,7 +206,15 @@ impl S3Fs {
         };
         let (ino, attr) = {
             let mut table = self.inodes.lock().unwrap();
-            let ino = table.upsert(parent, &name, Kind::File, key, stat, None, self.valid_until());
+            let ino = table.upsert(
+                parent,
+                &name,
+                Kind::File,
+                key,
+                stat,
+                None,
+                self.valid_until(),
+            );
             (ino, self.attr_of(table.get(ino).unwrap()))
         };
         let state = Arc::new(tokio::sync::Mutex::new(WriteState { ino, ..state }));
@@ -238,7 +250,10 @@ impl S3Fs {
         self.check_writable()?;
         let node = self.node(ino)?;
         if node.kind != Kind::File {
-            return Err(FsError::new(libc::EISDIR, "only regular files can be written"));
+            return Err(FsError::new(
+                libc::EISDIR,
+                "only regular files can be written",
+            ));
         }
         let truncate = flags & libc::O_TRUNC != 0;
         let state = match self.write_state(ino) {
@@ -248,10 +263,13 @@ impl S3Fs {
             }
             None => {
                 let meta = self.store.head(&node.key).await.ok();
-                let opts = meta.as_ref().map(put_options_of).unwrap_or_else(|| PutOptions {
-                    content_type: Some(guess_content_type(&node.name)),
-                    ..Default::default()
-                });
+                let opts = meta
+                    .as_ref()
+                    .map(put_options_of)
+                    .unwrap_or_else(|| PutOptions {
+                        content_type: Some(guess_content_type(&node.name)),
+                        ..Default::default()
+                    });
                 let state = Arc::new(tokio::sync::Mutex::new(WriteState {
                     ino,
                     key: node.key.clone(),
@@ -341,7 +359,11 @@ impl S3Fs {
         let mut st = state.lock().await;
         self.ensure_staged(&mut st).await?;
         let end = offset + data.len() as u64;
-        st.file.as_ref().unwrap().as_file().write_all_at(data, offset)?;
+        st.file
+            .as_ref()
+            .unwrap()
+            .as_file()
+            .write_all_at(data, offset)?;
         if let Some(stream) = &st.stream {
             if offset < stream.uploaded {
                 // Rewriting bytes already sent: fall back to uploading the staged file whole.
@@ -433,7 +455,9 @@ impl S3Fs {
         let file = st.file.as_ref().unwrap().as_file();
         let started = std::time::Instant::now();
         let result = match st.stream.take() {
-            Some(stream) if stream.started() && !stream.failed() => stream.finish(file, st.size).await,
+            Some(stream) if stream.started() && !stream.failed() => {
+                stream.finish(file, st.size).await
+            }
             other => {
                 if let Some(s) = other {
                     s.abort().await;
@@ -519,7 +543,12 @@ impl S3Fs {
 
     /// Applies `setattr`: size changes go through a write state; mode, owner and times are
     /// kept in s3fs's metadata.
-    pub async fn setattr(&self, ino: u64, fh: Option<u64>, change: AttrChange) -> FsResult<FileAttr> {
+    pub async fn setattr(
+        &self,
+        ino: u64,
+        fh: Option<u64>,
+        change: AttrChange,
+    ) -> FsResult<FileAttr> {
         self.check_writable()?;
         let node = self.node(ino)?;
         if let Some(size) = change.size {
@@ -649,7 +678,11 @@ impl S3Fs {
             n.stat.mode = num("mode").or(n.stat.mode);
             n.stat.uid = num("uid").or(n.stat.uid);
             n.stat.gid = num("gid").or(n.stat.gid);
-            if let Some(t) = opts.metadata.get("mtime").and_then(|v| super::parse_s3fs_time(v)) {
+            if let Some(t) = opts
+                .metadata
+                .get("mtime")
+                .and_then(|v| super::parse_s3fs_time(v))
+            {
                 n.stat.mtime = t;
             }
         }

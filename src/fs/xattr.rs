@@ -41,7 +41,10 @@ fn target(name: &str) -> FsResult<Target<'_>> {
         Ok(Target::Tag(k))
     } else if let Some(k) = name.strip_prefix(META_PREFIX) {
         if k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(FsError::new(libc::EINVAL, "metadata keys must be printable ASCII"));
+            return Err(FsError::new(
+                libc::EINVAL,
+                "metadata keys must be printable ASCII",
+            ));
         }
         // S3 stores metadata keys in lower case.
         Ok(Target::Meta(k.to_ascii_lowercase()))
@@ -73,26 +76,25 @@ impl S3Fs {
         self.check_writable()?;
         let node = self.node(ino)?;
         if node.kind == Kind::Dir {
-            return Err(FsError::new(libc::ENOTSUP, "directories have no S3 attributes"));
+            return Err(FsError::new(
+                libc::ENOTSUP,
+                "directories have no S3 attributes",
+            ));
         }
         Ok(node)
     }
 
     /// Sets tag `key` (or removes it, with `value = None`) through Get/PutObjectTagging.
-    async fn edit_tag(
-        &self,
-        ino: u64,
-        key: &str,
-        value: Option<&str>,
-        flags: i32,
-    ) -> FsResult<()> {
+    async fn edit_tag(&self, ino: u64, key: &str, value: Option<&str>, flags: i32) -> FsResult<()> {
         self.commit_pending(ino).await?;
         let node = self.node(ino)?;
         let mut tags = self.store.get_tags(&node.key).await?;
         let pos = tags.iter().position(|(k, _)| k == key);
         check_flags(pos.is_some(), flags)?;
         match (value, pos) {
-            (Some(v), _) if key.chars().count() > MAX_TAG_KEY || v.chars().count() > MAX_TAG_VALUE => {
+            (Some(v), _)
+                if key.chars().count() > MAX_TAG_KEY || v.chars().count() > MAX_TAG_VALUE =>
+            {
                 tracing::warn!(key, "refusing a tag over S3's size limits");
                 return Err(FsError::new(
                     libc::E2BIG,

@@ -19,8 +19,8 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, MetadataDirective, ServerSideEncryption,
-    StorageClass, Tag, Tagging, TaggingDirective,
+    CompletedMultipartUpload, CompletedPart, MetadataDirective, ServerSideEncryption, StorageClass,
+    Tag, Tagging, TaggingDirective,
 };
 use aws_sdk_s3::Client;
 use bytes::Bytes;
@@ -157,7 +157,11 @@ impl S3Store {
             } else {
                 Some(opts.metadata.clone())
             },
-            storage_class: self.settings.storage_class.as_deref().map(StorageClass::from),
+            storage_class: self
+                .settings
+                .storage_class
+                .as_deref()
+                .map(StorageClass::from),
             sse: self.settings.sse.as_deref().map(ServerSideEncryption::from),
             kms_key: self.settings.sse_kms_key_id.clone(),
         })
@@ -237,19 +241,18 @@ where
             StoreError::AccessDenied(detail)
         }
         (_, None, Some(404)) => StoreError::NotFound,
-        (_, Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"), _)
+        (
+            _,
+            Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"),
+            _,
+        )
         | (_, _, Some(503)) => StoreError::Throttled(detail),
         (_, Some("NotImplemented"), _) | (_, _, Some(501)) => StoreError::NotImplemented(detail),
         (
             _,
             Some(
-                "EntityTooLarge"
-                | "EntityTooSmall"
-                | "InvalidArgument"
-                | "InvalidTag"
-                | "MetadataTooLarge"
-                | "KeyTooLongError"
-                | "InvalidRange",
+                "EntityTooLarge" | "EntityTooSmall" | "InvalidArgument" | "InvalidTag"
+                | "MetadataTooLarge" | "KeyTooLongError" | "InvalidRange",
             ),
             _,
         ) => StoreError::Invalid(detail),
