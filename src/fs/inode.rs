@@ -83,6 +83,9 @@ pub struct Inode {
     pub tags: Option<(Instant, Arc<Vec<(String, String)>>)>,
     /// ETag at the last open, to decide whether the kernel may keep its page cache.
     pub last_open_etag: Option<String>,
+    /// For directories: until when the table knows *every* child (after a complete listing,
+    /// or for a directory we just created), so a name it does not know is absent.
+    pub complete_until: Option<Instant>,
 }
 
 /// The table of every inode of the mount.
@@ -108,6 +111,7 @@ impl InodeTable {
             meta: None,
             tags: None,
             last_open_etag: None,
+            complete_until: None,
         };
         InodeTable {
             by_ino: HashMap::from([(ROOT_INO, root)]),
@@ -212,6 +216,7 @@ impl InodeTable {
                 meta,
                 tags: None,
                 last_open_etag: None,
+                complete_until: None,
             },
         );
         self.by_name.insert((parent, name.to_string()), ino);

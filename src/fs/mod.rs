@@ -201,6 +201,14 @@ impl S3Fs {
             if table.is_negative(parent, name, now) {
                 return Err(FsError::not_found());
             }
+            // A directory listed (or created) within the TTL has no children we don't know.
+            let complete = table
+                .get(parent)
+                .and_then(|d| d.complete_until)
+                .is_some_and(|until| until > now);
+            if complete && table.child(parent, name).is_none() {
+                return Err(FsError::not_found());
+            }
         }
         self.resolve(&dir, name).await
     }
@@ -351,6 +359,9 @@ impl S3Fs {
 
         let until = self.valid_until();
         let mut table = self.inodes.lock().unwrap();
+        if let Some(d) = table.get_mut(ino) {
+            d.complete_until = Some(until);
+        }
         let mut entries = Vec::with_capacity(dirs.len() + files.len() + 2);
         entries.push(DirEntry {
             ino,

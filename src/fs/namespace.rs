@@ -86,7 +86,10 @@ impl S3Fs {
             None,
             self.valid_until(),
         );
-        Ok(self.attr_of(table.get(ino).unwrap()))
+        // A directory we just created holds nothing: lookups inside it need no request.
+        let node = table.get_mut(ino).unwrap();
+        node.complete_until = Some(self.valid_until());
+        Ok(self.attr_of(node))
     }
 
     /// Whether anything but the marker lies under directory `node` (in S3 or being written).

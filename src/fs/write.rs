@@ -262,7 +262,13 @@ impl S3Fs {
                 state
             }
             None => {
-                let meta = self.store.head(&node.key).await.ok();
+                // Only "no such object" means there is nothing to keep: any other failure
+                // must not turn into an empty upload over the existing object.
+                let meta = match self.store.head(&node.key).await {
+                    Ok(m) => Some(m),
+                    Err(StoreError::NotFound) => None,
+                    Err(e) => return Err(e.into()),
+                };
                 let opts = meta
                     .as_ref()
                     .map(put_options_of)
