@@ -136,6 +136,16 @@ impl Filesystem for FuseAdapter {
         Ok(())
     }
 
+    fn destroy(&mut self) {
+        // The kernel is letting go of the mount (unmount, even a lazy one): save whatever is
+        // still unsaved; anything that cannot be saved is kept on disk and logged.
+        let fs = self.fs.clone();
+        let failures = self.rt.block_on(async move { fs.commit_all().await });
+        for (key, err) in failures {
+            warn!(key = %key, "unsaved at unmount: {err}");
+        }
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.to_owned();
         let ttl = self.ttl();
@@ -433,6 +443,18 @@ impl Filesystem for FuseAdapter {
             reply,
             |r, ()| r.ok(),
         );
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Directory changes are made on S3 synchronously: nothing is pending.
+        reply.ok();
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

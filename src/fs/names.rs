@@ -8,6 +8,9 @@
 /// The longest file name Linux accepts, in bytes.
 pub const NAME_MAX: usize = 255;
 
+/// The longest key S3 accepts, in bytes.
+pub const KEY_MAX: usize = 1024;
+
 /// Why a listed name cannot appear in the mount.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BadName {

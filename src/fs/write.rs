@@ -238,6 +238,13 @@ impl S3Fs {
             return Err(FsError::new(libc::ENAMETOOLONG, "name too long"));
         }
         check_name(&name).map_err(|e| FsError::new(libc::EINVAL, e.to_string()))?;
+        let dir = self.dir_node(parent)?;
+        if dir.key.len() + name.len() + 1 > super::names::KEY_MAX {
+            return Err(FsError::new(
+                libc::ENAMETOOLONG,
+                "the key would exceed S3's 1,024 bytes",
+            ));
+        }
         match self.lookup(parent, OsStr::new(&name)).await {
             Ok(_) => Err(FsError::new(libc::EEXIST, format!("{name} exists"))),
             Err(e) if e.errno == libc::ENOENT => Ok(name),
