@@ -1,10 +1,12 @@
 //! Command-line interface. Flag names follow Mountpoint's `mount-s3` where the meaning is the
 //! same, so users can switch between the two.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::config::{FsConfig, ReadConfig, WriteConfig};
 use crate::storage::s3::S3Settings;
@@ -12,19 +14,36 @@ use crate::storage::BucketLocation;
 
 /// Mount an S3 bucket (or a prefix of it) as a local directory.
 ///
-/// s3mount stays attached to the terminal; run it with `&`, under systemd, or from a
-/// terminal multiplexer to keep it running. `-f/--foreground` is accepted for compatibility.
-/// Stop it with Ctrl-C, SIGTERM or `fusermount3 -u MOUNTPOINT`.
+/// s3mount checks the mount point and the bucket, mounts, and then goes to the background:
+/// the command returns once the mount is ready (exit status 0), or prints one line saying what
+/// is wrong (exit status 1). With `-f/--foreground` it stays attached to the terminal and logs
+/// to stderr. Stop it with `umount MOUNTPOINT`, `fusermount3 -u MOUNTPOINT`, SIGINT or SIGTERM.
+///
+/// From /etc/fstab or `mount -t fuse.s3mount BUCKET MOUNTPOINT -o OPTIONS`, every flag can be
+/// given as a mount option without its dashes (`endpoint-url=URL`, `allow_other`, `ro`).
 #[derive(Debug, Parser)]
-#[command(name = "s3mount", version, about, long_about = None)]
+#[command(name = "s3mount", version, about, long_about = None, args_override_self = true)]
 pub struct Args {
     /// Bucket to mount: `NAME`, `NAME/PREFIX/` or `s3://NAME/PREFIX/`.
-    #[arg(value_name = "BUCKET")]
-    pub bucket: String,
+    #[arg(value_name = "BUCKET", required_unless_present_any = ["generate_man", "generate_completions"])]
+    pub bucket: Option<String>,
 
     /// Directory to mount the bucket at.
-    #[arg(value_name = "MOUNTPOINT")]
-    pub mountpoint: PathBuf,
+    #[arg(value_name = "MOUNTPOINT", required_unless_present_any = ["generate_man", "generate_completions"])]
+    pub mountpoint: Option<PathBuf>,
+
+    /// Mount options, comma-separated, as mount(8) and /etc/fstab pass them: any s3mount flag
+    /// without its dashes (`endpoint-url=URL`, `region=R`, `allow_other`, `uid=1000`; `_` and
+    /// `-` are the same), `ro` for --read-only, `noexec`; standard options that do not concern
+    /// s3mount (rw, nodev, nosuid, noatime, _netdev, nofail, defaults, x-systemd.*, ...) are
+    /// ignored. Repeatable.
+    #[arg(short = 'o', value_name = "OPTIONS", action = clap::ArgAction::Append,
+          help_heading = "Mount options")]
+    pub options: Vec<String>,
+
+    /// Set by the `noexec` mount option: the kernel refuses to execute files from the mount.
+    #[arg(skip)]
+    pub noexec: bool,
 
     /// Mount only the keys under this prefix (a trailing `/` is added if missing).
     #[arg(long, help_heading = "Bucket options")]
@@ -68,7 +87,8 @@ pub struct Args {
     #[arg(long, help_heading = "Mount options")]
     pub auto_unmount: bool,
 
-    /// Stay in the foreground (s3mount currently always does).
+    /// Stay in the foreground and log to stderr, instead of going to the background once the
+    /// mount is ready.
     #[arg(short, long, help_heading = "Mount options")]
     pub foreground: bool,
 
@@ -141,14 +161,303 @@ pub struct Args {
     #[arg(long, help_heading = "Mount options")]
     pub allow_overwrite: bool,
 
-    /// Log debug messages (including one line per S3 request failure).
+    /// Log debug messages, including one line per S3 request (operation, key, HTTP status,
+    /// attempts, bytes, latency; never a credential).
     #[arg(short, long, help_heading = "Logging options")]
     pub debug: bool,
 
-    /// Write logs to a file in this directory instead of stderr.
+    /// Write logs to rotating daily files in this directory (s3mount.YYYY-MM-DD.log, 7 kept)
+    /// [default: stderr with --foreground, else syslog/journald].
     #[arg(short, long, value_name = "DIR", help_heading = "Logging options")]
     pub log_directory: Option<PathBuf>,
+
+    /// Log a summary of S3 requests, bytes, errors, retries, latency percentiles and cache
+    /// hits every SECONDS [default when given without a value: 60].
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, require_equals = true,
+          default_missing_value = "60", value_parser = clap::value_parser!(u64).range(1..),
+          help_heading = "Logging options")]
+    pub log_metrics: Option<u64>,
+
+    /// Serve metrics in the Prometheus text format at http://ADDR/metrics (e.g.
+    /// 127.0.0.1:9464). Only loopback addresses unless --metrics-allow-remote.
+    #[arg(long, value_name = "ADDR", help_heading = "Logging options")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Allow --metrics-addr to listen on a non-loopback address (the endpoint has no
+    /// authentication).
+    #[arg(long, requires = "metrics_addr", help_heading = "Logging options")]
+    pub metrics_allow_remote: bool,
+
+    /// Write the man page (s3mount.1) into DIR and exit.
+    #[arg(long, value_name = "DIR", help_heading = "Installation")]
+    pub generate_man: Option<PathBuf>,
+
+    /// Print the completion script for SHELL to stdout and exit.
+    #[arg(long, value_name = "SHELL", help_heading = "Installation")]
+    pub generate_completions: Option<clap_complete::Shell>,
 }
+
+/// Why the command line was refused.
+#[derive(Debug)]
+pub enum ArgsError {
+    /// clap's own error (usage, --help, --version): it knows how to print itself and its
+    /// exit code.
+    Clap(clap::Error),
+    /// A bad `-o` option: one line, exit status 1.
+    Options(String),
+}
+
+/// Standard mount options that s3mount accepts and ignores: they are either handled by
+/// mount(8)/mount.fuse3, always in force (s3mount always mounts nodev,nosuid,noatime with
+/// default_permissions), or meaningless for S3.
+const IGNORED_OPTIONS: &[&str] = &[
+    "rw",
+    "defaults",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "users",
+    "owner",
+    "group",
+    "_netdev",
+    "nofail",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "atime",
+    "noatime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "lazytime",
+    "nolazytime",
+    "diratime",
+    "nodiratime",
+    "async",
+    "silent",
+    "loud",
+    "default_permissions",
+];
+
+/// Flags that make no sense as mount options.
+const NOT_MOUNT_OPTIONS: &[&str] = &["help", "version", "generate-man", "generate-completions"];
+
+/// Turns `-o` option strings into the equivalent flags. Returns the flags and whether
+/// `noexec` is in force.
+pub fn translate_mount_options(options: &[String]) -> Result<(Vec<OsString>, bool), String> {
+    let cmd = Args::command();
+    let mut flags = Vec::new();
+    let mut read_only = None;
+    let mut noexec = false;
+    for opt in options.iter().flat_map(|o| o.split(',')) {
+        let opt = opt.trim();
+        if opt.is_empty() {
+            continue;
+        }
+        let (name, value) = match opt.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (opt, None),
+        };
+        match name {
+            "ro" if value.is_none() => read_only = Some(true),
+            "rw" if value.is_none() => read_only = Some(false),
+            "noexec" if value.is_none() => noexec = true,
+            "exec" if value.is_none() => noexec = false,
+            n if IGNORED_OPTIONS.contains(&n) && value.is_none() => {}
+            // x-systemd.*, x-gvfs-*, ...: userspace-only options, meant for other programs.
+            n if n.starts_with("x-") || n == "comment" => {}
+            _ => flags.push(option_to_flag(&cmd, name, value)?),
+        }
+    }
+    if read_only == Some(true) {
+        flags.push("--read-only".into());
+    }
+    Ok((flags, noexec))
+}
+
+/// One `name[=value]` mount option as a `--flag[=value]` argument.
+fn option_to_flag(
+    cmd: &clap::Command,
+    name: &str,
+    value: Option<&str>,
+) -> Result<OsString, String> {
+    let long = name.replace('_', "-");
+    let arg = cmd
+        .get_arguments()
+        .filter(|a| !NOT_MOUNT_OPTIONS.contains(&a.get_id().as_str().replace('_', "-").as_str()))
+        .find(|a| {
+            a.get_long() == Some(long.as_str())
+                || a.get_all_aliases()
+                    .is_some_and(|aliases| aliases.contains(&long.as_str()))
+        })
+        .ok_or_else(|| {
+            format!(
+                "unknown mount option '{name}': use s3mount's flags without their dashes                  (e.g. endpoint-url=URL, region=REGION, allow_other, uid=1000), or ro; see                  `s3mount --help`"
+            )
+        })?;
+    let canonical = arg.get_long().unwrap_or(long.as_str());
+    let takes_value = arg.get_action().takes_values();
+    let optional_value = arg
+        .get_num_args()
+        .is_some_and(|n| n.min_values() == 0 && n.max_values() > 0);
+    match (takes_value, value) {
+        (false, None) => Ok(format!("--{canonical}").into()),
+        (false, Some(_)) => Err(format!(
+            "mount option '{name}' takes no value: write just '{name}'"
+        )),
+        (true, Some(v)) => Ok(format!("--{canonical}={v}").into()),
+        (true, None) if optional_value => Ok(format!("--{canonical}").into()),
+        (true, None) => Err(format!(
+            "mount option '{name}' needs a value: write '{name}=VALUE'"
+        )),
+    }
+}
+
+impl Args {
+    /// Parses a command line (`argv[0]` first), `-o` options included.
+    pub fn parse_from_args<I, T>(argv: I) -> Result<Args, ArgsError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+        let args = Args::try_parse_from(&argv).map_err(ArgsError::Clap)?;
+        if args.options.is_empty() {
+            return Ok(args);
+        }
+        let (flags, noexec) = translate_mount_options(&args.options).map_err(ArgsError::Options)?;
+        // The options go first, so flags given on the command line itself win.
+        let mut full = Vec::with_capacity(argv.len() + flags.len());
+        full.extend(argv.first().cloned());
+        full.extend(flags);
+        full.extend(argv.iter().skip(1).cloned());
+        let mut args = Args::try_parse_from(&full).map_err(|e| {
+            ArgsError::Options(format!(
+                "in the -o options: {}",
+                e.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid option")
+                    .trim_start_matches("error: ")
+            ))
+        })?;
+        args.noexec = noexec;
+        Ok(args)
+    }
+
+    /// The BUCKET argument (present unless generating docs).
+    pub fn bucket(&self) -> &str {
+        self.bucket.as_deref().unwrap_or("")
+    }
+
+    /// The MOUNTPOINT argument (present unless generating docs).
+    pub fn mountpoint(&self) -> &Path {
+        self.mountpoint.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// Makes every path absolute, so that they keep their meaning after the background
+    /// process moves to `/`.
+    pub fn absolutize_paths(&mut self) -> Result<(), String> {
+        for path in [
+            self.mountpoint.as_mut(),
+            self.log_directory.as_mut(),
+            self.cache_dir.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if path.is_relative() {
+                *path = std::path::absolute(&*path)
+                    .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes the man page, `s3mount.1`, into `dir`; returns its path.
+pub fn write_man_page(dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("s3mount.1");
+    let man = clap_mangen::Man::new(Args::command())
+        .section("1")
+        .manual("s3mount manual");
+    let mut out = Vec::new();
+    let render = |out: &mut Vec<u8>| -> std::io::Result<()> {
+        man.render_title(out)?;
+        man.render_name_section(out)?;
+        man.render_synopsis_section(out)?;
+        man.render_description_section(out)?;
+        man.render_options_section(out)?;
+        out.extend_from_slice(MAN_EXTRA.as_bytes());
+        man.render_version_section(out)?;
+        Ok(())
+    };
+    render(&mut out).map_err(|e| format!("cannot render the man page: {e}"))?;
+    std::fs::write(&path, out).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// Prints the completion script for `shell` to stdout.
+pub fn print_completions(shell: clap_complete::Shell) {
+    let mut cmd = Args::command();
+    clap_complete::generate(shell, &mut cmd, "s3mount", &mut std::io::stdout());
+}
+
+/// Sections of the man page that clap does not know about (roff).
+const MAN_EXTRA: &str = r#".SH "MOUNT OPTIONS"
+From /etc/fstab or Bmount \-t fuse.s3mountR, fuse3's Bmount.fuse3R runs
+Bs3mountR IBUCKETR IMOUNTPOINTR B\-oR IOPTIONSR.
+Every flag can be given as an option without its dashes (Bendpoint\-url=RIURLR,
+Bregion=RIRR, Ballow_otherR, Buid=RINR; B_R and B\-R are the same);
+BroR means B\-\-read\-onlyR and BnoexecR is passed to the kernel. The standard
+options rw, dev, nodev, suid, nosuid, exec, atime, noatime, auto, noauto, user, users,
+_netdev, nofail, defaults and x\-systemd.* are accepted and ignored. Any other option is an
+error that names it.
+.SH EXAMPLES
+.nf
+s3mount my\-bucket /mnt/data
+s3mount s3://my\-bucket/photos/ /mnt/photos \-\-read\-only
+s3mount my\-bucket /mnt/data \-\-endpoint\-url http://127.0.0.1:9000 \-\-force\-path\-style
+s3mount my\-bucket /mnt/data \-f \-\-debug \-\-metrics\-addr 127.0.0.1:9464
+mount \-t fuse.s3mount my\-bucket /mnt/data \-o ro,allow_other,region=eu\-west\-1
+.fi
+.PP
+An /etc/fstab line:
+.PP
+.nf
+my\-bucket /mnt/data fuse.s3mount _netdev,nofail,allow_other,region=eu\-west\-1 0 0
+.fi
+.SH "EXIT STATUS"
+0 once the mount is ready (in the background) or after a clean unmount (with
+B\-\-foregroundR); 1 when a check before mounting fails, with one line on stderr that
+starts with "s3mount: error:"; 2 for a usage error.
+.SH ENVIRONMENT
+.TP
+BAWS_ACCESS_KEY_IDR, BAWS_SECRET_ACCESS_KEYR, BAWS_SESSION_TOKENR, BAWS_PROFILER, BAWS_REGIONR
+The standard AWS credential and region chain.
+.TP
+BAWS_ENDPOINT_URLR
+Same as B\-\-endpoint\-urlR.
+.TP
+BRUST_LOGR
+Log filter, overriding B\-\-debugR (e.g. s3mount::requests=debug).
+.TP
+BNOTIFY_SOCKETR
+Set by systemd: s3mount sends READY=1 once mounted (Type=notify units).
+.SH FILES
+.TP
+I/etc/fuse.confR
+Buser_allow_otherR must be set there for non\-root users to use B\-\-allow\-otherR.
+.TP
+I/dev/logR
+Where logs go in the background without B\-\-log\-directoryR (syslog or journald).
+.SH "SEE ALSO"
+BmountR(8), Bmount.fuse3R(8), Bfusermount3R(1), BfstabR(5), Bsystemd.mountR(5)
+"#;
 
 fn parse_octal(s: &str) -> Result<u16, String> {
     u16::from_str_radix(s.trim_start_matches("0o"), 8)
@@ -242,7 +551,7 @@ mod tests {
 
     #[test]
     fn parses_modes_and_flags() {
-        let a = Args::parse_from([
+        let a = Args::parse_from_args([
             "s3mount",
             "bucket",
             "/mnt",
@@ -252,11 +561,99 @@ mod tests {
             "1048576",
             "--metadata-ttl",
             "0.5",
-        ]);
+        ])
+        .unwrap();
         assert_eq!(a.file_mode, 0o600);
         assert_eq!(a.part_size, 1 << 20);
-        let loc = parse_location(&a.bucket, None).unwrap();
+        let loc = parse_location(a.bucket(), None).unwrap();
         assert_eq!(a.fs_config(&loc).metadata_ttl, Duration::from_millis(500));
         assert!(parse_octal("999").is_err());
+    }
+
+    fn parse(argv: &[&str]) -> Result<Args, String> {
+        Args::parse_from_args(argv).map_err(|e| match e {
+            ArgsError::Clap(e) => e.to_string(),
+            ArgsError::Options(m) => m,
+        })
+    }
+
+    #[test]
+    fn mount_options_map_to_flags() {
+        // What mount.fuse3 passes for `mount -t fuse.s3mount b /mnt -o ro,allow_other,...`.
+        let a = parse(&[
+            "s3mount",
+            "b",
+            "/mnt",
+            "-o",
+            "ro,noatime,noexec,nosuid,nodev,allow_other,uid=1000,endpoint-url=http://127.0.0.1:9,\
+             force_path_style,region=eu-west-1,_netdev,x-systemd.automount,dev,suid",
+            "-o",
+            "metadata_ttl=2,log-metrics,gid=7",
+        ])
+        .unwrap();
+        assert!(a.read_only && a.allow_other && a.force_path_style && a.noexec);
+        assert_eq!(a.uid, Some(1000));
+        assert_eq!(a.gid, Some(7));
+        assert_eq!(a.endpoint_url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(a.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(a.metadata_ttl, 2.0);
+        assert_eq!(a.log_metrics, Some(60));
+        assert_eq!(a.bucket(), "b");
+
+        // Aliases work, `rw` after `ro` wins, and the command line wins over -o.
+        let a = parse(&[
+            "s3mount",
+            "b",
+            "/mnt",
+            "-o",
+            "ro,rw,read_part_size=1048576,uid=5",
+            "--uid",
+            "6",
+        ])
+        .unwrap();
+        assert!(!a.read_only);
+        assert_eq!(a.part_size, 1 << 20);
+        assert_eq!(a.uid, Some(6));
+
+        // The standard options alone change nothing.
+        let a = parse(&["s3mount", "b", "/mnt", "-o", "rw,dev,suid,defaults,nofail"]).unwrap();
+        assert!(!a.read_only && !a.noexec);
+    }
+
+    #[test]
+    fn bad_mount_options_are_named() {
+        let e = parse(&["s3mount", "b", "/mnt", "-o", "rw,bogus=1"]).unwrap_err();
+        assert!(e.contains("unknown mount option 'bogus'"), "{e}");
+        let e = parse(&["s3mount", "b", "/mnt", "-o", "region"]).unwrap_err();
+        assert!(e.contains("'region' needs a value"), "{e}");
+        let e = parse(&["s3mount", "b", "/mnt", "-o", "read-only=yes"]).unwrap_err();
+        assert!(e.contains("'read-only' takes no value"), "{e}");
+        let e = parse(&["s3mount", "b", "/mnt", "-o", "uid=abc"]).unwrap_err();
+        assert!(e.contains("in the -o options") && e.contains("abc"), "{e}");
+        let e = parse(&["s3mount", "b", "/mnt", "-o", "generate_man=/tmp"]).unwrap_err();
+        assert!(e.contains("unknown mount option"), "{e}");
+    }
+
+    #[test]
+    fn docs_need_no_bucket() {
+        let a = parse(&["s3mount", "--generate-completions", "bash"]).unwrap();
+        assert!(a.bucket.is_none());
+        assert!(parse(&["s3mount"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let page = std::fs::read_to_string(write_man_page(dir.path()).unwrap()).unwrap();
+        assert!(
+            page.starts_with(".ie") || page.contains(".TH s3mount"),
+            "{page:.200}"
+        );
+        assert!(page.contains("endpoint\\-url"), "man page lists the flags");
+        assert!(page.contains("MOUNT OPTIONS") && page.contains("fuse.s3mount"));
+    }
+
+    #[test]
+    fn log_metrics_value_needs_equals() {
+        let a = parse(&["s3mount", "--log-metrics", "b", "/mnt"]).unwrap();
+        assert_eq!((a.log_metrics, a.bucket()), (Some(60), "b"));
+        let a = parse(&["s3mount", "--log-metrics=5", "b", "/mnt"]).unwrap();
+        assert_eq!(a.log_metrics, Some(5));
     }
 }

@@ -11,10 +11,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod data;
 pub mod error;
 pub mod fs;
 pub mod fuse;
 pub mod logging;
+pub mod metrics;
 pub mod mount;
 pub mod storage;

@@ -5,23 +5,37 @@
 //! what to do, because a mount that fails later, inside `ls`, only says "Input/output error".
 //! The order is: mount point (cheap, local), credentials and region, then one
 //! `ListObjectsV2` that proves the bucket exists and that we may list it.
+//!
+//! Readiness (see [`crate::daemon`]) is declared only once the kernel answers a `stat` of the
+//! mount point through the new session; until then every failure is still reported to
+//! whoever started s3mount.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use fuser::{Config, MountOption, SessionACL};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::cli::{parse_location, Args};
+use crate::daemon::Readiness;
 use crate::fs::S3Fs;
 use crate::fuse::FuseAdapter;
+use crate::metrics::Metrics;
+use crate::storage::metered::MeteredStore;
 use crate::storage::s3::S3Store;
 use crate::storage::{BucketLocation, ObjectStore, StoreError};
 
 /// Mounts as `args` say and serves until unmounted. The error is a one-line message.
-pub fn run(args: Args) -> Result<(), String> {
-    let location = parse_location(&args.bucket, args.prefix.as_deref())?;
-    let mountpoint = check_mountpoint(&args.mountpoint)?;
+/// `readiness` is told once the mount answers; `notes` are passed on with it.
+pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), String> {
+    let location = parse_location(args.bucket(), args.prefix.as_deref())?;
+    let mountpoint = check_mountpoint(args.mountpoint())?;
+    // Bound before mounting, so a taken port fails the mount rather than the metrics.
+    let metrics_listener = args
+        .metrics_addr
+        .map(|addr| crate::metrics::bind(addr, args.metrics_allow_remote))
+        .transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(4, |n| n.get().max(4)))
         .thread_name("s3mount-io")
@@ -34,21 +48,35 @@ pub fn run(args: Args) -> Result<(), String> {
         .endpoint_url
         .clone()
         .unwrap_or_else(|| "the AWS S3 endpoint".to_string());
+    let metrics = Arc::new(Metrics::new());
     let store = runtime.block_on(async {
-        let store = S3Store::connect(&location, settings)
+        let s3 = S3Store::connect(&location, settings)
             .await
             .map_err(|e| explain(&e, &location, &endpoint))?;
+        let region = s3.region().to_string();
+        let store = MeteredStore::new(Arc::new(s3), metrics.clone());
         store
             .check_access()
             .await
             .map_err(|e| explain(&e, &location, &endpoint))?;
+        info!(%location, %region, mountpoint = %mountpoint.display(), "bucket reachable");
         Ok::<_, String>(store)
     })?;
-    info!(%location, region = store.region(), mountpoint = %mountpoint.display(), "bucket reachable");
 
     let config = args.fs_config(&location);
     let read_only = config.read_only;
     let fs = Arc::new(S3Fs::new(Arc::new(store) as Arc<dyn ObjectStore>, config));
+    let weak = Arc::downgrade(&fs);
+    metrics.set_cache_stats(move || weak.upgrade().map(|fs| fs.cache().stats()));
+    if let Some(listener) = metrics_listener {
+        runtime.spawn(crate::metrics::serve(listener, metrics.clone()));
+    }
+    if let Some(secs) = args.log_metrics {
+        runtime.spawn(crate::metrics::log_periodically(
+            metrics.clone(),
+            Duration::from_secs(secs),
+        ));
+    }
     let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone());
 
     let mut options = vec![
@@ -64,6 +92,9 @@ pub fn run(args: Args) -> Result<(), String> {
     } else {
         MountOption::RW
     });
+    if args.noexec {
+        options.push(MountOption::NoExec);
+    }
     if args.auto_unmount {
         options.push(MountOption::AutoUnmount);
     }
@@ -82,9 +113,11 @@ pub fn run(args: Args) -> Result<(), String> {
     let mut session = fuser::Session::new(adapter, &mountpoint, &fuse_config)
         .map_err(|e| format!("cannot mount at {}: {e}", mountpoint.display()))?;
     let mut unmounter = session.unmount_callable();
+    let on_signal = readiness.clone();
     runtime.spawn(async move {
         wait_for_signal().await;
         info!("signal received: saving open files, then unmounting");
+        on_signal.stopping();
         for (key, err) in fs.commit_all().await {
             warn!(key = %key, "could not save before unmounting: {err}");
         }
@@ -92,13 +125,43 @@ pub fn run(args: Args) -> Result<(), String> {
             warn!("unmount failed: {e}");
         }
     });
-    info!(mountpoint = %mountpoint.display(), "mounted {location}");
-    session
+
+    // The session answers from its own threads once `run` starts; this thread proves it.
+    let status = format!("mounted {location} at {}", mountpoint.display());
+    let probe = {
+        let readiness = readiness.clone();
+        let mountpoint = mountpoint.clone();
+        std::thread::Builder::new()
+            .name("s3mount-ready".into())
+            .spawn(move || match std::fs::metadata(&mountpoint) {
+                Ok(_) => {
+                    info!(mountpoint = %mountpoint.display(), "{status}");
+                    readiness.ready(&status, &notes);
+                }
+                Err(e) => {
+                    let message = format!(
+                        "mounted at {} but the mount does not answer: {e}",
+                        mountpoint.display()
+                    );
+                    error!("{message}");
+                    readiness.fail(&message);
+                }
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?
+    };
+    let result = session
         .run()
-        .map_err(|e| format!("FUSE session ended with an error: {e}"))?;
+        .map_err(|e| format!("FUSE session ended with an error: {e}"));
+    let _ = probe.join();
+    readiness.stopping();
     info!("unmounted");
-    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    Ok(())
+    if args.log_metrics.is_some() {
+        for line in crate::metrics::summary_lines(&metrics.snapshot()) {
+            info!(target: "s3mount::metrics", "{line}");
+        }
+    }
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
 }
 
 async fn wait_for_signal() {

@@ -113,7 +113,9 @@ impl S3Store {
                 .retry_config(retry)
                 .timeout_config(timeouts)
                 .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+                // Reports each request's attempts and HTTP status to `MeteredStore`.
+                .interceptor(super::metered::SdkObserver);
             if let Some(url) = &settings.endpoint_url {
                 b = b.endpoint_url(url);
             }
