@@ -186,37 +186,44 @@ impl StreamingUpload {
     }
 }
 
-/// Uploads the whole staged `file` (`size` bytes) to `key`. Parts not in `dirty_parts` that
-/// lie wholly inside `base` are copied server-side from it. Returns the new ETag.
+/// A staged file ready to upload: its bytes, and what is known about how they differ from the
+/// object version they started from.
+#[derive(Clone, Copy, Debug)]
+pub struct Staged<'a> {
+    /// The staging file.
+    pub file: &'a File,
+    /// How many bytes of it make the object.
+    pub size: u64,
+    /// The version the staging started from, if any.
+    pub base: Option<&'a BaseVersion>,
+    /// Indexes of the parts written since then.
+    pub dirty_parts: &'a BTreeSet<u64>,
+}
+
+/// How to cut an upload into parts.
+#[derive(Clone, Copy, Debug)]
+pub struct PartPlan {
+    /// Part size in bytes (at least 5 MiB on S3).
+    pub part_size: u64,
+    /// Parts in flight at once.
+    pub max_in_flight: usize,
+}
+
+/// Uploads the whole staged file to `key`. Parts not in `dirty_parts` that lie wholly inside
+/// `base` are copied server-side from it. Returns the new ETag.
 pub async fn upload_staged(
     store: &Arc<dyn ObjectStore>,
     key: &str,
-    file: &File,
-    size: u64,
-    part_size: u64,
-    max_in_flight: usize,
-    base: Option<&BaseVersion>,
-    dirty_parts: &BTreeSet<u64>,
+    staged: Staged<'_>,
+    plan: PartPlan,
     opts: &PutOptions,
 ) -> FsResult<String> {
-    if size <= part_size {
-        let body = read_staged(file, 0, size as usize)?;
+    if staged.size <= plan.part_size {
+        let body = read_staged(staged.file, 0, staged.size as usize)?;
         return Ok(store.put(key, body, opts).await?);
     }
     let id = store.create_multipart(key, opts).await?;
-    let result = upload_parts(
-        store,
-        key,
-        &id,
-        file,
-        size,
-        part_size,
-        max_in_flight,
-        base,
-        dirty_parts,
-    )
-    .await;
-    match result {
+    match upload_parts(store, key, &id, staged, plan).await {
         Ok(parts) => match store.complete_multipart(key, &id, &parts).await {
             Ok(etag) => Ok(etag),
             Err(e) => {
@@ -233,18 +240,20 @@ pub async fn upload_staged(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn upload_parts(
     store: &Arc<dyn ObjectStore>,
     key: &str,
     id: &str,
-    file: &File,
-    size: u64,
-    part_size: u64,
-    max_in_flight: usize,
-    base: Option<&BaseVersion>,
-    dirty_parts: &BTreeSet<u64>,
+    staged: Staged<'_>,
+    plan: PartPlan,
 ) -> FsResult<Vec<(i32, String)>> {
+    let Staged {
+        file,
+        size,
+        base,
+        dirty_parts,
+    } = staged;
+    let part_size = plan.part_size;
     let count = size.div_ceil(part_size);
     let mut tasks: VecDeque<PartTask> = VecDeque::new();
     let mut parts = Vec::with_capacity(count as usize);
@@ -277,7 +286,7 @@ async fn upload_parts(
             }
         };
         tasks.push_back(task);
-        if tasks.len() >= max_in_flight.max(1) {
+        if tasks.len() >= plan.max_in_flight.max(1) {
             parts.push(join_part(tasks.pop_front().unwrap()).await?);
         }
     }
@@ -313,19 +322,19 @@ mod tests {
         let store: Arc<dyn ObjectStore> = mem.clone();
         let f = staged(b"hello");
         let none = BTreeSet::new();
-        upload_staged(
-            &store,
-            "k",
-            &f,
-            5,
-            8,
-            2,
-            None,
-            &none,
-            &PutOptions::default(),
-        )
-        .await
-        .unwrap();
+        let staged = Staged {
+            file: &f,
+            size: 5,
+            base: None,
+            dirty_parts: &none,
+        };
+        let plan = PartPlan {
+            part_size: 8,
+            max_in_flight: 2,
+        };
+        upload_staged(&store, "k", staged, plan, &PutOptions::default())
+            .await
+            .unwrap();
         assert_eq!(mem.body("k").unwrap(), &b"hello"[..]);
         assert_eq!(mem.count("put"), 1);
         assert_eq!(mem.count("create_multipart"), 0);
@@ -347,20 +356,19 @@ mod tests {
             etag,
             size: 40,
         };
-        let size = new.len() as u64;
-        upload_staged(
-            &store,
-            "k",
-            &f,
-            size,
-            10,
-            2,
-            Some(&base),
-            &dirty,
-            &PutOptions::default(),
-        )
-        .await
-        .unwrap();
+        let staged = Staged {
+            file: &f,
+            size: new.len() as u64,
+            base: Some(&base),
+            dirty_parts: &dirty,
+        };
+        let plan = PartPlan {
+            part_size: 10,
+            max_in_flight: 2,
+        };
+        upload_staged(&store, "k", staged, plan, &PutOptions::default())
+            .await
+            .unwrap();
         assert_eq!(mem.body("k").unwrap(), &new[..]);
         assert_eq!(mem.count("upload_part_copy"), 4);
         assert_eq!(mem.count("upload_part"), 1);

@@ -60,6 +60,22 @@ impl Stat {
     }
 }
 
+/// A tag set as read from S3.
+pub type TagSet = Arc<Vec<(String, String)>>;
+
+/// What a lookup, listing or change says a path is, for [`InodeTable::upsert`].
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Kind of node.
+    pub kind: Kind,
+    /// Full key (files) or prefix (directories).
+    pub key: String,
+    /// Attributes learned.
+    pub stat: Stat,
+    /// A fresh `HeadObject` answer, when the attributes came from one.
+    pub meta: Option<Arc<ObjectMeta>>,
+}
+
 /// One node.
 #[derive(Clone, Debug)]
 pub struct Inode {
@@ -80,7 +96,7 @@ pub struct Inode {
     /// Last `HeadObject` answer, if any (its ETag tells whether it still applies).
     pub meta: Option<Arc<ObjectMeta>>,
     /// Last tag set read, with its deadline.
-    pub tags: Option<(Instant, Arc<Vec<(String, String)>>)>,
+    pub tags: Option<(Instant, TagSet)>,
     /// ETag at the last open, to decide whether the kernel may keep its page cache.
     pub last_open_etag: Option<String>,
     /// For directories: until when the table knows *every* child (after a complete listing,
@@ -167,16 +183,13 @@ impl InodeTable {
     /// When the new stat comes from a listing (no `meta`) and the object's ETag is unchanged,
     /// the s3fs attributes learned by an earlier `HeadObject` are kept: a listing does not
     /// carry them.
-    pub fn upsert(
-        &mut self,
-        parent: u64,
-        name: &str,
-        kind: Kind,
-        key: String,
-        mut stat: Stat,
-        meta: Option<Arc<ObjectMeta>>,
-        valid_until: Instant,
-    ) -> u64 {
+    pub fn upsert(&mut self, parent: u64, name: &str, entry: Entry, valid_until: Instant) -> u64 {
+        let Entry {
+            kind,
+            key,
+            mut stat,
+            meta,
+        } = entry;
         self.negative.remove(&(parent, name.to_string()));
         if let Some(&ino) = self.by_name.get(&(parent, name.to_string())) {
             let node = self.by_ino.get_mut(&ino).expect("named inode exists");
@@ -285,23 +298,37 @@ mod tests {
         let a = t.upsert(
             ROOT_INO,
             "a",
-            Kind::File,
-            "a".into(),
-            st.clone(),
-            None,
+            Entry {
+                kind: Kind::File,
+                key: "a".into(),
+                stat: st.clone(),
+                meta: None,
+            },
             later,
         );
         let a2 = t.upsert(
             ROOT_INO,
             "a",
-            Kind::File,
-            "a".into(),
-            st.clone(),
-            None,
+            Entry {
+                kind: Kind::File,
+                key: "a".into(),
+                stat: st.clone(),
+                meta: None,
+            },
             later,
         );
         assert_eq!(a, a2);
-        let d = t.upsert(ROOT_INO, "a", Kind::Dir, "a/".into(), st, None, later);
+        let d = t.upsert(
+            ROOT_INO,
+            "a",
+            Entry {
+                kind: Kind::Dir,
+                key: "a/".into(),
+                stat: st,
+                meta: None,
+            },
+            later,
+        );
         assert_ne!(a, d);
         assert_eq!(t.child(ROOT_INO, "a").unwrap().kind, Kind::Dir);
     }
@@ -316,10 +343,12 @@ mod tests {
         t.upsert(
             ROOT_INO,
             "x",
-            Kind::File,
-            "x".into(),
-            Stat::basic(0, SystemTime::UNIX_EPOCH),
-            None,
+            Entry {
+                kind: Kind::File,
+                key: "x".into(),
+                stat: Stat::basic(0, SystemTime::UNIX_EPOCH),
+                meta: None,
+            },
             now,
         );
         assert!(!t.is_negative(ROOT_INO, "x", now));

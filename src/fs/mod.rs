@@ -37,7 +37,7 @@ use crate::data::cache::BlockCache;
 use crate::data::prefetch::{ObjectReader, ReadContext};
 use crate::error::{FsError, FsResult};
 use crate::storage::{ListedObject, ObjectMeta, ObjectStore, StoreError};
-use inode::{Inode, InodeTable, Kind, Stat};
+use inode::{Entry, Inode, InodeTable, Kind, Stat};
 use names::{check_name, child_key, child_prefix};
 
 /// How many GETs may be in flight across the mount. 32: enough for several sequential readers
@@ -230,10 +230,12 @@ impl S3Fs {
             let ino = table.upsert(
                 dir.ino,
                 name,
-                Kind::Dir,
-                prefix,
-                Stat::basic(0, dir_mtime(&list)),
-                None,
+                Entry {
+                    kind: Kind::Dir,
+                    key: prefix,
+                    stat: Stat::basic(0, dir_mtime(&list)),
+                    meta: None,
+                },
                 self.valid_until(),
             );
             return Ok(self.attr_of(table.get(ino).unwrap()));
@@ -245,10 +247,12 @@ impl S3Fs {
                 let ino = table.upsert(
                     dir.ino,
                     name,
-                    kind,
-                    key,
-                    stat,
-                    Some(Arc::new(meta)),
+                    Entry {
+                        kind,
+                        key,
+                        stat,
+                        meta: Some(Arc::new(meta)),
+                    },
                     self.valid_until(),
                 );
                 Ok(self.attr_of(table.get(ino).unwrap()))
@@ -438,10 +442,12 @@ impl S3Fs {
                 None => table.upsert(
                     ino,
                     &name,
-                    Kind::Dir,
-                    child_prefix(&prefix, &name),
-                    Stat::basic(0, SystemTime::now()),
-                    None,
+                    Entry {
+                        kind: Kind::Dir,
+                        key: child_prefix(&prefix, &name),
+                        stat: Stat::basic(0, SystemTime::now()),
+                        meta: None,
+                    },
                     until,
                 ),
                 Some(o) => {
@@ -461,7 +467,17 @@ impl S3Fs {
                         }
                         _ => Kind::File,
                     };
-                    table.upsert(ino, &name, kind, o.key, stat, None, until)
+                    table.upsert(
+                        ino,
+                        &name,
+                        Entry {
+                            kind,
+                            key: o.key,
+                            stat,
+                            meta: None,
+                        },
+                        until,
+                    )
                 }
             };
             let node = table.get(child_ino).unwrap();
@@ -513,10 +529,12 @@ impl S3Fs {
             table.upsert(
                 node.parent,
                 &node.name,
-                node.kind,
-                node.key.clone(),
-                stat_from_meta(&meta),
-                Some(Arc::new(meta)),
+                Entry {
+                    kind: node.kind,
+                    key: node.key.clone(),
+                    stat: stat_from_meta(&meta),
+                    meta: Some(Arc::new(meta)),
+                },
                 self.valid_until(),
             );
             table.get(ino).cloned().unwrap_or(node)
@@ -589,10 +607,12 @@ impl S3Fs {
         table.upsert(
             node.parent,
             &node.name,
-            node.kind,
-            node.key.clone(),
-            stat_from_meta(&meta),
-            Some(meta.clone()),
+            Entry {
+                kind: node.kind,
+                key: node.key.clone(),
+                stat: stat_from_meta(&meta),
+                meta: Some(meta.clone()),
+            },
             self.valid_until(),
         );
         Ok(meta)

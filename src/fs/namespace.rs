@@ -19,7 +19,7 @@ use fuser::FileAttr;
 use futures::stream::{self, StreamExt};
 use tracing::{debug, info};
 
-use super::inode::{Inode, Kind, Stat};
+use super::inode::{Entry, Inode, Kind, Stat};
 use super::names::{check_name, child_key, child_prefix, NAME_MAX};
 use super::S3Fs;
 use crate::error::{FsError, FsResult};
@@ -80,10 +80,12 @@ impl S3Fs {
         let ino = table.upsert(
             parent,
             &name,
-            Kind::Dir,
-            prefix,
-            stat,
-            None,
+            Entry {
+                kind: Kind::Dir,
+                key: prefix,
+                stat,
+                meta: None,
+            },
             self.valid_until(),
         );
         // A directory we just created holds nothing: lookups inside it need no request.
@@ -145,10 +147,12 @@ impl S3Fs {
         let ino = table.upsert(
             parent,
             &name,
-            Kind::Symlink,
-            key,
-            stat,
-            None,
+            Entry {
+                kind: Kind::Symlink,
+                key,
+                stat,
+                meta: None,
+            },
             self.valid_until(),
         );
         Ok(self.attr_of(table.get(ino).unwrap()))

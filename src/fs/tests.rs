@@ -51,7 +51,7 @@ async fn listing_follows_the_namespace_rules_without_head_requests() {
     ] {
         store.insert(k, "data");
     }
-    store.insert(&format!("{}", "n".repeat(256)), "long");
+    store.insert(&"n".repeat(256), "long");
     let fs = fs_with(&store, "");
     let got = names(&fs, ROOT_INO).await;
     // `a` the directory hides `a` the file; `..`, `.` and the long name are skipped, and so

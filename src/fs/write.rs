@@ -32,10 +32,12 @@ use futures::StreamExt;
 use tempfile::NamedTempFile;
 use tracing::{debug, error, info};
 
-use super::inode::{Kind, Stat};
+use super::inode::{Entry, Kind, Stat};
 use super::names::{check_name, child_key};
 use super::{stat_from_meta, OpenFile, S3Fs};
-use crate::data::upload::{read_staged, upload_staged, BaseVersion, StreamingUpload};
+use crate::data::upload::{
+    read_staged, upload_staged, BaseVersion, PartPlan, Staged, StreamingUpload,
+};
 use crate::error::{FsError, FsResult};
 use crate::storage::{ObjectMeta, PutOptions, StoreError};
 
@@ -209,10 +211,12 @@ impl S3Fs {
             let ino = table.upsert(
                 parent,
                 &name,
-                Kind::File,
-                key,
-                stat,
-                None,
+                Entry {
+                    kind: Kind::File,
+                    key,
+                    stat,
+                    meta: None,
+                },
                 self.valid_until(),
             );
             (ino, self.attr_of(table.get(ino).unwrap()))
@@ -475,18 +479,17 @@ impl S3Fs {
                 if let Some(s) = other {
                     s.abort().await;
                 }
-                upload_staged(
-                    &self.store,
-                    &st.key,
+                let staged = Staged {
                     file,
-                    st.size,
-                    self.config.write.part_size,
-                    self.config.write.max_parts_in_flight,
-                    st.base.as_ref(),
-                    &st.dirty_parts,
-                    &st.opts,
-                )
-                .await
+                    size: st.size,
+                    base: st.base.as_ref(),
+                    dirty_parts: &st.dirty_parts,
+                };
+                let plan = PartPlan {
+                    part_size: self.config.write.part_size,
+                    max_in_flight: self.config.write.max_parts_in_flight,
+                };
+                upload_staged(&self.store, &st.key, staged, plan, &st.opts).await
             }
         };
         match result {

@@ -24,11 +24,14 @@ struct MemObject {
     tags: Vec<(String, String)>,
 }
 
+/// A multipart upload in progress: key, options, parts by number.
+type PendingUpload = (String, PutOptions, BTreeMap<i32, Bytes>);
+
 /// The in-memory store.
 #[derive(Debug, Default)]
 pub struct MemStore {
     objects: Mutex<BTreeMap<String, MemObject>>,
-    uploads: Mutex<HashMap<String, (String, PutOptions, BTreeMap<i32, Bytes>)>>,
+    uploads: Mutex<HashMap<String, PendingUpload>>,
     counter: AtomicU64,
     requests: Mutex<HashMap<&'static str, u64>>,
     failing: Mutex<std::collections::HashSet<&'static str>>,
