@@ -579,8 +579,11 @@ fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
         .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
+/// A message head: the start line and the header lines (name, value) in order.
+type Head = (String, Vec<(String, String)>);
+
 /// Reads a head (start line + header lines). `Ok(None)` on a clean EOF before any byte.
-fn read_head<R: BufRead>(r: &mut R) -> io::Result<Option<(String, Vec<(String, String)>)>> {
+fn read_head<R: BufRead>(r: &mut R) -> io::Result<Option<Head>> {
     let mut total = 0usize;
     let mut start = String::new();
     loop {
