@@ -110,9 +110,9 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     };
     fuse_config.n_threads = Some(2);
 
-    let mut session = fuser::Session::new(adapter, &mountpoint, &fuse_config)
-        .map_err(|e| format!("cannot mount at {}: {e}", mountpoint.display()))?;
-    let mut unmounter = session.unmount_callable();
+    let fsname = format!("s3mount:{}", location.bucket);
+    let (session, mut unmounter) = open_session(adapter, &mountpoint, &fuse_config, &fsname)?;
+    let unmounter_after = unmounter.after_session();
     let on_signal = readiness.clone();
     runtime.spawn(async move {
         wait_for_signal().await;
@@ -153,6 +153,15 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
         .run()
         .map_err(|e| format!("FUSE session ended with an error: {e}"));
     let _ = probe.join();
+    if let Unmounter::Direct(path) = &unmounter_after {
+        // The session ended by itself (not by an unmount): never leave a dead mount behind.
+        if is_mounted(path) {
+            // SAFETY: umount2 with a valid C string.
+            if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) {
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+    }
     readiness.stopping();
     info!("unmounted");
     if args.log_metrics.is_some() {
@@ -162,6 +171,141 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     }
     runtime.shutdown_timeout(Duration::from_secs(5));
     result
+}
+
+/// How the mount was made, and so how to undo it.
+enum Unmounter {
+    /// fuser mounted (mount(2) with the type `fuse`, or fusermount3).
+    Fuser(fuser::SessionUnmounter),
+    /// We mounted with mount(2) and the type `fuse.s3mount`.
+    Direct(PathBuf),
+    /// Nothing to do (fuser's own session cleans up).
+    Nothing,
+}
+
+impl Unmounter {
+    fn unmount(&mut self) -> std::io::Result<()> {
+        match self {
+            Unmounter::Fuser(u) => u.unmount(),
+            Unmounter::Direct(path) => {
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+                    .map_err(std::io::Error::other)?;
+                // SAFETY: umount2 with a valid C string.
+                if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            }
+            Unmounter::Nothing => Ok(()),
+        }
+    }
+
+    /// What is left to check once the session has ended.
+    fn after_session(&self) -> Unmounter {
+        match self {
+            Unmounter::Direct(path) => Unmounter::Direct(path.clone()),
+            _ => Unmounter::Nothing,
+        }
+    }
+}
+
+/// Mounts and completes the FUSE handshake.
+///
+/// As root (and without --auto-unmount, which needs fusermount3), s3mount calls mount(2)
+/// itself, so that the mount has the type `fuse.s3mount` (fuser 0.18 would use plain `fuse`):
+/// that is the type fstab, systemd and `findmnt -t` expect. Otherwise, and if the kernel says
+/// EPERM (e.g. in a user namespace), fuser mounts, through fusermount3 when not root, which
+/// also sets the type from the subtype.
+fn open_session(
+    adapter: FuseAdapter,
+    mountpoint: &Path,
+    config: &Config,
+    fsname: &str,
+) -> Result<(fuser::Session<FuseAdapter>, Unmounter), String> {
+    let failed = |e: std::io::Error| format!("cannot mount at {}: {e}", mountpoint.display());
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root && !config.mount_options.contains(&MountOption::AutoUnmount) {
+        match mount_directly(mountpoint, config, fsname) {
+            Ok(fd) => {
+                return match fuser::Session::from_fd(adapter, fd, config.acl, config.clone()) {
+                    Ok(session) => Ok((session, Unmounter::Direct(mountpoint.to_path_buf()))),
+                    Err(e) => {
+                        let _ = Unmounter::Direct(mountpoint.to_path_buf()).unmount();
+                        Err(failed(e))
+                    }
+                };
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    let mut session = fuser::Session::new(adapter, mountpoint, config).map_err(failed)?;
+    let unmounter = Unmounter::Fuser(session.unmount_callable());
+    Ok((session, unmounter))
+}
+
+/// mount(2) of a new /dev/fuse connection at `mountpoint`, type `fuse.s3mount`, with the
+/// flags and kernel options fuser would use. Returns the connection.
+fn mount_directly(
+    mountpoint: &Path,
+    config: &Config,
+    fsname: &str,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::PermissionsExt;
+
+    let root_mode = std::fs::metadata(mountpoint)?.permissions().mode();
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")?;
+    let fd = std::os::fd::OwnedFd::from(dev);
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let mut data = format!(
+        "fd={},rootmode={root_mode:o},user_id={uid},group_id={gid}",
+        fd.as_raw_fd()
+    );
+    let opts = &config.mount_options;
+    if opts.contains(&MountOption::DefaultPermissions) {
+        data.push_str(",default_permissions");
+    }
+    if config.acl != SessionACL::Owner {
+        data.push_str(",allow_other");
+    }
+    let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+    for (option, flag) in [
+        (MountOption::RO, libc::MS_RDONLY),
+        (MountOption::NoExec, libc::MS_NOEXEC),
+        (MountOption::NoAtime, libc::MS_NOATIME),
+    ] {
+        if opts.contains(&option) {
+            flags |= flag;
+        }
+    }
+    let c = |s: &[u8]| CString::new(s).map_err(std::io::Error::other);
+    let (source, target, fstype, data) = (
+        c(fsname.as_bytes())?,
+        c(mountpoint.as_os_str().as_encoded_bytes())?,
+        c(b"fuse.s3mount")?,
+        c(data.as_bytes())?,
+    );
+    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
+    let r = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            data.as_ptr().cast(),
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 async fn wait_for_signal() {

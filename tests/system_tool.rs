@@ -83,7 +83,12 @@ fn daemons_for(mountpoint: &Path) -> Vec<i32> {
             continue;
         };
         let dir = entry.path();
-        if std::fs::read_link(dir.join("exe")).ok().as_deref() != Some(exe.as_path()) {
+        // A binary replaced by a rebuild while running shows as "PATH (deleted)".
+        let Ok(running) = std::fs::read_link(dir.join("exe")) else {
+            continue;
+        };
+        let running = running.to_string_lossy();
+        if running.trim_end_matches(" (deleted)") != exe.to_string_lossy() {
             continue;
         }
         let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
@@ -264,11 +269,9 @@ async fn background_mount_is_live_when_the_parent_returns() {
     );
     // No waiting: the mount must be usable the moment the parent has returned.
     assert_eq!(
-        mount_fstype(&bg.mountpoint)
-            .as_deref()
-            .map(|t| t.starts_with("fuse")),
-        Some(true),
-        "not mounted when the parent returned"
+        mount_fstype(&bg.mountpoint).as_deref(),
+        Some("fuse.s3mount"),
+        "not mounted (as fuse.s3mount) when the parent returned"
     );
     assert_eq!(
         std::fs::read(bg.mountpoint.join("hello.txt")).expect("read through the mount"),
@@ -505,14 +508,16 @@ impl Namespace {
         cmd
     }
 
-    /// Whether `path` is a FUSE mount point inside the namespace.
+    /// Whether `path` is an s3mount mount point (type fuse.s3mount) inside the namespace.
     fn is_mounted(&self, path: &Path) -> bool {
         let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.holder.id()))
             .unwrap_or_default();
         info.lines().any(|l| {
             let f: Vec<&str> = l.split(' ').collect();
             f.get(4) == Some(&path.to_str().unwrap())
-                && l.split(" - ").nth(1).is_some_and(|t| t.starts_with("fuse"))
+                && l.split(" - ")
+                    .nth(1)
+                    .is_some_and(|t| t.starts_with("fuse.s3mount "))
         })
     }
 }
@@ -788,9 +793,19 @@ async fn notifies_systemd_when_ready_and_stopping() {
         ready.contains(&format!("MAINPID={}", mount.pid().unwrap())),
         "{ready:?}"
     );
-    assert!(mount.unmount().is_some_and(|s| s.success()));
+    // SIGTERM: s3mount unmounts itself and exits 0.
+    // SAFETY: plain kill(2) on the s3mount child.
+    unsafe {
+        libc::kill(mount.pid().unwrap() as libc::pid_t, libc::SIGTERM);
+    }
     let n = socket.recv(&mut buf).expect("STOPPING=1 from s3mount");
     assert_eq!(text(&buf[..n]), "STOPPING=1");
+    assert!(
+        wait_until(Duration::from_secs(10), || !is_fuse_mounted(mount.path())),
+        "still mounted after SIGTERM"
+    );
+    let status = mount.unmount();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
