@@ -700,6 +700,62 @@ async fn metrics_endpoint_counts_reads() {
 }
 
 #[tokio::test]
+async fn retries_and_errors_are_counted() {
+    use common::fault_proxy::{Fault, FaultProxy, Rule};
+    let s3 = S3Server::start();
+    let bucket = s3.new_bucket().await;
+    bucket
+        .put("flaky.bin", pseudo_random_bytes(100 << 10, 3))
+        .await;
+    bucket.put("down.bin", b"never read").await;
+    let proxy = FaultProxy::start(s3.endpoint());
+    let port = free_port();
+    let mount = Mount::builder(&s3, bucket.name())
+        .endpoint_url(&proxy.endpoint())
+        .args(["--debug", "--metrics-addr", &format!("127.0.0.1:{port}")])
+        .mount();
+
+    // Two 503s, then the GET goes through: 2 retries, no error.
+    proxy.fail(Rule::new("GET", "/flaky.bin", Fault::Status503).times(2));
+    assert_eq!(
+        std::fs::read(mount.join("flaky.bin")).unwrap(),
+        pseudo_random_bytes(100 << 10, 3)
+    );
+    // Every attempt refused: the read fails, and the failure is counted by kind.
+    proxy.fail(Rule::new("GET", "/down.bin", Fault::Status503));
+    assert!(std::fs::read(mount.join("down.bin")).is_err());
+
+    let (_, body) = http_get(port, "/metrics");
+    let retries = sample(
+        &body,
+        "s3mount_request_retries_total{operation=\"GetObject\"}",
+    );
+    // 2 for flaky.bin, 4 (5 attempts) for down.bin.
+    assert!(retries >= 6.0, "retries {retries}:\n{body}");
+    assert!(
+        sample(
+            &body,
+            "s3mount_request_errors_total{operation=\"GetObject\",error=\"throttled\"}"
+        ) >= 1.0,
+        "{body}"
+    );
+    let stderr = mount.stderr();
+    assert!(
+        stderr.lines().any(|l| l.contains("GetObject \"flaky.bin\"")
+            && l.contains("status=206")
+            && l.contains("attempts=3")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.contains("GetObject \"down.bin\"")
+            && l.contains("status=503")
+            && l.contains("error=throttled")
+            && l.contains("attempts=5")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn debug_log_has_request_lines_and_no_secret() {
     const SECRET: &str = "sEcReT-s3mount-Zq8tL2vWx9Yk4Jm6Pn3Rb7Hd5Gf1";
     let s3 = S3Server::start();
