@@ -140,7 +140,7 @@ impl Filesystem for FuseAdapter {
         // The kernel is letting go of the mount (unmount, even a lazy one): save whatever is
         // still unsaved; anything that cannot be saved is kept on disk and logged.
         let fs = self.fs.clone();
-        let failures = self.rt.block_on(async move { fs.commit_all().await });
+        let failures = self.rt.block_on(async move { fs.shutdown().await });
         for (key, err) in failures {
             warn!(key = %key, "unsaved at unmount: {err}");
         }
@@ -505,6 +505,7 @@ impl Filesystem for FuseAdapter {
             reply,
             move |mut r, entries| {
                 for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                    let ttl = if e.attr_known { ttl } else { Duration::ZERO };
                     if r.add(
                         INodeNo(e.ino),
                         i as u64 + 1,

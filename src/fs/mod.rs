@@ -53,6 +53,9 @@ pub struct DirEntry {
     pub name: String,
     /// Attributes (also giving the file type).
     pub attr: FileAttr,
+    /// Whether `attr` is complete. A subdirectory seen only in a listing is not (its marker's
+    /// mode, owner and times are unknown), so the kernel must not cache its attributes.
+    pub attr_known: bool,
 }
 
 /// An open directory.
@@ -83,6 +86,8 @@ pub struct S3Fs {
     writes: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<write::WriteState>>>>,
     next_handle: AtomicU64,
     read_ctx: ReadContext,
+    /// When the mount started: the stable time of directories without a marker.
+    started: SystemTime,
 }
 
 impl std::fmt::Debug for S3Fs {
@@ -111,6 +116,7 @@ impl S3Fs {
             writes: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             read_ctx,
+            started: SystemTime::now(),
         }
     }
 
@@ -225,21 +231,26 @@ impl S3Fs {
             Ok(page) => !page.objects.is_empty() || !page.prefixes.is_empty(),
             Err(_) => false,
         };
-        let mut table = self.inodes.lock().unwrap();
         if is_dir {
+            let has_marker = list
+                .as_ref()
+                .is_ok_and(|p| p.objects.first().is_some_and(|o| o.key == prefix));
+            let stat = self.dir_stat(&prefix, has_marker).await?;
+            let mut table = self.inodes.lock().unwrap();
             let ino = table.upsert(
                 dir.ino,
                 name,
                 Entry {
                     kind: Kind::Dir,
                     key: prefix,
-                    stat: Stat::basic(0, dir_mtime(&list)),
+                    stat,
                     meta: None,
                 },
                 self.valid_until(),
             );
             return Ok(self.attr_of(table.get(ino).unwrap()));
         }
+        let mut table = self.inodes.lock().unwrap();
         match head {
             Ok(meta) => {
                 let stat = stat_from_meta(&meta);
@@ -268,9 +279,41 @@ impl S3Fs {
         }
     }
 
+    /// A directory's attributes: from its marker's s3fs headers when it has a marker
+    /// (`has_marker`: known from a listing), else the mount's defaults. `etag` records what was
+    /// learned (the marker's ETag, or empty for "no marker"), so a directory whose attributes
+    /// are still unknown (`etag: None`, seen only in a listing) can be told apart.
+    async fn dir_stat(&self, prefix: &str, has_marker: bool) -> FsResult<Stat> {
+        let no_marker = Stat {
+            etag: Some(String::new()),
+            ..Stat::basic(0, self.started)
+        };
+        if !has_marker {
+            return Ok(no_marker);
+        }
+        match self.store.head(prefix).await {
+            Ok(meta) => Ok(Stat {
+                size: 0,
+                ..stat_from_meta(&meta)
+            }),
+            Err(StoreError::NotFound) => Ok(no_marker),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The attributes of `ino`, refreshed from S3 when older than the metadata TTL.
     pub async fn getattr(&self, ino: u64) -> FsResult<FileAttr> {
         let node = self.node(ino)?;
+        if node.kind == Kind::Dir && node.stat.etag.is_none() && node.ino != inode::ROOT_INO {
+            // Seen only in a listing: read its marker once for mode, owner and times.
+            let stat = self.dir_stat(&node.key, true).await?;
+            let mut table = self.inodes.lock().unwrap();
+            if let Some(n) = table.get_mut(ino) {
+                n.stat = stat;
+                n.valid_until = Instant::now() + self.config.metadata_ttl;
+                return Ok(self.attr_of(n));
+            }
+        }
         if node.valid_until > Instant::now() || node.kind == Kind::Dir || self.is_local(ino) {
             return Ok(self.attr_of(&node));
         }
@@ -371,6 +414,7 @@ impl S3Fs {
             ino,
             name: ".".into(),
             attr: self.attr_of(&dir),
+            attr_known: attr_known(&dir),
         });
         let parent = table
             .get(dir.parent)
@@ -380,6 +424,7 @@ impl S3Fs {
             ino: parent.ino,
             name: "..".into(),
             attr: self.attr_of(&parent),
+            attr_known: attr_known(&parent),
         });
         let mut names: Vec<(String, Option<ListedObject>)> = Vec::new();
         let mut files = files.into_iter().peekable();
@@ -424,6 +469,7 @@ impl S3Fs {
                 ino: c,
                 name: node.name.clone(),
                 attr: self.attr_of(node),
+                attr_known: attr_known(node),
             });
         }
         for (name, obj) in names {
@@ -434,22 +480,31 @@ impl S3Fs {
                         ino: c.ino,
                         name,
                         attr: self.attr_of(&c),
+                        attr_known: attr_known(&c),
                     });
                     continue;
                 }
             }
             let child_ino = match obj {
-                None => table.upsert(
-                    ino,
-                    &name,
-                    Entry {
-                        kind: Kind::Dir,
-                        key: child_prefix(&prefix, &name),
-                        stat: Stat::basic(0, SystemTime::now()),
-                        meta: None,
-                    },
-                    until,
-                ),
+                None => {
+                    // A listing says nothing about a subdirectory's marker: keep what an
+                    // earlier lookup learned, else mark its attributes as unknown.
+                    let stat = match table.child(ino, &name) {
+                        Some(c) if c.kind == Kind::Dir && c.stat.etag.is_some() => c.stat.clone(),
+                        _ => Stat::basic(0, self.started),
+                    };
+                    table.upsert(
+                        ino,
+                        &name,
+                        Entry {
+                            kind: Kind::Dir,
+                            key: child_prefix(&prefix, &name),
+                            stat,
+                            meta: None,
+                        },
+                        until,
+                    )
+                }
                 Some(o) => {
                     let stat = Stat {
                         size: o.size,
@@ -485,6 +540,7 @@ impl S3Fs {
                 ino: child_ino,
                 name,
                 attr: self.attr_of(node),
+                attr_known: attr_known(node),
             });
         }
         Ok(entries)
@@ -676,11 +732,9 @@ fn no_data() -> FsError {
     FsError::new(libc::ENODATA, "no such attribute")
 }
 
-fn dir_mtime(list: &Result<crate::storage::ListPage, StoreError>) -> SystemTime {
-    list.as_ref()
-        .ok()
-        .and_then(|p| p.objects.iter().map(|o| o.last_modified).max())
-        .unwrap_or_else(SystemTime::now)
+/// Whether a node's attributes are complete (see [`DirEntry::attr_known`]).
+fn attr_known(node: &Inode) -> bool {
+    node.kind != Kind::Dir || node.stat.etag.is_some() || node.ino == inode::ROOT_INO
 }
 
 fn kind_from_mode(mode: Option<u32>) -> Kind {

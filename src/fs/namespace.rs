@@ -71,10 +71,11 @@ impl S3Fs {
         if let Some(m) = custom_mode {
             opts.metadata.insert("mode".into(), m.to_string());
         }
-        self.store.put(&prefix, Bytes::new(), &opts).await?;
+        let etag = self.store.put(&prefix, Bytes::new(), &opts).await?;
         let mut table = self.inodes.lock().unwrap();
         let stat = Stat {
             mode: custom_mode,
+            etag: Some(etag),
             ..Stat::basic(0, SystemTime::now())
         };
         let ino = table.upsert(

@@ -55,6 +55,9 @@ pub struct WriteState {
     opts: PutOptions,
     handles: usize,
     unlinked: bool,
+    /// The last commit failed and the application was told so: the data is kept on disk,
+    /// but not uploaded behind the application's back when the file is closed.
+    commit_failed: bool,
 }
 
 /// A change of attributes asked by `setattr`.
@@ -201,6 +204,7 @@ impl S3Fs {
             opts,
             handles: 1,
             unlinked: false,
+            commit_failed: false,
         };
         let stat = Stat {
             mode: (perm != self.config.file_mode).then_some(libc::S_IFREG | perm as u32),
@@ -304,6 +308,7 @@ impl S3Fs {
                     opts,
                     handles: 1,
                     unlinked: false,
+                    commit_failed: false,
                 }));
                 let mut writes = self.writes.lock().unwrap();
                 writes.entry(ino).or_insert(state).clone()
@@ -495,6 +500,7 @@ impl S3Fs {
         match result {
             Ok(etag) => {
                 info!(key = %st.key, size = st.size, ms = started.elapsed().as_millis() as u64, "uploaded");
+                st.commit_failed = false;
                 st.dirty = false;
                 st.dirty_parts.clear();
                 st.base = Some(BaseVersion {
@@ -521,6 +527,7 @@ impl S3Fs {
                 Ok(())
             }
             Err(e) => {
+                st.commit_failed = true;
                 error!(
                     key = %st.key,
                     staged = %st.file.as_ref().map(|f| f.path().display().to_string()).unwrap_or_default(),
@@ -547,7 +554,14 @@ impl S3Fs {
             return;
         }
         if st.dirty && !st.unlinked {
-            if let Err(e) = self.commit(&mut st).await {
+            // A failed commit was already reported to the application: keep the data, don't
+            // upload it later behind its back. Otherwise (writes never flushed) save it now.
+            let result = if st.commit_failed {
+                Err(FsError::new(libc::EIO, "the last upload failed"))
+            } else {
+                self.commit(&mut st).await
+            };
+            if let Err(e) = result {
                 if let Some(tmp) = st.file.take() {
                     let kept = keep_staged(tmp);
                     error!(key = %st.key, "unsaved data of a closed file kept at {kept}: {e}");
@@ -730,13 +744,27 @@ impl S3Fs {
         }
     }
 
-    /// Commits every dirty file (used at unmount).
+    /// Before unmounting: saves every dirty file (see [`S3Fs::commit_all`]) and retries the
+    /// clean-up requests that failed earlier.
+    pub async fn shutdown(&self) -> Vec<(String, FsError)> {
+        let failures = self.commit_all().await;
+        self.store.retry_pending().await;
+        failures
+    }
+
+    /// Commits every dirty file (used at unmount). Files whose last upload failed are not
+    /// retried behind the application's back: their staged data is kept and logged.
     pub async fn commit_all(&self) -> Vec<(String, FsError)> {
         let states: Vec<_> = self.writes.lock().unwrap().values().cloned().collect();
         let mut failures = Vec::new();
         for state in states {
             let mut st = state.lock().await;
-            if let Err(e) = self.commit(&mut st).await {
+            let result = if st.commit_failed && st.dirty && !st.unlinked {
+                Err(FsError::new(libc::EIO, "the last upload failed"))
+            } else {
+                self.commit(&mut st).await
+            };
+            if let Err(e) = result {
                 let key = st.key.clone();
                 if let Some(tmp) = st.file.take() {
                     let kept = keep_staged(tmp);

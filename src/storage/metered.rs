@@ -457,6 +457,10 @@ impl ObjectStore for MeteredStore {
         .await
     }
 
+    async fn retry_pending(&self) {
+        self.inner.retry_pending().await
+    }
+
     async fn check_access(&self) -> Result<(), StoreError> {
         self.call(
             Op::ListObjectsV2,

@@ -216,4 +216,8 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Checks that the bucket exists and that we may list it (used before mounting).
     async fn check_access(&self) -> Result<(), StoreError>;
+
+    /// Retries, once and now, clean-up requests that failed earlier (aborts of multipart
+    /// uploads while the server was unreachable). Called before unmounting.
+    async fn retry_pending(&self) {}
 }

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -78,7 +79,15 @@ pub struct S3Store {
     bucket: String,
     settings: S3Settings,
     region: String,
+    /// Multipart uploads whose abort failed (server unreachable): retried in the background
+    /// so no upload is left behind once the server is back.
+    pending_aborts: Arc<Mutex<Vec<(String, String)>>>,
 }
+
+/// How often failed aborts are retried, and for how long before giving up (S3 lifecycle
+/// rules for incomplete uploads are the backstop after that).
+const ABORT_RETRY_EVERY: Duration = Duration::from_secs(2);
+const ABORT_RETRY_FOR: Duration = Duration::from_secs(30 * 60);
 
 impl S3Store {
     /// Builds a client for `location`, resolving credentials and region. Does no request except,
@@ -143,7 +152,61 @@ impl S3Store {
             bucket: location.bucket.clone(),
             settings,
             region,
+            pending_aborts: Arc::new(Mutex::new(Vec::new())),
         })
+    }
+
+    async fn try_abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| classify("AbortMultipartUpload", key, e))?;
+        Ok(())
+    }
+
+    /// Remembers an upload whose abort failed and makes sure a task retries it.
+    fn queue_abort(&self, key: &str, upload_id: &str) {
+        let first = {
+            let mut pending = self.pending_aborts.lock().unwrap();
+            pending.push((key.to_string(), upload_id.to_string()));
+            pending.len() == 1
+        };
+        if !first {
+            return; // a retry task is already running
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            while started.elapsed() < ABORT_RETRY_FOR {
+                tokio::time::sleep(ABORT_RETRY_EVERY).await;
+                let batch: Vec<_> = store.pending_aborts.lock().unwrap().clone();
+                for (key, id) in batch {
+                    let done = match store.try_abort(&key, &id).await {
+                        Ok(()) | Err(StoreError::NotFound) => true,
+                        Err(_) => false,
+                    };
+                    if done {
+                        info!(key = %key, "aborted a multipart upload left by an earlier failure");
+                        store
+                            .pending_aborts
+                            .lock()
+                            .unwrap()
+                            .retain(|(_, i)| *i != id);
+                    }
+                }
+                if store.pending_aborts.lock().unwrap().is_empty() {
+                    return;
+                }
+            }
+            let left = std::mem::take(&mut *store.pending_aborts.lock().unwrap());
+            for (key, id) in left {
+                tracing::warn!(key = %key, "gave up aborting multipart upload {id}");
+            }
+        });
     }
 
     /// The region requests are signed for.
@@ -512,15 +575,13 @@ impl ObjectStore for S3Store {
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
-        self.client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await
-            .map_err(|e| classify("AbortMultipartUpload", key, e))?;
-        Ok(())
+        match self.try_abort(key, upload_id).await {
+            Err(e) if !matches!(e, StoreError::NotFound) => {
+                self.queue_abort(key, upload_id);
+                Err(e)
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn copy(
@@ -595,6 +656,18 @@ impl ObjectStore for S3Store {
             .set_tag_set(Some(tag_set))
             .build()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        if tags.is_empty() {
+            // An empty PutObjectTagging is valid S3 but not understood by every server;
+            // DeleteObjectTagging says the same thing everywhere.
+            self.client
+                .delete_object_tagging()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| classify("DeleteObjectTagging", key, e))?;
+            return Ok(());
+        }
         self.client
             .put_object_tagging()
             .bucket(&self.bucket)
@@ -604,6 +677,22 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| classify("PutObjectTagging", key, e))?;
         Ok(())
+    }
+
+    async fn retry_pending(&self) {
+        let batch: Vec<_> = self.pending_aborts.lock().unwrap().clone();
+        for (key, id) in batch {
+            match self.try_abort(&key, &id).await {
+                Ok(()) | Err(StoreError::NotFound) => {
+                    info!(key = %key, "aborted a multipart upload left by an earlier failure");
+                    self.pending_aborts
+                        .lock()
+                        .unwrap()
+                        .retain(|(_, i)| *i != id);
+                }
+                Err(e) => tracing::warn!(key = %key, "multipart upload {id} is left behind: {e}"),
+            }
+        }
     }
 
     async fn check_access(&self) -> Result<(), StoreError> {
