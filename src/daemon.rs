@@ -26,6 +26,7 @@ pub struct Readiness {
     /// `--foreground`: errors go to stderr.
     foreground: bool,
     state: Arc<Mutex<State>>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 enum State {
@@ -43,6 +44,7 @@ impl Readiness {
         Readiness {
             foreground: true,
             state: Arc::new(Mutex::new(State::Pending(None))),
+            stopping: Default::default(),
         }
     }
 
@@ -87,9 +89,14 @@ impl Readiness {
         }
     }
 
-    /// The process is about to unmount and exit.
+    /// The process is about to unmount and exit (told to systemd once).
     pub fn stopping(&self) {
-        sd_notify("STOPPING=1");
+        if !self
+            .stopping
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            sd_notify("STOPPING=1");
+        }
     }
 }
 
@@ -133,6 +140,7 @@ pub fn daemonize() -> Result<Readiness, String> {
                 state: Arc::new(Mutex::new(State::Pending(Some(std::fs::File::from(
                     write_end,
                 ))))),
+                stopping: Default::default(),
             })
         }
         child => {
