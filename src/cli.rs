@@ -22,7 +22,15 @@ use crate::storage::BucketLocation;
 /// From /etc/fstab or `mount -t fuse.s3mount BUCKET MOUNTPOINT -o OPTIONS`, every flag can be
 /// given as a mount option without its dashes (`endpoint-url=URL`, `allow_other`, `ro`).
 #[derive(Debug, Parser)]
-#[command(name = "s3mount", version, about, long_about = None, args_override_self = true)]
+#[command(
+    name = "s3mount",
+    version,
+    about,
+    args_override_self = true,
+    override_usage = "s3mount [OPTIONS] <BUCKET> <MOUNTPOINT> [-o OPTIONS]\n       \
+                      s3mount --generate-man <DIR>\n       \
+                      s3mount --generate-completions <SHELL>"
+)]
 pub struct Args {
     /// Bucket to mount: `NAME`, `NAME/PREFIX/` or `s3://NAME/PREFIX/`.
     #[arg(value_name = "BUCKET", required_unless_present_any = ["generate_man", "generate_completions"])]
@@ -408,7 +416,7 @@ pub fn print_completions(shell: clap_complete::Shell) {
 }
 
 /// Sections of the man page that clap does not know about (roff).
-const MAN_EXTRA: &str = r#".SH "MOUNT OPTIONS"
+const MAN_EXTRA: &str = r#".SH "FSTAB AND MOUNT(8)"
 From /etc/fstab or Bmount \-t fuse.s3mountR, fuse3's Bmount.fuse3R runs
 Bs3mountR IBUCKETR IMOUNTPOINTR B\-oR IOPTIONSR.
 Every flag can be given as an option without its dashes (Bendpoint\-url=RIURLR,
@@ -646,7 +654,7 @@ mod tests {
             "{page:.200}"
         );
         assert!(page.contains("endpoint\\-url"), "man page lists the flags");
-        assert!(page.contains("MOUNT OPTIONS") && page.contains("fuse.s3mount"));
+        assert!(page.contains("FSTAB AND MOUNT(8)") && page.contains("fuse.s3mount"));
     }
 
     #[test]

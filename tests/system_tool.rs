@@ -881,7 +881,7 @@ fn generates_man_page_and_completions() {
     assert!(page.contains(".TH s3mount 1"), "{page:.300}");
     for needle in [
         "endpoint\\-url",
-        "MOUNT OPTIONS",
+        "FSTAB AND MOUNT(8)",
         "fuse.s3mount",
         "EXIT STATUS",
     ] {
