@@ -143,6 +143,31 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", help_heading = "Client options")]
     pub write_part_size: Option<u64>,
 
+    /// Attempts per S3 request, the first included; throttling, 5xx answers, resets and
+    /// timeouts are retried with exponential backoff.
+    #[arg(long, env = "AWS_MAX_ATTEMPTS", value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Client options")]
+    pub max_attempts: u32,
+
+    /// Seconds to wait for a connection to the endpoint.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        help_heading = "Client options"
+    )]
+    pub connect_timeout: f64,
+
+    /// Seconds to wait for the first byte of an answer. With the defaults an unresponsive
+    /// server becomes EIO after at most about 3 minutes (5 × 30 s plus backoff).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30.0,
+        help_heading = "Client options"
+    )]
+    pub read_timeout: f64,
+
     /// Directory for staging files being written [default: the system temp dir].
     #[arg(long, value_name = "DIR", help_heading = "Caching options")]
     pub cache_dir: Option<PathBuf>,
@@ -536,6 +561,9 @@ impl Args {
             storage_class: self.storage_class.clone(),
             sse: self.sse.clone(),
             sse_kms_key_id: self.sse_kms_key_id.clone(),
+            max_attempts: self.max_attempts,
+            connect_timeout: Duration::from_secs_f64(self.connect_timeout.max(0.1)),
+            read_timeout: Duration::from_secs_f64(self.read_timeout.max(0.1)),
             ..S3Settings::new()
         }
     }
