@@ -102,6 +102,8 @@ pub struct Inode {
     /// For directories: until when the table knows *every* child (after a complete listing,
     /// or for a directory we just created), so a name it does not know is absent.
     pub complete_until: Option<Instant>,
+    /// For directories: names resolved through S3 since the last listing (see `lookup`).
+    pub lookup_misses: u32,
 }
 
 /// The table of every inode of the mount.
@@ -128,6 +130,7 @@ impl InodeTable {
             tags: None,
             last_open_etag: None,
             complete_until: None,
+            lookup_misses: 0,
         };
         InodeTable {
             by_ino: HashMap::from([(ROOT_INO, root)]),
@@ -230,6 +233,7 @@ impl InodeTable {
                 tags: None,
                 last_open_etag: None,
                 complete_until: None,
+                lookup_misses: 0,
             },
         );
         self.by_name.insert((parent, name.to_string()), ino);

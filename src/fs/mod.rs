@@ -216,6 +216,23 @@ impl S3Fs {
                 return Err(FsError::not_found());
             }
         }
+        // The second name in a row that a directory cannot answer: list the directory once
+        // (when it fits in one page) so the names that follow cost no request at all — the
+        // pattern of `cat dir/*`, `cp -r` and `tar x`.
+        let misses = {
+            let mut table = self.inodes.lock().unwrap();
+            table.get_mut(parent).map_or(0, |d| {
+                d.lookup_misses += 1;
+                d.lookup_misses
+            })
+        };
+        if misses >= 2 && self.list_dir_limited(parent, Some(1)).await?.is_some() {
+            let table = self.inodes.lock().unwrap();
+            return match table.child(parent, name) {
+                Some(child) => Ok(self.attr_of(child)),
+                None => Err(FsError::not_found()),
+            };
+        }
         self.resolve(&dir, name).await
     }
 
@@ -363,6 +380,19 @@ impl S3Fs {
     /// Lists directory `ino` completely (every page), records what the listing says about each
     /// child, and returns the entries, `.` and `..` first.
     async fn list_dir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        Ok(self
+            .list_dir_limited(ino, None)
+            .await?
+            .expect("an unlimited listing completes"))
+    }
+
+    /// [`Self::list_dir`], giving up (with `None`, recording nothing) when the directory
+    /// needs more than `max_pages` pages.
+    async fn list_dir_limited(
+        &self,
+        ino: u64,
+        max_pages: Option<u32>,
+    ) -> FsResult<Option<Vec<DirEntry>>> {
         let dir = self.dir_node(ino)?;
         let prefix = dir.key.clone();
         let mut files: BTreeMap<String, ListedObject> = BTreeMap::new();
@@ -401,6 +431,9 @@ impl S3Fs {
             if token.is_none() {
                 break;
             }
+            if max_pages.is_some_and(|m| pages >= m) {
+                return Ok(None);
+            }
         }
         debug!(prefix = %prefix, pages, dirs = dirs.len(), files = files.len(), "listed");
 
@@ -408,6 +441,7 @@ impl S3Fs {
         let mut table = self.inodes.lock().unwrap();
         if let Some(d) = table.get_mut(ino) {
             d.complete_until = Some(until);
+            d.lookup_misses = 0;
         }
         let mut entries = Vec::with_capacity(dirs.len() + files.len() + 2);
         entries.push(DirEntry {
@@ -543,7 +577,7 @@ impl S3Fs {
                 attr_known: attr_known(node),
             });
         }
-        Ok(entries)
+        Ok(Some(entries))
     }
 
     // ----- files --------------------------------------------------------------------------

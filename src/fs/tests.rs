@@ -300,3 +300,22 @@ async fn read_only_mounts_refuse_every_change() {
     );
     assert_eq!(store.keys(), ["f"]);
 }
+
+#[tokio::test]
+async fn a_run_of_lookups_lists_the_directory_once() {
+    let store = Arc::new(MemStore::new());
+    for i in 0..50 {
+        store.insert(&format!("d/f{i}"), "x");
+    }
+    let fs = fs_with(&store, "");
+    let d = lookup(&fs, ROOT_INO, "d").await;
+    let (heads, lists) = (store.count("head"), store.count("list"));
+    for i in 0..50 {
+        lookup(&fs, d, &format!("f{i}")).await;
+    }
+    let err = fs.lookup(d, OsStr::new("absent")).await.unwrap_err();
+    assert_eq!(err.errno, libc::ENOENT);
+    // The first name is resolved alone; the second lists the directory; the rest are free.
+    assert_eq!(store.count("head") - heads, 1);
+    assert_eq!(store.count("list") - lists, 2);
+}
