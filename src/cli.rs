@@ -564,7 +564,6 @@ impl Args {
             max_attempts: self.max_attempts,
             connect_timeout: Duration::from_secs_f64(self.connect_timeout.max(0.1)),
             read_timeout: Duration::from_secs_f64(self.read_timeout.max(0.1)),
-            ..S3Settings::new()
         }
     }
 }

@@ -104,6 +104,8 @@ pub struct Inode {
     pub complete_until: Option<Instant>,
     /// For directories: names resolved through S3 since the last listing (see `lookup`).
     pub lookup_misses: u32,
+    /// For files: the attributes come from a listing only (no s3fs headers, kind unsure).
+    pub listing_only: bool,
 }
 
 /// The table of every inode of the mount.
@@ -131,6 +133,7 @@ impl InodeTable {
             last_open_etag: None,
             complete_until: None,
             lookup_misses: 0,
+            listing_only: false,
         };
         InodeTable {
             by_ino: HashMap::from([(ROOT_INO, root)]),
@@ -214,6 +217,7 @@ impl InodeTable {
                 node.stat = stat;
                 node.valid_until = valid_until;
                 node.key = key;
+                node.listing_only = false;
                 return ino;
             }
         }
@@ -234,6 +238,7 @@ impl InodeTable {
                 last_open_etag: None,
                 complete_until: None,
                 lookup_misses: 0,
+                listing_only: false,
             },
         );
         self.by_name.insert((parent, name.to_string()), ino);

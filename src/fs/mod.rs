@@ -197,11 +197,18 @@ impl S3Fs {
         check_name(name).map_err(|e| FsError::new(libc::ENOENT, e.to_string()))?;
         let dir = self.dir_node(parent)?;
         let now = Instant::now();
-        {
+        let partial = {
             let table = self.inodes.lock().unwrap();
+            let mut partial = None;
             if let Some(child) = table.child(parent, name) {
-                if child.valid_until > now || self.is_local(child.ino) {
+                if self.is_local(child.ino) {
                     return Ok(self.attr_of(child));
+                }
+                if child.valid_until > now {
+                    if !is_partial(child) {
+                        return Ok(self.attr_of(child));
+                    }
+                    partial = Some(child.clone());
                 }
             }
             if table.is_negative(parent, name, now) {
@@ -215,6 +222,11 @@ impl S3Fs {
             if complete && table.child(parent, name).is_none() {
                 return Err(FsError::not_found());
             }
+            partial
+        };
+        if let Some(child) = partial {
+            // Known from a listing only: a HEAD completes it (no LIST needed).
+            return self.complete_entry(child).await;
         }
         // The second name in a row that a directory cannot answer: list the directory once
         // (when it fits in one page) so the names that follow cost no request at all — the
@@ -227,13 +239,51 @@ impl S3Fs {
             })
         };
         if misses >= 2 && self.list_dir_limited(parent, Some(1)).await?.is_some() {
-            let table = self.inodes.lock().unwrap();
-            return match table.child(parent, name) {
-                Some(child) => Ok(self.attr_of(child)),
+            let child = self.inodes.lock().unwrap().child(parent, name).cloned();
+            return match child {
+                Some(child) if is_partial(&child) => self.complete_entry(child).await,
+                Some(child) => Ok(self.attr_of(&child)),
                 None => Err(FsError::not_found()),
             };
         }
         self.resolve(&dir, name).await
+    }
+
+    /// Completes an entry known from a listing only with its object's (or marker's) headers:
+    /// s3fs's mode, owner, time and symlink type are not in listings.
+    async fn complete_entry(&self, node: Inode) -> FsResult<FileAttr> {
+        if node.kind == Kind::Dir {
+            let stat = self.dir_stat(&node.key, true).await?;
+            let mut table = self.inodes.lock().unwrap();
+            let n = table.get_mut(node.ino).ok_or_else(FsError::not_found)?;
+            n.stat = stat;
+            return Ok(self.attr_of(n));
+        }
+        match self.store.head(&node.key).await {
+            Ok(meta) => {
+                let stat = stat_from_meta(&meta);
+                let kind = kind_from_mode(stat.mode);
+                let mut table = self.inodes.lock().unwrap();
+                let ino = table.upsert(
+                    node.parent,
+                    &node.name,
+                    Entry {
+                        kind,
+                        key: node.key.clone(),
+                        stat,
+                        meta: Some(Arc::new(meta)),
+                    },
+                    self.valid_until(),
+                );
+                Ok(self.attr_of(table.get(ino).unwrap()))
+            }
+            Err(StoreError::NotFound) => {
+                let mut table = self.inodes.lock().unwrap();
+                table.set_negative(node.parent, &node.name, self.valid_until());
+                Err(FsError::not_found())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Asks S3 what `name` in `dir` is, and records the answer.
@@ -548,15 +598,14 @@ impl S3Fs {
                         uid: None,
                         gid: None,
                     };
-                    // A listing cannot tell a symlink from a file; keep what a HEAD taught us
-                    // while the object is unchanged.
-                    let kind = match table.child(ino, &name) {
-                        Some(c) if c.kind == Kind::Symlink && c.stat.etag == stat.etag => {
-                            Kind::Symlink
-                        }
-                        _ => Kind::File,
+                    // A listing cannot tell a symlink from a file, nor carries s3fs's headers:
+                    // keep what a HEAD taught us while the object is unchanged, else mark the
+                    // entry as known from the listing only.
+                    let (kind, complete) = match table.child(ino, &name) {
+                        Some(c) if c.stat.etag == stat.etag && !c.listing_only => (c.kind, true),
+                        _ => (Kind::File, false),
                     };
-                    table.upsert(
+                    let child = table.upsert(
                         ino,
                         &name,
                         Entry {
@@ -566,7 +615,11 @@ impl S3Fs {
                             meta: None,
                         },
                         until,
-                    )
+                    );
+                    if let Some(n) = table.get_mut(child) {
+                        n.listing_only = !complete;
+                    }
+                    child
                 }
             };
             let node = table.get(child_ino).unwrap();
@@ -764,6 +817,14 @@ impl S3Fs {
 
 fn no_data() -> FsError {
     FsError::new(libc::ENODATA, "no such attribute")
+}
+
+/// Whether a node is known from a listing only (see [`S3Fs::complete_entry`]).
+fn is_partial(node: &Inode) -> bool {
+    match node.kind {
+        Kind::Dir => node.stat.etag.is_none() && node.ino != inode::ROOT_INO,
+        _ => node.listing_only,
+    }
 }
 
 /// Whether a node's attributes are complete (see [`DirEntry::attr_known`]).
