@@ -89,34 +89,52 @@ impl ObjectReader {
         let ahead = self.advance_window(offset, end);
         let first = offset / bs;
         let last = (end - 1) / bs;
-        let prefetch_end = (end + ahead).min(self.size);
-        let prefetch_last = if prefetch_end > end {
-            (prefetch_end - 1) / bs
-        } else {
-            last
-        };
-        // Blocks this reader already asked for need no second look: if one was evicted
-        // meanwhile, `block` fetches it again.
-        let from = {
-            let mut w = self.window.lock().unwrap();
-            let from = if w.requested_end > first && w.requested_end <= prefetch_last + 1 {
-                w.requested_end.max(last + 1)
-            } else {
-                first
-            };
-            w.requested_end = prefetch_last + 1;
-            from
-        };
-        if from > first {
-            self.ensure_fetching(first..last + 1);
+        self.ensure_fetching(first..last + 1);
+        if let Some(more) = self.top_up(end, ahead) {
+            self.ensure_fetching(more);
         }
-        self.ensure_fetching(from..prefetch_last + 1);
 
         let mut blocks = Vec::with_capacity((last - first + 1) as usize);
         for index in first..=last {
             blocks.push(self.block(index).await?);
         }
         Ok(assemble(&blocks, first * bs, offset, end))
+    }
+
+    /// Decides which blocks to read ahead after a read ending at `end`, with a window of
+    /// `ahead` bytes. Hysteresis keeps requests large: the window is topped up only once the
+    /// lead of requested-but-unread bytes has shrunk by a whole part (or half the window while
+    /// it is small), and then up to a part-aligned end, so a steady sequential reader issues
+    /// `part_size` GETs rather than one small GET per block consumed.
+    fn top_up(&self, end: u64, ahead: u64) -> Option<Range<u64>> {
+        let bs = self.ctx.config.block_size;
+        let part = self.ctx.config.part_size.max(bs);
+        let mut w = self.window.lock().unwrap();
+        let end_block = end.div_ceil(bs);
+        if ahead == 0 || end >= self.size {
+            w.requested_end = w.requested_end.max(end_block);
+            return None;
+        }
+        if w.requested_end < end_block || w.requested_end * bs > end + 2 * ahead + part {
+            // Behind the reader (start, or a jump): start the lead afresh from here.
+            w.requested_end = end_block;
+        }
+        let lead = (w.requested_end * bs).saturating_sub(end);
+        if lead + part.min(ahead / 2).max(bs) > ahead {
+            return None;
+        }
+        let target = if ahead < part {
+            end + ahead
+        } else {
+            (end + ahead).div_ceil(part) * part
+        };
+        let target_block = target.min(self.size).div_ceil(bs);
+        if target_block <= w.requested_end {
+            return None;
+        }
+        let range = w.requested_end..target_block;
+        w.requested_end = target_block;
+        Some(range)
     }
 
     /// Updates the sequential-read detector and returns how far to read ahead.
@@ -190,7 +208,11 @@ impl ObjectReader {
             }
             let (tx, rx) = oneshot::channel();
             if self.ctx.cache.begin_fetch(&key, pending_from(rx)) {
-                if run.last().is_some_and(|(k, _)| k.index + 1 != index) {
+                // A run ends where the blocks stop being contiguous, and at part boundaries so
+                // GETs line up with `part_size`.
+                if run.last().is_some_and(|(k, _)| k.index + 1 != index)
+                    || (!run.is_empty() && index % per_get == 0)
+                {
                     self.spawn_fetch(std::mem::take(&mut run));
                 }
                 run.push((key, tx));
@@ -360,6 +382,25 @@ mod tests {
                 "offset {o} len {l}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn steady_sequential_reads_use_part_sized_gets() {
+        let store = Arc::new(MemStore::new());
+        let body = data(400_000);
+        store.insert("k", body.clone());
+        // block 1 KiB, part 4 KiB, window up to 8 KiB (half the 16 KiB cache)
+        let r = reader(store.clone(), "k", 16 * 1024);
+        let mut got = Vec::new();
+        while got.len() < body.len() {
+            got.extend_from_slice(&r.read(got.len() as u64, 512).await.unwrap());
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(got, body);
+        // ~98 parts of 4 KiB, plus a few smaller GETs while the window ramps up; one GET per
+        // 1 KiB block would be ~390.
+        let gets = store.count("get");
+        assert!(gets <= 110, "{gets} GETs");
     }
 
     #[tokio::test]
