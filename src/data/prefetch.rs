@@ -36,6 +36,32 @@ pub struct ReadContext {
     pub config: ReadConfig,
     /// Bounds the number of GETs in flight across the whole mount.
     pub get_permits: Arc<Semaphore>,
+    /// Readers open right now: they share the cache, so each one's window shrinks as more
+    /// read at once (memory stays bounded by the cache, and read-ahead is not evicted
+    /// before it is read).
+    pub readers: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ReadContext {
+    /// A context over `store` with a fresh cache of `config.cache_bytes`.
+    pub fn new(store: Arc<dyn ObjectStore>, config: ReadConfig, max_gets: usize) -> Self {
+        ReadContext {
+            store,
+            cache: Arc::new(BlockCache::new(config.cache_bytes)),
+            config,
+            get_permits: Arc::new(Semaphore::new(max_gets)),
+            readers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        }
+    }
+
+    /// The largest window one reader may use now.
+    fn max_window(&self) -> u64 {
+        let readers = self
+            .readers
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(1) as u64;
+        (self.config.effective_max_window() / readers).max(self.config.block_size)
+    }
 }
 
 /// Read-ahead state of one reader.
@@ -61,6 +87,8 @@ pub struct ObjectReader {
 impl ObjectReader {
     /// A reader of `key` at version `etag`, which is `size` bytes long.
     pub fn new(ctx: ReadContext, key: &str, etag: &str, size: u64) -> Self {
+        ctx.readers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ObjectReader {
             ctx,
             key: key.into(),
@@ -150,7 +178,7 @@ impl ObjectReader {
             w.window = if w.window == 0 {
                 cfg.initial_window
             } else {
-                (w.window * 2).min(cfg.effective_max_window())
+                (w.window * 2).min(self.ctx.max_window())
             };
         } else {
             trace!(key = %self.key, offset, "random read");
@@ -232,6 +260,14 @@ impl ObjectReader {
         let ctx = self.ctx.clone();
         let size = self.size;
         tokio::spawn(fetch_run(ctx, size, run));
+    }
+}
+
+impl Drop for ObjectReader {
+    fn drop(&mut self) {
+        self.ctx
+            .readers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -336,17 +372,7 @@ mod tests {
         };
         let etag = futures::executor::block_on(store.head(key)).unwrap().etag;
         let size = store.body(key).unwrap().len() as u64;
-        ObjectReader::new(
-            ReadContext {
-                store,
-                cache: Arc::new(BlockCache::new(cfg.cache_bytes)),
-                config: cfg,
-                get_permits: Arc::new(Semaphore::new(4)),
-            },
-            key,
-            &etag,
-            size,
-        )
+        ObjectReader::new(ReadContext::new(store, cfg, 4), key, &etag, size)
     }
 
     fn data(n: usize) -> Vec<u8> {

@@ -29,7 +29,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use fuser::{FileAttr, FileType, INodeNo};
 use futures::StreamExt;
-use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use crate::config::FsConfig;
@@ -101,12 +100,7 @@ impl std::fmt::Debug for S3Fs {
 impl S3Fs {
     /// A filesystem over `store` configured by `config`.
     pub fn new(store: Arc<dyn ObjectStore>, config: FsConfig) -> Self {
-        let read_ctx = ReadContext {
-            store: store.clone(),
-            cache: Arc::new(BlockCache::new(config.read.cache_bytes)),
-            config: config.read.clone(),
-            get_permits: Arc::new(Semaphore::new(MAX_GETS_IN_FLIGHT)),
-        };
+        let read_ctx = ReadContext::new(store.clone(), config.read.clone(), MAX_GETS_IN_FLIGHT);
         S3Fs {
             inodes: Mutex::new(InodeTable::new(&config.prefix)),
             store,
