@@ -1,9 +1,9 @@
 //! Reading one version of one object through the block cache, with adaptive read-ahead.
 //!
 //! Design note: an [`ObjectReader`] belongs to one open file handle and one ETag. Each read
-//! is classified as sequential (it starts near where the previous read ended) or random. A
-//! random read fetches exactly the blocks it covers and resets the window. A sequential read
-//! doubles the read-ahead window (from `initial_window` up to the effective maximum) and
+//! is classified as sequential (the second or later read in a row that starts near where the
+//! previous one ended) or random. A random read fetches exactly the blocks it covers and
+//! resets the window. A sequential read doubles the read-ahead window (from `initial_window` up to the effective maximum) and
 //! makes sure every block up to `end + window` is cached or in flight, issuing the missing
 //! ones as ranged GETs of at most `part_size` bytes each, all at once — so a large window
 //! means several GETs in parallel. Fetches run as tokio tasks; as a GET's body streams in it
@@ -73,6 +73,10 @@ struct Window {
     window: u64,
     /// One past the last block index this reader has asked the cache for.
     requested_end: u64,
+    /// Reads so far.
+    reads: u64,
+    /// Consecutive reads that continued the previous one.
+    streak: u32,
 }
 
 /// Reads one object version for one file handle.
@@ -98,6 +102,8 @@ impl ObjectReader {
                 last_end: 0,
                 window: 0,
                 requested_end: 0,
+                reads: 0,
+                streak: 0,
             }),
         }
     }
@@ -172,20 +178,29 @@ impl ObjectReader {
         // The kernel issues read-ahead asynchronously, so sequential reads may arrive a little
         // out of order: tolerate a small step back and a jump within the current window.
         let slack = cfg.block_size.max(1 << 20);
-        let sequential = offset == 0
-            || (offset + slack >= w.last_end && offset <= w.last_end + w.window.max(slack));
-        if sequential {
+        let continues = w.reads > 0
+            && offset + slack >= w.last_end
+            && offset <= w.last_end + w.window.max(slack);
+        w.streak = match (w.reads, continues) {
+            (0, _) if offset == 0 => 1, // reading from the start: likely a whole-file read
+            (_, true) => w.streak + 1,
+            _ => 0,
+        };
+        w.reads += 1;
+        // A window opens only on the second read in a row that continues the last one, so a
+        // random reader that happens to land near its previous read fetches no extra bytes.
+        if w.streak >= 2 {
             w.window = if w.window == 0 {
                 cfg.initial_window
             } else {
                 (w.window * 2).min(self.ctx.max_window())
             };
+            w.last_end = w.last_end.max(end);
         } else {
-            trace!(key = %self.key, offset, "random read");
+            if w.streak == 0 {
+                trace!(key = %self.key, offset, "random read");
+            }
             w.window = 0;
-        }
-        w.last_end = w.last_end.max(end);
-        if !sequential {
             w.last_end = end;
         }
         w.window
