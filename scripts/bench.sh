@@ -1,0 +1,990 @@
+#!/usr/bin/env bash
+# Benchmark s3mount side by side with the raw server (curl / boto3) and with s3fs, in one run,
+# against a local s3rver on 127.0.0.1, and print one table with ratios.
+#
+#   ./scripts/bench.sh [--quick] [--no-build]
+#
+# Installs what is missing (Debian: fuse3 s3fs fio curl attr; npm s3rver@3.7.1 in
+# ${S3MOUNT_DEPS_DIR:-~/.cache/s3mount-deps}), builds s3mount in release mode, starts s3rver on a
+# free port, seeds a bucket through the S3 API (never through a mount), runs the workloads and
+# cleans everything up (mounts, servers, temporary data), also on failure or Ctrl-C.
+# It only measures: nothing is asserted. A part that fails shows "n/a" and the run goes on.
+#
+# Workloads: (1) sequential read of a random object, cold and warm; (2) fio random 256 KiB
+# reads; (3) `ls -l` of a directory of many objects vs the bare paginated LIST calls;
+# (4) `cat` of many 4 KiB files vs a keep-alive curl loop. The server counts the requests
+# of each client (a request log kept by a small wrapper around s3rver).
+#
+#   --quick                 small sizes: 256 MiB object, 2,000 list objects, 200 small files,
+#                           1 run, 5 s fio runs
+#   --no-build              use the existing release binary (BENCH_S3MOUNT_BIN or the target dir)
+#   BENCH_SIZE_MIB=N        size of the sequential-read object (default 1024)
+#   BENCH_LIST_FILES=N      objects in the `ls -l` directory (default 10000)
+#   BENCH_SMALL_FILES=N     4 KiB files for the `cat` workload (default 1000)
+#   BENCH_RUNS=N            runs per measurement, the median is shown (default 3)
+#   BENCH_FIO_SECONDS=N     length of each fio run (default 20)
+#   BENCH_FIO_RUNS=N        runs per fio measurement (default 1: each run is already time-based)
+#   BENCH_TIMEOUT=S         give up on one measured command after S seconds (default 300)
+#   BENCH_TARGET_DIR=DIR    CARGO_TARGET_DIR for the release build (default <repo>/target)
+#   BENCH_S3MOUNT_BIN=PATH  benchmark this binary instead of building one
+#   BENCH_WORK_DIR=DIR      where the temporary data goes (default $TMPDIR or /tmp)
+#   BENCH_OUT=FILE          also write the report (machine info and tables) to FILE
+#   BENCH_KEEP_LOGS=1       keep the logs directory even when every cell was measured
+set -uo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$S3M_ROOT" || exit 1
+
+quick=0
+build=1
+while [ $# -gt 0 ]; do
+    case $1 in
+        --quick) quick=1 ;;
+        --no-build) build=0 ;;
+        -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) s3m_die "unknown argument: $1 (see --help)" ;;
+    esac
+    shift
+done
+
+if [ $quick -eq 1 ]; then
+    size_mib=${BENCH_SIZE_MIB:-256}
+    list_files=${BENCH_LIST_FILES:-2000}
+    small_files=${BENCH_SMALL_FILES:-200}
+    runs=${BENCH_RUNS:-1}
+    fio_secs=${BENCH_FIO_SECONDS:-5}
+    fio_runs=${BENCH_FIO_RUNS:-1}
+else
+    size_mib=${BENCH_SIZE_MIB:-1024}
+    list_files=${BENCH_LIST_FILES:-10000}
+    small_files=${BENCH_SMALL_FILES:-1000}
+    runs=${BENCH_RUNS:-3}
+    fio_secs=${BENCH_FIO_SECONDS:-20}
+    fio_runs=${BENCH_FIO_RUNS:-1}
+fi
+cmd_timeout=${BENCH_TIMEOUT:-300}
+for v in size_mib list_files small_files runs fio_secs fio_runs cmd_timeout; do
+    case ${!v} in ''|*[!0-9]*|0) s3m_die "$v must be a positive whole number (got '${!v}')" ;; esac
+done
+size_bytes=$((size_mib * 1024 * 1024))
+bucket=s3mount-bench
+# Large enough to hold the whole object (s3mount's warm-read variant).
+big_cache_mib=$((size_mib + size_mib / 8 + 16))
+
+bench_start=$SECONDS
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+log() { printf '\033[1m==> [%4ds] %s\033[0m\n' $((SECONDS - bench_start)) "$*" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------------------------------------
+# Environment: only 127.0.0.1, explicit credentials and region, no metadata service.
+s3m_aws_env
+export AWS_ACCESS_KEY_ID=S3RVER
+export AWS_SECRET_ACCESS_KEY=S3RVER
+# s3rver stores aws-chunked upload framing raw: only send checksums when an API requires one.
+export AWS_REQUEST_CHECKSUM_CALCULATION=when_required
+export AWS_RESPONSE_CHECKSUM_VALIDATION=when_required
+unset AWS_CA_BUNDLE
+
+# ---------------------------------------------------------------------------------------------
+# Dependencies
+log "dependencies (cache: $S3MOUNT_DEPS_DIR)"
+missing=()
+command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
+command -v s3fs >/dev/null 2>&1 || missing+=(s3fs)
+command -v fio >/dev/null 2>&1 || missing+=(fio)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v getfattr >/dev/null 2>&1 || missing+=(attr)
+command -v flock >/dev/null 2>&1 || missing+=(util-linux)
+command -v timeout >/dev/null 2>&1 || missing+=(coreutils)
+if [ ${#missing[@]} -gt 0 ]; then
+    s3m_apt_install "${missing[@]}" || s3m_die "could not install ${missing[*]}"
+fi
+[ -e /dev/fuse ] || s3m_die "/dev/fuse does not exist: no FUSE here"
+s3m_ensure_s3rver
+s3rver_module=$S3M_S3RVER_DIR/node_modules/s3rver
+
+# Python with boto3 (preinstalled with python3 here; else the moto venv, which has boto3).
+py=
+for cand in python3 /usr/bin/python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import boto3' >/dev/null 2>&1; then
+        py=$(command -v "$cand")
+        break
+    fi
+done
+if [ -z "$py" ]; then
+    s3m_ensure_moto
+    py=$S3M_PYTHON
+fi
+
+if [ -n "${BENCH_S3MOUNT_BIN:-}" ]; then
+    s3mount_bin=$BENCH_S3MOUNT_BIN
+else
+    target_dir=${BENCH_TARGET_DIR:-$S3M_ROOT/target}
+    s3mount_bin=$target_dir/release/s3mount
+    if [ $build -eq 1 ]; then
+        command -v cargo >/dev/null 2>&1 || s3m_die "cargo not found (install the Rust toolchain)"
+        log "building s3mount (release, CARGO_TARGET_DIR=$target_dir)"
+        CARGO_TARGET_DIR=$target_dir cargo build --release --bin s3mount ||
+            s3m_die "release build failed"
+    fi
+fi
+[ -x "$s3mount_bin" ] || s3m_die "no s3mount binary at $s3mount_bin"
+
+# ---------------------------------------------------------------------------------------------
+# Work directory and cleanup
+work_root=${BENCH_WORK_DIR:-${TMPDIR:-/tmp}}
+work=$(mktemp -d "$work_root/s3mount-bench.XXXXXX") || s3m_die "mktemp failed"
+logs=$work/logs
+mkdir -p "$logs" "$work/s3rver" "$work/mnt-s3mount" "$work/mnt-s3fs"
+mnt_s3m=$work/mnt-s3mount
+mnt_s3fs=$work/mnt-s3fs
+s3rver_pid=
+s3m_pid=
+s3fs_pid=
+failures=0
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    log "cleaning up"
+    if declare -F stop_s3mount >/dev/null; then
+        stop_s3mount
+        stop_s3fs
+    fi
+    if [ -n "$s3rver_pid" ]; then
+        s3m_stop_pid "$s3rver_pid" 5
+        s3rver_pid=
+    fi
+    count_failures
+    local keep=0
+    if s3m_is_mounted "$mnt_s3m" || s3m_is_mounted "$mnt_s3fs"; then
+        s3m_warn "a mount under $work is still there; run: fusermount3 -uz DIR"
+        keep=1
+    fi
+    if [ $keep -eq 1 ]; then
+        note "left $work in place (still mounted)"
+    elif [ $rc -ne 0 ] || [ "$failures" -gt 0 ] || [ -n "${BENCH_KEEP_LOGS:-}" ]; then
+        local saved
+        saved=$(mktemp -d "$work_root/s3mount-bench-logs.XXXXXX")
+        cp -r "$logs/." "$saved/" 2>/dev/null
+        rm -rf "$work"
+        note "logs kept in $saved"
+    else
+        rm -rf "$work"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+# Drop the page cache (both the server's files and the mounts' cached pages).
+can_drop=0
+if sync && echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
+    can_drop=1
+else
+    s3m_warn "cannot drop the page cache here: 'cold' runs only have cold FUSE mounts"
+fi
+drop_caches() {
+    [ $can_drop -eq 1 ] || return 0
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+}
+
+now() { printf '%s' "$EPOCHREALTIME"; }
+elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
+
+# timed CMD...: run CMD with a timeout; sets ELAPSED (seconds) and returns CMD's status.
+ELAPSED=
+timed() {
+    local t0 rc
+    t0=$(now)
+    timeout --foreground -k 10 "$cmd_timeout" "$@"
+    rc=$?
+    ELAPSED=$(elapsed_since "$t0")
+    [ $rc -eq 124 ] && s3m_warn "timed out after ${cmd_timeout}s: $*"
+    return $rc
+}
+
+# cpu_secs PID: user+system CPU seconds the process has used so far.
+clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
+cpu_secs() {
+    awk -v t="$clk_tck" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo n/a
+}
+cpu_delta() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else printf "%.1f", b - a }'; }
+
+mibps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1048576 / s; else print "n/a" }'; }
+
+# median VALUES...: median of the numeric values ("n/a" if none).
+median() {
+    local vals=() v
+    for v in "$@"; do
+        case $v in '' | n/a) ;; *) vals+=("$v") ;; esac
+    done
+    if [ ${#vals[@]} -eq 0 ]; then
+        echo n/a
+        return
+    fi
+    printf '%s\n' "${vals[@]}" | sort -g | awk '{ a[NR] = $1 } END {
+        if (NR % 2) m = a[(NR + 1) / 2]; else m = (a[NR / 2] + a[NR / 2 + 1]) / 2
+        if (m >= 100) printf "%.0f", m; else if (m >= 10) printf "%.1f", m; else printf "%.3g", m }'
+}
+
+maxof() {
+    local m=n/a v
+    for v in "$@"; do
+        case $v in '' | n/a) continue ;; esac
+        if [ "$m" = n/a ] || [ "$v" -gt "$m" ]; then m=$v; fi
+    done
+    echo "$m"
+}
+
+# fail MESSAGE: a step failed (its cell shows n/a). Counted in a file: many steps run in $(...).
+fail() {
+    printf '%s\n' "$*" >>"$work/failures"
+    s3m_warn "$*"
+}
+count_failures() { failures=$( (wc -l <"$work/failures") 2>/dev/null || echo 0); }
+
+# The table: rows in order, cells keyed "ROW|col" with col in curl s3fs s3m rss unit.
+declare -a ROWS=()
+declare -A CELL=()
+row() { # row ID UNIT LABEL
+    ROWS+=("$1")
+    CELL["$1|unit"]=$2
+    CELL["$1|label"]=$3
+}
+set_cell() { CELL["$1|$2"]=$3; }
+
+# Requests seen by the server: a second table, cells keyed "ROW|client".
+declare -a REQ_ROWS=()
+declare -A REQ=()
+req_row() {
+    REQ_ROWS+=("$1")
+    REQ["$1|label"]=$2
+}
+
+# ---------------------------------------------------------------------------------------------
+# s3rver, wrapped so that every request is logged as "METHOD STATUS URL" (counted per workload).
+cat >"$work/s3rver-logged.js" <<'EOF'
+'use strict';
+// s3rver with a request log: one line "METHOD STATUS URL RANGE MILLISECONDS" per answered request.
+const fs = require('fs');
+const [, , modulePath, directory, port, logFile] = process.argv;
+const S3rver = require(modulePath);
+const fd = fs.openSync(logFile, 'a');
+const server = new S3rver({ address: '127.0.0.1', port: Number(port), silent: true, directory });
+server.middleware.unshift(async (ctx, next) => {
+  const start = process.hrtime.bigint();
+  ctx.res.once('finish', () => {
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    fs.writeSync(fd, `${ctx.method} ${ctx.res.statusCode} ${ctx.url} ${ctx.get('range') || '-'} ${ms.toFixed(2)}\n`);
+  });
+  await next();
+});
+server.run().then(
+  (addr) => console.log(`s3rver listening on ${addr.address}:${addr.port}`),
+  (err) => { console.error(err); process.exit(1); },
+);
+const stop = () => server.close().then(() => process.exit(0), () => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+EOF
+
+port=$(s3m_free_port)
+endpoint=http://127.0.0.1:$port
+reqlog=$logs/s3rver-requests.log
+: >"$reqlog"
+log "starting s3rver@$S3M_S3RVER_VERSION on $endpoint"
+NODE_OPTIONS=--openssl-legacy-provider node "$work/s3rver-logged.js" "$s3rver_module" "$work/s3rver" \
+    "$port" "$reqlog" >"$logs/s3rver.log" 2>&1 </dev/null &
+s3rver_pid=$!
+for _ in $(seq 1 300); do
+    s3m_port_open "$port" && break
+    kill -0 "$s3rver_pid" 2>/dev/null || { cat "$logs/s3rver.log" >&2; s3m_die "s3rver exited"; }
+    sleep 0.1
+done
+s3m_port_open "$port" || s3m_die "s3rver did not answer on $endpoint"
+
+req_mark() { sleep 0.3; wc -l <"$reqlog"; }
+# req_since MARK: "N (a LIST ~x ms, b GET ~y ms, ...)" for the requests after MARK: counts and the
+# server's mean time per request of each kind; for ranged GETs also their mean size.
+req_since() {
+    sleep 0.3
+    tail -n +"$(($1 + 1))" "$reqlog" | awk '
+        { n++
+          if ($1 == "GET" && $3 ~ /^\/[^\/?]*\/?(\?|$)/ && $3 !~ /[?&]location/) k = "LIST"
+          else if ($1 == "GET" || $1 == "HEAD" || $1 == "PUT") k = $1
+          else k = "other"
+          cnt[k]++; ms[k] += $5
+          if (k == "GET" && $4 ~ /^bytes=[0-9]+-[0-9]+$/) {
+              split(substr($4, 7), r, "-"); ranged++; rbytes += r[2] - r[1] + 1 } }
+        END { s = sprintf("%d", n); d = ""
+              split("LIST GET HEAD PUT other", order, " ")
+              for (i = 1; i <= 5; i++) {
+                  k = order[i]
+                  if (!cnt[k]) continue
+                  d = d sprintf(", %d %s ~%.1f ms", cnt[k], k, ms[k] / cnt[k])
+                  if (k == "GET" && ranged) d = d sprintf(" (%d ranged, avg %.0f KiB)", ranged, rbytes / ranged / 1024)
+              }
+              if (d != "") s = s " (" substr(d, 3) ")"
+              print s }'
+}
+
+# ---------------------------------------------------------------------------------------------
+# Python helper (boto3): bucket, seeding, presigning, LIST timing, random ranged GETs.
+cat >"$work/s3.py" <<'EOF'
+import concurrent.futures as cf
+import http.client
+import os
+import random
+import sys
+import time
+import urllib.parse
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+EP = os.environ["BENCH_ENDPOINT"]
+BUCKET = os.environ["BENCH_BUCKET"]
+
+
+def client():
+    return boto3.client(
+        "s3", endpoint_url=EP, region_name="us-east-1",
+        aws_access_key_id="S3RVER", aws_secret_access_key="S3RVER",
+        config=Config(s3={"addressing_style": "path"}, max_pool_connections=64,
+                      retries={"max_attempts": 5, "mode": "standard"}))
+
+
+def presign(c, key):
+    return c.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key},
+                                    ExpiresIn=7 * 86400)
+
+
+cmd, args = sys.argv[1], sys.argv[2:]
+c = client()
+if cmd == "mkbucket":
+    c.create_bucket(Bucket=BUCKET)
+elif cmd == "upload":  # upload PATH KEY
+    mib = 1 << 20
+    c.upload_file(args[0], BUCKET, args[1],
+                  Config=TransferConfig(multipart_threshold=64 * mib, multipart_chunksize=64 * mib,
+                                        max_concurrency=4))
+elif cmd == "seed":  # seed PREFIX COUNT SIZE: COUNT objects PREFIX/fNNNNNN of SIZE random bytes
+    prefix, count, size = args[0], int(args[1]), int(args[2])
+    def put(i):
+        c.put_object(Bucket=BUCKET, Key=f"{prefix}/f{i:06d}", Body=os.urandom(size))
+    with cf.ThreadPoolExecutor(32) as ex:
+        list(ex.map(put, range(count)))
+    got = sum(p.get("KeyCount", 0) for p in c.get_paginator("list_objects_v2").paginate(
+        Bucket=BUCKET, Prefix=prefix + "/"))
+    if got != count:
+        sys.exit(f"seeded {count} objects under {prefix}/ but LIST shows {got}")
+elif cmd == "presign":  # presign KEY
+    print(presign(c, args[0]))
+elif cmd == "curlcfg":  # curlcfg PREFIX COUNT: a curl config fetching every object to /dev/null
+    prefix, count = args[0], int(args[1])
+    for i in range(count):
+        print(f'url = "{presign(c, f"{prefix}/f{i:06d}")}"\noutput = "/dev/null"')
+elif cmd == "list":  # list PREFIX: seconds, pages, entries of a paginated LIST with Delimiter='/'
+    prefix = args[0] + "/"
+    t0 = time.perf_counter()
+    pages = entries = 0
+    token = None
+    while True:
+        kw = {"Bucket": BUCKET, "Prefix": prefix, "Delimiter": "/"}
+        if token:
+            kw["ContinuationToken"] = token
+        r = c.list_objects_v2(**kw)
+        pages += 1
+        entries += len(r.get("Contents", [])) + len(r.get("CommonPrefixes", []))
+        if not r.get("IsTruncated"):
+            break
+        token = r["NextContinuationToken"]
+    print(f"{time.perf_counter() - t0:.4f} {pages} {entries}")
+elif cmd == "randget":  # randget KEY SIZE BS SECONDS: one keep-alive connection, random ranges
+    key, size, bs, secs = args[0], int(args[1]), int(args[2]), float(args[3])
+    u = urllib.parse.urlsplit(presign(c, key))
+    conn = http.client.HTTPConnection(u.hostname, u.port)
+    path = u.path + "?" + u.query
+    blocks = size // bs
+    total = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < secs:
+        off = random.randrange(blocks) * bs
+        conn.request("GET", path, headers={"Range": f"bytes={off}-{off + bs - 1}"})
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 206 or len(body) != bs:
+            sys.exit(f"ranged GET: status {r.status}, {len(body)} bytes")
+        total += len(body)
+    el = time.perf_counter() - t0
+    print(f"{total / el / 1048576:.1f}")
+else:
+    sys.exit(f"unknown command {cmd}")
+EOF
+s3py() { BENCH_ENDPOINT=$endpoint BENCH_BUCKET=$bucket "$py" "$work/s3.py" "$@"; }
+
+# ---------------------------------------------------------------------------------------------
+# Mounts
+
+# start_s3mount TAG [OPTIONS...]: fresh s3mount at $mnt_s3m; sets s3m_pid.
+start_s3mount() {
+    local tag=$1
+    shift
+    stop_s3mount
+    local mlog=$logs/s3mount-$tag.log
+    "$s3mount_bin" "$bucket" "$mnt_s3m" --region us-east-1 --endpoint-url "$endpoint" \
+        --force-path-style --foreground "$@" >>"$mlog" 2>&1 </dev/null &
+    s3m_pid=$!
+    if ! s3m_wait_mounted "$mnt_s3m" "$s3m_pid" 30; then
+        fail "s3mount ($tag: $*) did not mount; log: $(tail -n 3 "$mlog" | tr '\n' ' ')"
+        stop_s3mount
+        return 1
+    fi
+}
+
+stop_s3mount() {
+    if s3m_is_mounted "$mnt_s3m"; then
+        fusermount3 -u "$mnt_s3m" 2>/dev/null || fusermount3 -uz "$mnt_s3m" 2>/dev/null ||
+            umount -l "$mnt_s3m" 2>/dev/null
+    fi
+    if [ -n "$s3m_pid" ]; then
+        s3m_stop_pid "$s3m_pid" 10
+        s3m_pid=
+    fi
+    s3m_is_mounted "$mnt_s3m" && { fusermount3 -uz "$mnt_s3m" 2>/dev/null || umount -l "$mnt_s3m" 2>/dev/null; }
+    return 0
+}
+
+# Peak RSS of the running s3mount in MiB (VmHWM), "n/a" if unknown.
+s3m_hwm() {
+    local kb
+    kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$s3m_pid/status" 2>/dev/null)
+    if [ -n "$kb" ]; then echo $((kb / 1024)); else echo n/a; fi
+}
+s3fs_hwm() {
+    local kb
+    kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$s3fs_pid/status" 2>/dev/null)
+    if [ -n "$kb" ]; then echo $((kb / 1024)); else echo n/a; fi
+}
+
+s3fs_passwd=$work/s3fs-passwd
+printf 'S3RVER:S3RVER\n' >"$s3fs_passwd"
+chmod 600 "$s3fs_passwd"
+
+# start_s3fs TAG: fresh s3fs (no local cache) at $mnt_s3fs; sets s3fs_pid.
+start_s3fs() {
+    local tag=$1
+    stop_s3fs
+    local flog=$logs/s3fs-$tag.log
+    s3fs "$bucket" "$mnt_s3fs" -f \
+        -o "url=$endpoint,use_path_request_style,passwd_file=$s3fs_passwd,endpoint=us-east-1" \
+        >>"$flog" 2>&1 </dev/null &
+    s3fs_pid=$!
+    if ! s3m_wait_mounted "$mnt_s3fs" "$s3fs_pid" 30; then
+        fail "s3fs ($tag) did not mount; log: $(tail -n 3 "$flog" | tr '\n' ' ')"
+        stop_s3fs
+        return 1
+    fi
+}
+
+stop_s3fs() {
+    if s3m_is_mounted "$mnt_s3fs"; then
+        fusermount3 -u "$mnt_s3fs" 2>/dev/null || fusermount3 -uz "$mnt_s3fs" 2>/dev/null ||
+            umount -l "$mnt_s3fs" 2>/dev/null
+    fi
+    if [ -n "$s3fs_pid" ]; then
+        s3m_stop_pid "$s3fs_pid" 10
+        s3fs_pid=
+    fi
+    s3m_is_mounted "$mnt_s3fs" && { fusermount3 -uz "$mnt_s3fs" 2>/dev/null || umount -l "$mnt_s3fs" 2>/dev/null; }
+    return 0
+}
+
+# read_file FILE: dd FILE to /dev/null; prints MiB/s ("n/a" on error or short read).
+read_file() {
+    local out bytes
+    if ! timed dd if="$1" of=/dev/null bs=1M 2>"$work/dd.err"; then
+        fail "dd $1 failed: $(tail -n 2 "$work/dd.err" | tr '\n' ' ')"
+        echo n/a
+        return
+    fi
+    out=$(tail -n 1 "$work/dd.err")
+    bytes=${out%% bytes*}
+    if [ "$bytes" != "$size_bytes" ]; then
+        fail "dd $1 read $bytes bytes, expected $size_bytes"
+        echo n/a
+        return
+    fi
+    mibps "$size_bytes" "$ELAPSED"
+}
+
+# fio_read FILE: fio random 256 KiB O_DIRECT reads for $fio_secs; prints MiB/s.
+fio_read() {
+    local json=$work/fio.json
+    if ! timed fio --name=rand --filename="$1" --rw=randread --bs=256k --direct=1 --readonly \
+        --size="$size_bytes" --runtime="$fio_secs" --time_based --ioengine=psync \
+        --output-format=json --output="$json" >"$work/fio.err" 2>&1; then
+        fail "fio $1 failed: $(tail -n 3 "$work/fio.err" "$json" 2>/dev/null | tr '\n' ' ')"
+        echo n/a
+        return
+    fi
+    "$py" -c 'import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+if j.get("error"):
+    sys.exit("fio error %s" % j["error"])
+print("%.1f" % (j["read"]["bw_bytes"] / 1048576))' "$json" 2>>"$work/fio.err" || {
+        fail "fio $1: unreadable result"
+        echo n/a
+    }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Seeding (through the S3 API only)
+log "seeding bucket $bucket: ${size_mib} MiB object, $list_files list objects, $small_files x 4 KiB"
+s3py mkbucket || s3m_die "cannot create bucket"
+big_local=$work/big.bin
+head -c "$size_bytes" /dev/urandom >"$big_local" || s3m_die "cannot write $big_local"
+big_ok=0
+if s3py upload "$big_local" big/obj; then
+    big_url=$(s3py presign big/obj)
+    if curl -sf "$big_url" | cmp -s - "$big_local"; then
+        big_ok=1
+    else
+        fail "the uploaded object does not read back identical"
+    fi
+else
+    fail "upload of the big object failed"
+fi
+t0=$(now)
+list_ok=0
+if s3py seed list "$list_files" 128; then list_ok=1; else fail "seeding $list_files list objects failed"; fi
+small_ok=0
+if s3py seed small "$small_files" 4096; then small_ok=1; else fail "seeding $small_files small objects failed"; fi
+note "seeded $((list_files + small_files)) small objects in $(elapsed_since "$t0") s"
+for i in $(seq 0 $((small_files - 1))); do printf 'f%06d\n' "$i"; done >"$work/small-names"
+
+# Machine info
+machine_info() {
+    echo "# s3mount benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo
+    echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM"
+    echo "- kernel: $(uname -srm); $(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null)"
+    if [ -n "${BENCH_S3MOUNT_BIN:-}" ]; then
+        echo "- s3mount: $("$s3mount_bin" --version 2>/dev/null | head -n 1), binary $s3mount_bin (BENCH_S3MOUNT_BIN)"
+    else
+        echo "- s3mount: $("$s3mount_bin" --version 2>/dev/null | head -n 1), release build of $S3M_ROOT at git $(git -C "$S3M_ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+    fi
+    echo "- peers: $(s3fs --version 2>/dev/null | head -n 1 | sed 's/ (commit.*//'); $(curl --version | head -n 1 | cut -d' ' -f1-2); $(fio --version); boto3 $("$py" -c 'import boto3; print(boto3.__version__)')"
+    echo "- server: s3rver $S3M_S3RVER_VERSION on 127.0.0.1 (node $(node --version)), data on $(df -h --output=source "$work" | tail -n 1)"
+    echo "- load average (1/5/15 min) at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- sizes: object ${size_mib} MiB, ls -l of $list_files objects, cat of $small_files x 4 KiB, median of $runs run(s); fio: ${fio_secs} s per run, median of $fio_runs run(s)"
+    if [ $can_drop -eq 1 ]; then
+        echo "- cold = page cache dropped (sync; echo 3 > /proc/sys/vm/drop_caches) and a fresh mount"
+    else
+        echo "- cold = fresh mount only: the page cache could NOT be dropped on this machine"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# 1. Sequential read
+log "1. sequential read of ${size_mib} MiB (runs: $runs)"
+row seq1 MiB/s "seq read ${size_mib} MiB, cold, default settings — curl: 1 GET"
+row seq8 MiB/s "seq read ${size_mib} MiB, cold, default settings — curl: 8 parallel ranged GETs"
+row seq64 MiB/s "seq read cold, s3mount --cache-size 64 — curl: 8 ranged GETs"
+row seqbig MiB/s "seq read cold, s3mount --cache-size $big_cache_mib — curl: 8 ranged GETs"
+row warm MiB/s "seq read warm (2nd read, same mount), default settings (128 MiB cache) — curl: 8 ranged GETs, server cache warm"
+row warmbig MiB/s "seq read warm (2nd read, same mount), s3mount --cache-size $big_cache_mib — curl: as above"
+req_row seq "seq read ${size_mib} MiB, cold, one read (default settings)"
+
+curl8() { # curl8: 8 parallel ranged GETs of the big object; prints MiB/s
+    local part=$(((size_bytes + 7) / 8)) i s e pids=() ok=1
+    local t0
+    t0=$(now)
+    for i in $(seq 0 7); do
+        s=$((i * part))
+        e=$((s + part - 1))
+        [ $e -ge $size_bytes ] && e=$((size_bytes - 1))
+        timeout -k 10 "$cmd_timeout" curl -sf -r "$s-$e" -o /dev/null "$big_url" &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || ok=0; done
+    if [ $ok -eq 1 ]; then mibps "$size_bytes" "$(elapsed_since "$t0")"; else echo n/a; fi
+}
+
+if [ $big_ok -eq 1 ]; then
+    v1=() v8=() v8w=()
+    for r in $(seq 1 "$runs"); do
+        drop_caches
+        if timed curl -sf -o /dev/null "$big_url"; then v1+=("$(mibps "$size_bytes" "$ELAPSED")"); else fail "curl GET failed"; fi
+        drop_caches
+        v8+=("$(curl8)")
+        v8w+=("$(curl8)")
+    done
+    drop_caches
+    k0=$(cpu_secs "$s3rver_pid")
+    v=$(curl8)
+    cpu_curl="s3rver $(cpu_delta "$k0" "$(cpu_secs "$s3rver_pid")") s CPU for $v MiB/s"
+    note "curl 1 GET: ${v1[*]:-n/a}; curl 8-way cold: ${v8[*]}; curl 8-way warm server: ${v8w[*]}"
+    c1=$(median "${v1[@]}")
+    c8=$(median "${v8[@]}")
+    c8w=$(median "${v8w[@]}")
+    set_cell seq1 curl "$c1"
+    for rid in seq8 seq64 seqbig; do set_cell "$rid" curl "$c8"; done
+    for rid in warm warmbig; do set_cell "$rid" curl "$c8w"; done
+
+    # s3fs: fresh mount per run, cold read then a second read in the same mount.
+    fc=() fw=() fr=()
+    for r in $(seq 1 "$runs"); do
+        start_s3fs "seq-$r" || continue
+        drop_caches
+        fc+=("$(read_file "$mnt_s3fs/big/obj")")
+        drop_caches
+        fw+=("$(read_file "$mnt_s3fs/big/obj")")
+        fr+=("$(s3fs_hwm)")
+        if [ "$r" -eq 1 ]; then
+            drop_caches
+            m=$(req_mark)
+            c0=$(cpu_secs "$s3fs_pid") k0=$(cpu_secs "$s3rver_pid")
+            v=$(read_file "$mnt_s3fs/big/obj")
+            cpu_s3fs="s3fs $(cpu_delta "$c0" "$(cpu_secs "$s3fs_pid")") s + s3rver $(cpu_delta "$k0" "$(cpu_secs "$s3rver_pid")") s CPU for $v MiB/s"
+            REQ["seq|s3fs"]=$(req_since "$m")
+            cmp -s "$mnt_s3fs/big/obj" "$big_local" || fail "s3fs returned different bytes for big/obj"
+        fi
+        stop_s3fs
+    done
+    note "s3fs cold: ${fc[*]:-n/a}; warm: ${fw[*]:-n/a}; peak RSS MiB: ${fr[*]:-n/a}"
+    s3fs_seq_rss=$(maxof "${fr[@]}")
+    for rid in seq1 seq8 seq64 seqbig; do set_cell "$rid" s3fs "$(median "${fc[@]}")"; done
+    for rid in warm warmbig; do set_cell "$rid" s3fs "$(median "${fw[@]}")"; done
+
+    # s3mount, default settings: cold then warm in the same mount; peak RSS after the cold read.
+    sc=() sw=() rssc=() rssw=()
+    for r in $(seq 1 "$runs"); do
+        start_s3mount "seq-default-$r" || continue
+        drop_caches
+        sc+=("$(read_file "$mnt_s3m/big/obj")")
+        rssc+=("$(s3m_hwm)")
+        drop_caches
+        sw+=("$(read_file "$mnt_s3m/big/obj")")
+        rssw+=("$(s3m_hwm)")
+        stop_s3mount
+    done
+    # Requests of one cold read, and a byte-for-byte check, in a separate fresh mount.
+    if start_s3mount seq-check; then
+        drop_caches
+        m=$(req_mark)
+        c0=$(cpu_secs "$s3m_pid") k0=$(cpu_secs "$s3rver_pid")
+        v=$(read_file "$mnt_s3m/big/obj")
+        cpu_s3m="s3mount $(cpu_delta "$c0" "$(cpu_secs "$s3m_pid")") s + s3rver $(cpu_delta "$k0" "$(cpu_secs "$s3rver_pid")") s CPU for $v MiB/s"
+        REQ["seq|s3m"]=$(req_since "$m")
+        drop_caches
+        if cmp -s "$mnt_s3m/big/obj" "$big_local"; then
+            note "s3mount data check: identical"
+        else
+            fail "s3mount returned different bytes for big/obj"
+            s3m_data_bad=1
+        fi
+        stop_s3mount
+    fi
+    note "s3mount default cold: ${sc[*]:-n/a} (RSS ${rssc[*]:-n/a}); warm: ${sw[*]:-n/a} (RSS ${rssw[*]:-n/a})"
+    for rid in seq1 seq8; do
+        set_cell "$rid" s3m "$(median "${sc[@]}")"
+        set_cell "$rid" rss "$(maxof "${rssc[@]}")"
+    done
+    set_cell warm s3m "$(median "${sw[@]}")"
+    set_cell warm rss "$(maxof "${rssw[@]}")"
+
+    # s3mount --cache-size 64 (cold only) and --cache-size big (cold, then warm from its cache).
+    sc=() rssc=()
+    for r in $(seq 1 "$runs"); do
+        start_s3mount "seq-cache64-$r" --cache-size 64 || continue
+        drop_caches
+        sc+=("$(read_file "$mnt_s3m/big/obj")")
+        rssc+=("$(s3m_hwm)")
+        stop_s3mount
+    done
+    note "s3mount --cache-size 64 cold: ${sc[*]:-n/a} (RSS ${rssc[*]:-n/a})"
+    set_cell seq64 s3m "$(median "${sc[@]}")"
+    set_cell seq64 rss "$(maxof "${rssc[@]}")"
+
+    sc=() sw=() rssc=() rssw=()
+    for r in $(seq 1 "$runs"); do
+        start_s3mount "seq-cachebig-$r" --cache-size "$big_cache_mib" || continue
+        drop_caches
+        sc+=("$(read_file "$mnt_s3m/big/obj")")
+        rssc+=("$(s3m_hwm)")
+        drop_caches
+        m=$(req_mark)
+        sw+=("$(read_file "$mnt_s3m/big/obj")")
+        [ "$r" -eq 1 ] && warm_reqs=$(req_since "$m")
+        rssw+=("$(s3m_hwm)")
+        stop_s3mount
+    done
+    note "s3mount --cache-size $big_cache_mib cold: ${sc[*]:-n/a} (RSS ${rssc[*]:-n/a}); warm: ${sw[*]:-n/a} (RSS ${rssw[*]:-n/a}); requests of the warm read: ${warm_reqs:-n/a}"
+    set_cell seqbig s3m "$(median "${sc[@]}")"
+    set_cell seqbig rss "$(maxof "${rssc[@]}")"
+    set_cell warmbig s3m "$(median "${sw[@]}")"
+    set_cell warmbig rss "$(maxof "${rssw[@]}")"
+    req_row warmreq "seq read warm, s3mount --cache-size $big_cache_mib (2nd read)"
+    REQ["warmreq|s3m"]=${warm_reqs:-n/a}
+    REQ["warmreq|s3fs"]="—"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 2. Random 256 KiB reads (fio, O_DIRECT, one job, psync)
+log "2. fio random 256 KiB reads, ${fio_secs} s per run (runs: $fio_runs)"
+row fioc MiB/s "fio randread 256 KiB, cold (fresh mount) — server: ranged GETs on one keep-alive connection"
+row fiow MiB/s "fio randread 256 KiB, warm (2nd run, same mount), default settings"
+row fiowb MiB/s "fio randread 256 KiB, warm, s3mount --cache-size $big_cache_mib"
+req_row fio "fio randread 256 KiB, cold run"
+if [ $big_ok -eq 1 ]; then
+    pc=() pw=()
+    for r in $(seq 1 "$fio_runs"); do
+        drop_caches
+        pc+=("$(s3py randget big/obj "$size_bytes" 262144 "$fio_secs" || echo n/a)")
+        pw+=("$(s3py randget big/obj "$size_bytes" 262144 "$fio_secs" || echo n/a)")
+    done
+    note "server ranged GETs cold: ${pc[*]}; warm: ${pw[*]}"
+    set_cell fioc curl "$(median "${pc[@]}")"
+    set_cell fiow curl "$(median "${pw[@]}")"
+    set_cell fiowb curl "$(median "${pw[@]}")"
+
+    fc=() fw=()
+    for r in $(seq 1 "$fio_runs"); do
+        start_s3fs "fio-$r" || continue
+        drop_caches
+        m=$(req_mark)
+        fc+=("$(fio_read "$mnt_s3fs/big/obj")")
+        [ "$r" -eq 1 ] && REQ["fio|s3fs"]=$(req_since "$m")
+        fw+=("$(fio_read "$mnt_s3fs/big/obj")")
+        stop_s3fs
+    done
+    note "s3fs cold: ${fc[*]:-n/a}; warm: ${fw[*]:-n/a}"
+    set_cell fioc s3fs "$(median "${fc[@]}")"
+    set_cell fiow s3fs "$(median "${fw[@]}")"
+    set_cell fiowb s3fs "$(median "${fw[@]}")"
+
+    sc=() sw=() rr=()
+    for r in $(seq 1 "$fio_runs"); do
+        start_s3mount "fio-default-$r" || continue
+        drop_caches
+        m=$(req_mark)
+        sc+=("$(fio_read "$mnt_s3m/big/obj")")
+        [ "$r" -eq 1 ] && REQ["fio|s3m"]=$(req_since "$m")
+        sw+=("$(fio_read "$mnt_s3m/big/obj")")
+        rr+=("$(s3m_hwm)")
+        stop_s3mount
+    done
+    note "s3mount cold: ${sc[*]:-n/a}; warm: ${sw[*]:-n/a} (RSS ${rr[*]:-n/a})"
+    set_cell fioc s3m "$(median "${sc[@]}")"
+    set_cell fiow s3m "$(median "${sw[@]}")"
+    set_cell fiow rss "$(maxof "${rr[@]}")"
+    set_cell fioc rss "$(maxof "${rr[@]}")"
+
+    sw=() rr=()
+    for r in $(seq 1 "$fio_runs"); do
+        start_s3mount "fio-cachebig-$r" --cache-size "$big_cache_mib" || continue
+        drop_caches
+        fio_read "$mnt_s3m/big/obj" >/dev/null
+        sw+=("$(fio_read "$mnt_s3m/big/obj")")
+        rr+=("$(s3m_hwm)")
+        stop_s3mount
+    done
+    note "s3mount --cache-size $big_cache_mib warm: ${sw[*]:-n/a} (RSS ${rr[*]:-n/a})"
+    set_cell fiowb s3m "$(median "${sw[@]}")"
+    set_cell fiowb rss "$(maxof "${rr[@]}")"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3. ls -l of a directory of $list_files objects
+log "3. ls -l of $list_files objects"
+row ls s "ls -l of $list_files objects, fresh mount — server: paginated ListObjectsV2, Delimiter='/' (boto3)"
+row lsw s "ls -l of $list_files objects, 2nd time in the same mount (s3mount: within --metadata-ttl) — server: as above"
+req_row ls "ls -l of $list_files objects, fresh mount"
+req_row lsw "ls -l of $list_files objects, 2nd time"
+# ls_dir DIR: time `ls -l DIR`, checking the entry count; prints seconds.
+ls_dir() {
+    local n
+    if ! timed ls -l "$1" >"$work/ls.out" 2>"$work/ls.err"; then
+        fail "ls -l $1 failed: $(head -n 2 "$work/ls.err" | tr '\n' ' ')"
+        echo n/a
+        return
+    fi
+    n=$(($(wc -l <"$work/ls.out") - 1))
+    if [ "$n" -ne "$list_files" ]; then
+        fail "ls -l $1 listed $n entries, expected $list_files"
+        echo n/a
+        return
+    fi
+    printf '%s' "$ELAPSED"
+}
+if [ $list_ok -eq 1 ]; then
+    lc=()
+    for r in $(seq 1 "$runs"); do
+        m=$(req_mark)
+        out=$(s3py list list) || { fail "boto3 LIST failed"; continue; }
+        [ "$r" -eq 1 ] && REQ["ls|curl"]=$(req_since "$m")
+        lc+=("${out%% *}")
+    done
+    note "boto3 LIST: ${lc[*]:-n/a} s ($out: seconds pages entries)"
+    set_cell ls curl "$(median "${lc[@]}")"
+
+    set_cell lsw curl "$(median "${lc[@]}")"
+    REQ["lsw|curl"]=${REQ["ls|curl"]:-}
+
+    fl=() fw=()
+    for r in $(seq 1 "$runs"); do
+        start_s3fs "ls-$r" || continue
+        m=$(req_mark)
+        fl+=("$(ls_dir "$mnt_s3fs/list")")
+        [ "$r" -eq 1 ] && REQ["ls|s3fs"]=$(req_since "$m")
+        m=$(req_mark)
+        fw+=("$(ls_dir "$mnt_s3fs/list")")
+        [ "$r" -eq 1 ] && REQ["lsw|s3fs"]=$(req_since "$m")
+        stop_s3fs
+    done
+    note "s3fs: ${fl[*]:-n/a} s; 2nd time: ${fw[*]:-n/a} s"
+    set_cell ls s3fs "$(median "${fl[@]}")"
+    set_cell lsw s3fs "$(median "${fw[@]}")"
+
+    sl=() sw=() rr=()
+    for r in $(seq 1 "$runs"); do
+        start_s3mount "ls-$r" || continue
+        m=$(req_mark)
+        sl+=("$(ls_dir "$mnt_s3m/list")")
+        [ "$r" -eq 1 ] && REQ["ls|s3m"]=$(req_since "$m")
+        m=$(req_mark)
+        sw+=("$(ls_dir "$mnt_s3m/list")")
+        [ "$r" -eq 1 ] && REQ["lsw|s3m"]=$(req_since "$m")
+        rr+=("$(s3m_hwm)")
+        stop_s3mount
+    done
+    note "s3mount: ${sl[*]:-n/a} s; 2nd time: ${sw[*]:-n/a} s (RSS ${rr[*]:-n/a})"
+    set_cell ls s3m "$(median "${sl[@]}")"
+    set_cell lsw s3m "$(median "${sw[@]}")"
+    set_cell ls rss "$(maxof "${rr[@]}")"
+    set_cell lsw rss "$(maxof "${rr[@]}")"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. cat of $small_files x 4 KiB files
+log "4. cat of $small_files x 4 KiB files"
+row catls s "cat $small_files x 4 KiB files after an ls of their directory (ls not timed) — curl: one invocation, keep-alive"
+row catnols s "cat $small_files x 4 KiB files, no ls before (fresh mount) — curl: as above"
+req_row catls "cat $small_files files after ls (cat only)"
+req_row catnols "cat $small_files files, no ls"
+# cat_files DIR: time `cat` of every small file by name (xargs batches names into few cats).
+# The subshell (for cd) cannot hand ELAPSED back: timed_to_file writes it to a file.
+timed_to_file() { timed "$@"; local rc=$?; printf '%s' "$ELAPSED" >"$work/cat.time"; return $rc; }
+cat_files() {
+    local bytes rc
+    (cd "$1" && timed_to_file xargs -a "$work/small-names" cat >"$work/cat.out" 2>"$work/cat.err")
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        fail "cat in $1 failed: $(head -n 2 "$work/cat.err" | tr '\n' ' ')"
+        echo n/a
+        return
+    fi
+    bytes=$(stat -c %s "$work/cat.out")
+    if [ "$bytes" -ne $((small_files * 4096)) ]; then
+        fail "cat in $1 read $bytes bytes, expected $((small_files * 4096))"
+        echo n/a
+        return
+    fi
+    cat "$work/cat.time"
+}
+if [ $small_ok -eq 1 ]; then
+    s3py curlcfg small "$small_files" >"$work/curl.cfg" || fail "presigning failed"
+    cc=()
+    for r in $(seq 1 "$runs"); do
+        m=$(req_mark)
+        if timed curl -s -K "$work/curl.cfg" -w '%{http_code}\n' >"$work/curl.codes" 2>/dev/null &&
+            [ "$(grep -c '^200$' "$work/curl.codes")" -eq "$small_files" ]; then
+            cc+=("$ELAPSED")
+        else
+            fail "curl loop over $small_files objects failed"
+        fi
+        [ "$r" -eq 1 ] && REQ["catls|curl"]=$(req_since "$m") && REQ["catnols|curl"]=${REQ["catls|curl"]}
+    done
+    note "curl: ${cc[*]:-n/a} s"
+    set_cell catls curl "$(median "${cc[@]}")"
+    set_cell catnols curl "$(median "${cc[@]}")"
+
+    for who in s3fs s3m; do
+        al=() nl=() rr=()
+        for r in $(seq 1 "$runs"); do
+            if [ $who = s3fs ]; then start_s3fs "cat-ls-$r" || continue; dir=$mnt_s3fs/small; else start_s3mount "cat-ls-$r" || continue; dir=$mnt_s3m/small; fi
+            ls -l "$dir" >/dev/null 2>&1 || fail "$who: ls -l $dir failed"
+            m=$(req_mark)
+            al+=("$(cat_files "$dir")")
+            [ "$r" -eq 1 ] && REQ["catls|$who"]=$(req_since "$m")
+            if [ $who = s3fs ]; then stop_s3fs; else rr+=("$(s3m_hwm)"); stop_s3mount; fi
+
+            if [ $who = s3fs ]; then start_s3fs "cat-nols-$r" || continue; else start_s3mount "cat-nols-$r" || continue; fi
+            m=$(req_mark)
+            nl+=("$(cat_files "$dir")")
+            [ "$r" -eq 1 ] && REQ["catnols|$who"]=$(req_since "$m")
+            if [ $who = s3fs ]; then stop_s3fs; else rr+=("$(s3m_hwm)"); stop_s3mount; fi
+        done
+        note "$who: after ls ${al[*]:-n/a} s; no ls ${nl[*]:-n/a} s"
+        set_cell catls "$who" "$(median "${al[@]}")"
+        set_cell catnols "$who" "$(median "${nl[@]}")"
+        if [ $who = s3m ]; then
+            set_cell catls rss "$(maxof "${rr[@]}")"
+            set_cell catnols rss "$(maxof "${rr[@]}")"
+        fi
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Report
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0 && a != "n/a" && b != "n/a") printf "%.2f", a / b; else print "n/a" }'
+}
+report() {
+    count_failures
+    machine_info
+    echo
+    echo "MiB/s rows: higher is better, a ratio above 1 means s3mount is faster."
+    echo "s rows (seconds): lower is better, a ratio below 1 means s3mount is faster."
+    echo
+    echo "| workload | unit | curl/server | s3fs | s3mount | s3mount/curl | s3mount/s3fs | s3mount peak RSS |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    local id c f s r
+    for id in "${ROWS[@]}"; do
+        c=${CELL["$id|curl"]:-n/a}
+        f=${CELL["$id|s3fs"]:-n/a}
+        s=${CELL["$id|s3m"]:-n/a}
+        r=${CELL["$id|rss"]:-n/a}
+        [ "$r" != n/a ] && r="$r MiB"
+        echo "| ${CELL["$id|label"]} | ${CELL["$id|unit"]} | $c | $f | $s | $(ratio "$s" "$c") | $(ratio "$s" "$f") | $r |"
+    done
+    echo
+    echo "Requests seen by the server (the s3rver wrapper's request log): count per kind, ~ the server's mean"
+    echo "time per request of that kind (first byte in to last byte out), and the mean size of ranged GETs:"
+    echo
+    echo "| workload | curl/boto3 | s3fs | s3mount |"
+    echo "|---|---:|---:|---:|"
+    for id in "${REQ_ROWS[@]}"; do
+        echo "| ${REQ["$id|label"]} | ${REQ["$id|curl"]:-—} | ${REQ["$id|s3fs"]:-n/a} | ${REQ["$id|s3m"]:-n/a} |"
+    done
+    echo
+    echo "s3fs peak RSS during the sequential reads: ${s3fs_seq_rss:-n/a} MiB."
+    echo "CPU time of one cold sequential read of the ${size_mib} MiB object (2 cores: 2 CPU-s per wall-clock s):"
+    echo "curl 8 ranged GETs: ${cpu_curl:-n/a}; s3fs: ${cpu_s3fs:-n/a}; s3mount: ${cpu_s3m:-n/a}."
+    [ -z "${s3m_data_bad:-}" ] || echo "WARNING: s3mount returned different bytes than were uploaded."
+    [ "$failures" -eq 0 ] || echo "$failures step(s) failed: their cells show n/a (see the warnings above)."
+    echo "Total time: $((SECONDS - bench_start)) s."
+}
+log "done"
+echo
+report | tee ${BENCH_OUT:+"$BENCH_OUT"}
