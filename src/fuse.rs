@@ -232,8 +232,8 @@ impl Filesystem for FuseAdapter {
         self.run(
             "mknod",
             move |fs| async move {
-                let (attr, fh) = fs.create(parent.0, &name, mode, libc::O_WRONLY).await?;
-                let flushed = fs.flush(fh).await;
+                let (attr, fh) = fs.create(parent.0, &name, mode, libc::O_WRONLY, 0).await?;
+                let flushed = fs.fsync(fh).await;
                 fs.release(fh).await;
                 flushed.map(|_| attr)
             },
@@ -336,10 +336,11 @@ impl Filesystem for FuseAdapter {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let pid = req.pid();
         self.run(
             "open",
-            move |fs| async move { fs.open(ino.0, flags.0).await },
+            move |fs| async move { fs.open(ino.0, flags.0, pid).await },
             reply,
             |r, (fh, keep_cache)| {
                 let flags = if keep_cache {
@@ -394,15 +395,16 @@ impl Filesystem for FuseAdapter {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let pid = req.pid();
         self.run(
             "flush",
-            move |fs| async move { fs.flush(fh.0).await },
+            move |fs| async move { fs.flush(fh.0, pid).await },
             reply,
             |r, ()| r.ok(),
         );
@@ -439,7 +441,7 @@ impl Filesystem for FuseAdapter {
     ) {
         self.run(
             "fsync",
-            move |fs| async move { fs.flush(fh.0).await },
+            move |fs| async move { fs.fsync(fh.0).await },
             reply,
             |r, ()| r.ok(),
         );
@@ -590,7 +592,7 @@ impl Filesystem for FuseAdapter {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -598,11 +600,12 @@ impl Filesystem for FuseAdapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let pid = req.pid();
         let name = name.to_owned();
         let ttl = self.ttl();
         self.run(
             "create",
-            move |fs| async move { fs.create(parent.0, &name, mode & !umask, flags).await },
+            move |fs| async move { fs.create(parent.0, &name, mode & !umask, flags, pid).await },
             reply,
             move |r, (attr, fh)| {
                 r.created(

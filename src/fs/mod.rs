@@ -72,6 +72,8 @@ enum OpenFile {
         ino: u64,
         state: Arc<tokio::sync::Mutex<write::WriteState>>,
         writable: bool,
+        /// Thread group of the process that opened it (see [`S3Fs::flush`]).
+        opener: Option<u32>,
     },
 }
 
@@ -631,9 +633,10 @@ impl S3Fs {
 
     /// Opens file `ino` with open(2) `flags`; returns the handle and whether the kernel may
     /// keep its page cache (only when the object's ETag is the one seen at the last open).
-    pub async fn open(&self, ino: u64, flags: i32) -> FsResult<(u64, bool)> {
+    /// `pid` is the caller's (0 when unknown).
+    pub async fn open(&self, ino: u64, flags: i32, pid: u32) -> FsResult<(u64, bool)> {
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
-            return Ok((self.open_for_write(ino, flags).await?, false));
+            return Ok((self.open_for_write(ino, flags, pid).await?, false));
         }
         let node = self.node(ino)?;
         if node.kind == Kind::Dir {
@@ -647,6 +650,7 @@ impl S3Fs {
                 ino,
                 state,
                 writable: false,
+                opener: write::tgid_of(pid),
             });
             return Ok((fh, false));
         }

@@ -111,7 +111,7 @@ async fn open_and_read_return_the_object() {
     store.insert("f", body.clone());
     let fs = fs_with(&store, "");
     let ino = lookup(&fs, ROOT_INO, "f").await;
-    let (fh, _) = fs.open(ino, libc::O_RDONLY).await.unwrap();
+    let (fh, _) = fs.open(ino, libc::O_RDONLY, 0).await.unwrap();
     let mut got = Vec::new();
     while got.len() < body.len() {
         got.extend_from_slice(&fs.read(fh, got.len() as u64, 131_072).await.unwrap());
@@ -125,19 +125,19 @@ async fn create_write_flush_uploads_and_reads_back_before_close() {
     let store = Arc::new(MemStore::new());
     let fs = fs_with(&store, "");
     let (attr, fh) = fs
-        .create(ROOT_INO, OsStr::new("new.txt"), 0o644, libc::O_WRONLY)
+        .create(ROOT_INO, OsStr::new("new.txt"), 0o644, libc::O_WRONLY, 0)
         .await
         .unwrap();
     fs.write(fh, 0, b"hello ").await.unwrap();
     fs.write(fh, 6, b"world").await.unwrap();
     // A second descriptor sees the bytes before the first closes.
-    let (rfh, _) = fs.open(attr.ino.0, libc::O_RDONLY).await.unwrap();
+    let (rfh, _) = fs.open(attr.ino.0, libc::O_RDONLY, 0).await.unwrap();
     assert_eq!(&fs.read(rfh, 0, 100).await.unwrap()[..], b"hello world");
     assert!(
         store.body("new.txt").is_none(),
         "nothing is uploaded before flush"
     );
-    fs.flush(fh).await.unwrap();
+    fs.flush(fh, 0).await.unwrap();
     assert_eq!(store.body("new.txt").unwrap(), &b"hello world"[..]);
     fs.release(fh).await;
     fs.release(rfh).await;
@@ -150,7 +150,7 @@ async fn large_sequential_write_streams_a_multipart_upload() {
     let store = Arc::new(MemStore::new());
     let fs = fs_with(&store, "");
     let (_, fh) = fs
-        .create(ROOT_INO, OsStr::new("big"), 0o644, libc::O_WRONLY)
+        .create(ROOT_INO, OsStr::new("big"), 0o644, libc::O_WRONLY, 0)
         .await
         .unwrap();
     let data: Vec<u8> = (0..12_000_000u32).map(|i| (i % 253) as u8).collect();
@@ -162,7 +162,7 @@ async fn large_sequential_write_streams_a_multipart_upload() {
         1,
         "the upload starts while writing"
     );
-    fs.flush(fh).await.unwrap();
+    fs.flush(fh, 0).await.unwrap();
     assert_eq!(store.count("upload_part"), 3);
     fs.release(fh).await;
     assert_eq!(store.body("big").unwrap(), &data[..]);
@@ -176,15 +176,18 @@ async fn failed_upload_reaches_flush_and_keeps_the_old_object() {
     store.insert("f", "old");
     let fs = fs_with(&store, "");
     let ino = lookup(&fs, ROOT_INO, "f").await;
-    let (fh, _) = fs.open(ino, libc::O_WRONLY | libc::O_TRUNC).await.unwrap();
+    let (fh, _) = fs
+        .open(ino, libc::O_WRONLY | libc::O_TRUNC, 0)
+        .await
+        .unwrap();
     fs.write(fh, 0, b"new content").await.unwrap();
     store.fail("put", true);
-    let err = fs.flush(fh).await.unwrap_err();
+    let err = fs.flush(fh, 0).await.unwrap_err();
     assert_eq!(err.errno, libc::EIO);
     assert_eq!(store.body("f").unwrap(), &b"old"[..]);
     // Once the store recovers, the next flush saves the same bytes.
     store.fail("put", false);
-    fs.flush(fh).await.unwrap();
+    fs.flush(fh, 0).await.unwrap();
     fs.release(fh).await;
     assert_eq!(store.body("f").unwrap(), &b"new content"[..]);
 }
@@ -195,9 +198,9 @@ async fn append_and_truncate_stage_the_existing_object() {
     store.insert("f", "abc");
     let fs = fs_with(&store, "");
     let ino = lookup(&fs, ROOT_INO, "f").await;
-    let (fh, _) = fs.open(ino, libc::O_WRONLY).await.unwrap();
+    let (fh, _) = fs.open(ino, libc::O_WRONLY, 0).await.unwrap();
     fs.write(fh, 3, b"def").await.unwrap();
-    fs.flush(fh).await.unwrap();
+    fs.flush(fh, 0).await.unwrap();
     fs.release(fh).await;
     assert_eq!(store.body("f").unwrap(), &b"abcdef"[..]);
     let change = AttrChange {
@@ -219,11 +222,11 @@ async fn directories_rename_and_rmdir() {
         .ino
         .0;
     let (_, fh) = fs
-        .create(d, OsStr::new("x"), 0o644, libc::O_WRONLY)
+        .create(d, OsStr::new("x"), 0o644, libc::O_WRONLY, 0)
         .await
         .unwrap();
     fs.write(fh, 0, b"1").await.unwrap();
-    fs.flush(fh).await.unwrap();
+    fs.flush(fh, 0).await.unwrap();
     fs.release(fh).await;
     assert_eq!(
         fs.rmdir(ROOT_INO, OsStr::new("d")).await.unwrap_err().errno,
@@ -287,7 +290,7 @@ async fn read_only_mounts_refuse_every_change() {
     fn erofs<T: std::fmt::Debug>(r: Result<T, crate::error::FsError>) -> i32 {
         r.unwrap_err().errno
     }
-    assert_eq!(erofs(fs.open(ino, libc::O_WRONLY).await), libc::EROFS);
+    assert_eq!(erofs(fs.open(ino, libc::O_WRONLY, 0).await), libc::EROFS);
     assert_eq!(
         erofs(fs.unlink(ROOT_INO, OsStr::new("f")).await),
         libc::EROFS
@@ -298,7 +301,7 @@ async fn read_only_mounts_refuse_every_change() {
     );
     assert_eq!(
         erofs(
-            fs.create(ROOT_INO, OsStr::new("n"), 0o644, libc::O_WRONLY)
+            fs.create(ROOT_INO, OsStr::new("n"), 0o644, libc::O_WRONLY, 0)
                 .await
         ),
         libc::EROFS
@@ -325,4 +328,23 @@ async fn a_run_of_lookups_lists_the_directory_once() {
     // missing name costs nothing.
     assert_eq!(store.count("head") - heads, 50);
     assert_eq!(store.count("list") - lists, 2);
+}
+
+#[tokio::test]
+async fn a_flush_from_another_process_does_not_commit() {
+    let store = Arc::new(MemStore::new());
+    let fs = fs_with(&store, "");
+    let me = std::process::id();
+    let (_, fh) = fs
+        .create(ROOT_INO, OsStr::new("f"), 0o644, libc::O_WRONLY, me)
+        .await
+        .unwrap();
+    fs.write(fh, 0, b"half").await.unwrap();
+    // A child that inherited the descriptor closes it (fork + exec): pid 1 stands in for it.
+    fs.flush(fh, 1).await.unwrap();
+    assert!(store.body("f").is_none());
+    fs.write(fh, 4, b" and the rest").await.unwrap();
+    fs.flush(fh, me).await.unwrap();
+    assert_eq!(store.body("f").unwrap(), &b"half and the rest"[..]);
+    fs.release(fh).await;
 }

@@ -177,6 +177,7 @@ impl S3Fs {
         name: &OsStr,
         mode: u32,
         flags: i32,
+        pid: u32,
     ) -> FsResult<(FileAttr, u64)> {
         self.check_writable()?;
         let name = self.new_name(parent, name).await?;
@@ -231,6 +232,7 @@ impl S3Fs {
             ino,
             state,
             writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
+            opener: tgid_of(pid),
         });
         debug!(ino, fh, name, "created");
         Ok((attr, fh))
@@ -261,7 +263,7 @@ impl S3Fs {
     }
 
     /// Opens `ino` for writing (and maybe reading): joins or creates its write state.
-    pub(super) async fn open_for_write(&self, ino: u64, flags: i32) -> FsResult<u64> {
+    pub(super) async fn open_for_write(&self, ino: u64, flags: i32, pid: u32) -> FsResult<u64> {
         self.check_writable()?;
         let node = self.node(ino)?;
         if node.kind != Kind::File {
@@ -325,6 +327,7 @@ impl S3Fs {
             ino,
             state,
             writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
+            opener: tgid_of(pid),
         });
         Ok(fh)
     }
@@ -456,8 +459,29 @@ impl S3Fs {
         Ok(())
     }
 
-    /// Commits the state of handle `fh` (flush on close, fsync).
-    pub async fn flush(&self, fh: u64) -> FsResult<()> {
+    /// `flush` (every `close`) from process `pid`: commits the state of handle `fh`.
+    ///
+    /// A flush from another process is ignored: when a program forks and the child execs,
+    /// the child's copy of the descriptor is closed, and committing then would upload a file
+    /// that its writer is still writing (and break its streaming upload). The opener's own
+    /// close commits, and so does the last release.
+    pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
+        let file = self.file(fh)?;
+        if let OpenFile::Staged {
+            opener: Some(opener),
+            ..
+        } = &*file
+        {
+            if tgid_of(pid).is_some_and(|t| t != *opener) {
+                debug!(fh, pid, "flush from another process: not committing");
+                return Ok(());
+            }
+        }
+        self.fsync(fh).await
+    }
+
+    /// `fsync`: commits the state of handle `fh`; returns once S3 has the object.
+    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
         let file = self.file(fh)?;
         let OpenFile::Staged { state, .. } = &*file else {
             return Ok(());
@@ -588,7 +612,7 @@ impl S3Fs {
             let (state, temporary) = match self.write_state(ino) {
                 Some(s) => (s, None),
                 None => {
-                    let tmp_fh = self.open_for_write(ino, libc::O_WRONLY).await?;
+                    let tmp_fh = self.open_for_write(ino, libc::O_WRONLY, 0).await?;
                     (self.write_state(ino).unwrap(), Some(tmp_fh))
                 }
             };
@@ -775,6 +799,18 @@ impl S3Fs {
         }
         failures
     }
+}
+
+/// The thread group (process id) of thread `pid`, from /proc; `None` if unknown.
+pub(super) fn tgid_of(pid: u32) -> Option<u32> {
+    if pid == 0 {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Keeps a staged file past its handle's life; returns where it is.
