@@ -537,6 +537,7 @@ impl Args {
             file_mode: self.file_mode,
             dir_mode: self.dir_mode,
             metadata_ttl: Duration::from_secs_f64(self.metadata_ttl.max(0.0)),
+            trust_listing_attrs: !(self.allow_other || self.allow_root),
             read: ReadConfig {
                 cache_bytes: self.cache_size.max(1) << 20,
                 part_size: self.part_size.max(256 << 10),

@@ -27,6 +27,12 @@ pub struct FsConfig {
     /// needs no `HeadObject` per file, short enough that changes made by other clients show
     /// up quickly. Use 0 for strict freshness.
     pub metadata_ttl: Duration,
+    /// Whether attributes from a listing may be handed to the kernel as they are. Default
+    /// true: `ls -l` then costs no request per file. Off when other users may access the
+    /// mount (`--allow-other`/`--allow-root`): a listing lacks s3fs's stored mode, and the
+    /// kernel checks permissions against what we hand it, so each entry is completed with a
+    /// HEAD first.
+    pub trust_listing_attrs: bool,
     /// Block cache and read-ahead settings.
     pub read: ReadConfig,
     /// Upload settings.
@@ -109,6 +115,7 @@ impl Default for FsConfig {
             file_mode: 0o644,
             dir_mode: 0o755,
             metadata_ttl: Duration::from_secs(5),
+            trust_listing_attrs: true,
             read: ReadConfig::default(),
             write: WriteConfig::default(),
         }

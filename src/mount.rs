@@ -114,6 +114,7 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     let (session, mut unmounter) = open_session(adapter, &mountpoint, &fuse_config, &fsname)?;
     let unmounter_after = unmounter.after_session();
     let on_signal = readiness.clone();
+    let lazy_path = mountpoint.clone();
     runtime.spawn(async move {
         wait_for_signal().await;
         info!("signal received: saving open files, then unmounting");
@@ -122,7 +123,10 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
             warn!(key = %key, "could not save before unmounting: {err}");
         }
         if let Err(e) = unmounter.unmount() {
-            warn!("unmount failed: {e}");
+            // Files are still open (EBUSY): detach now, as `fusermount3 -uz` would; the
+            // session ends, and s3mount exits, once the last of them is closed.
+            warn!("unmount failed ({e}): detaching lazily; s3mount exits when the open files are closed");
+            lazy_unmount(&lazy_path);
         }
     });
 
@@ -306,6 +310,24 @@ fn mount_directly(
         return Err(std::io::Error::last_os_error());
     }
     Ok(fd)
+}
+
+/// Detaches the mount at `path` even though it is busy.
+fn lazy_unmount(path: &Path) {
+    if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) {
+        // SAFETY: umount2 with a valid C string.
+        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+            return;
+        }
+    }
+    match std::process::Command::new("fusermount3")
+        .arg("-uz")
+        .arg(path)
+        .status()
+    {
+        Ok(s) if s.success() => {}
+        other => warn!("lazy unmount of {} failed: {other:?}", path.display()),
+    }
 }
 
 async fn wait_for_signal() {

@@ -286,8 +286,14 @@ impl Drop for ObjectReader {
     }
 }
 
+/// Attempts at a GET whose body breaks off (the SDK retries failures before the body, not
+/// inside it): each new attempt resumes at the first block not yet received.
+const BODY_ATTEMPTS: u32 = 3;
+
 /// Fetches a run of contiguous blocks with one ranged GET, handing each block over as soon as
-/// its bytes have arrived.
+/// its bytes have arrived. If the body breaks off, the rest is fetched again (up to
+/// [`BODY_ATTEMPTS`] times); a block that cannot be fetched is failed and forgotten by the
+/// cache, so a later read asks S3 again.
 async fn fetch_run(
     ctx: ReadContext,
     size: u64,
@@ -295,56 +301,62 @@ async fn fetch_run(
 ) {
     let bs = ctx.config.block_size;
     let first = run[0].0.index;
-    let start = first * bs;
     let end = ((first + run.len() as u64) * bs).min(size);
     let key = run[0].0.key.clone();
     let etag = run[0].0.etag.clone();
     let _permit = ctx.get_permits.acquire().await;
-    debug!(key = %key, start, end, "GET range");
     let if_match = if etag.is_empty() { None } else { Some(&*etag) };
-    let mut pending = run.into_iter();
-    let result: FsResult<()> = async {
-        let mut body = ctx.store.get_range(&key, start..end, if_match).await?;
-        let mut buf = BytesMut::new();
-        let mut block_start = start;
-        let mut current = pending.next();
-        while let Some(chunk) = body.next().await {
-            let mut chunk = chunk?;
-            while !chunk.is_empty() {
-                let Some((bkey, _)) = &current else {
-                    return Err(FsError::new(libc::EIO, "server sent more bytes than asked"));
-                };
-                let want = ((block_start + bs).min(size) - block_start) as usize;
-                let take = (want - buf.len()).min(chunk.len());
-                buf.extend_from_slice(&chunk.split_to(take));
-                if buf.len() == want {
-                    let data = std::mem::take(&mut buf).freeze();
-                    ctx.cache.complete(bkey, data.clone());
-                    let (_, tx) = current.take().unwrap();
-                    let _ = tx.send(Ok(data));
-                    block_start += want as u64;
-                    current = pending.next();
-                    buf = BytesMut::with_capacity(bs as usize);
+    let mut pending: std::collections::VecDeque<_> = run.into();
+    let mut attempt = 0;
+    let err = loop {
+        attempt += 1;
+        let Some((front, _)) = pending.front() else {
+            return;
+        };
+        let start = front.index * bs;
+        debug!(key = %key, start, end, attempt, "GET range");
+        let result: FsResult<()> = async {
+            let mut body = ctx.store.get_range(&key, start..end, if_match).await?;
+            let mut buf = BytesMut::new();
+            let mut block_start = start;
+            while let Some(chunk) = body.next().await {
+                let mut chunk = chunk?;
+                while !chunk.is_empty() {
+                    if pending.is_empty() {
+                        return Err(FsError::new(libc::EIO, "server sent more bytes than asked"));
+                    }
+                    let want = ((block_start + bs).min(size) - block_start) as usize;
+                    let take = (want - buf.len()).min(chunk.len());
+                    buf.extend_from_slice(&chunk.split_to(take));
+                    if buf.len() == want {
+                        let data = std::mem::take(&mut buf).freeze();
+                        let (bkey, tx) = pending.pop_front().unwrap();
+                        ctx.cache.complete(&bkey, data.clone());
+                        let _ = tx.send(Ok(data));
+                        block_start += want as u64;
+                        buf = BytesMut::with_capacity(bs as usize);
+                    }
                 }
             }
-        }
-        match current {
-            None => Ok(()),
-            Some((bkey, tx)) => {
-                let err = FsError::new(libc::EIO, format!("short body for {}", bkey.key));
-                ctx.cache.abandon(&bkey);
-                let _ = tx.send(Err(err.clone()));
-                Err(err)
+            if pending.is_empty() {
+                Ok(())
+            } else {
+                Err(FsError::new(libc::EIO, format!("short body for {key}")))
             }
         }
-    }
-    .await;
-    if let Err(err) = result {
-        debug!(key = %key, start, end, "GET failed: {err}");
-        for (bkey, tx) in pending {
-            ctx.cache.abandon(&bkey);
-            let _ = tx.send(Err(err.clone()));
+        .await;
+        match result {
+            Ok(()) => return,
+            // The object changed or vanished: retrying cannot help.
+            Err(e) if e.errno == libc::ESTALE || e.errno == libc::ENOENT => break e,
+            Err(e) if attempt >= BODY_ATTEMPTS => break e,
+            Err(e) => debug!(key = %key, attempt, "GET body broke off, resuming: {e}"),
         }
+    };
+    debug!(key = %key, end, "GET failed: {err}");
+    for (bkey, tx) in pending {
+        ctx.cache.abandon(&bkey);
+        let _ = tx.send(Err(err.clone()));
     }
 }
 

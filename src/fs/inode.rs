@@ -268,9 +268,15 @@ impl InodeTable {
         if old_prefix.is_empty() {
             return;
         }
+        let now = Instant::now();
         for n in self.by_ino.values_mut() {
             if let Some(rest) = n.key.strip_prefix(old_prefix) {
                 n.key = format!("{new_prefix}{rest}");
+                // The copies have new ETags: ask S3 again before trusting the old ones.
+                if n.kind != Kind::Dir {
+                    n.valid_until = now;
+                    n.meta = None;
+                }
             }
         }
     }

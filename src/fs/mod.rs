@@ -377,6 +377,9 @@ impl S3Fs {
                 return Ok(self.attr_of(n));
             }
         }
+        if !self.config.trust_listing_attrs && node.listing_only && !self.is_local(ino) {
+            return self.complete_entry(node).await;
+        }
         if node.valid_until > Instant::now() || node.kind == Kind::Dir || self.is_local(ino) {
             return Ok(self.attr_of(&node));
         }
@@ -494,7 +497,7 @@ impl S3Fs {
             ino,
             name: ".".into(),
             attr: self.attr_of(&dir),
-            attr_known: attr_known(&dir),
+            attr_known: self.attr_known(&dir),
         });
         let parent = table
             .get(dir.parent)
@@ -504,7 +507,7 @@ impl S3Fs {
             ino: parent.ino,
             name: "..".into(),
             attr: self.attr_of(&parent),
-            attr_known: attr_known(&parent),
+            attr_known: self.attr_known(&parent),
         });
         let mut names: Vec<(String, Option<ListedObject>)> = Vec::new();
         let mut files = files.into_iter().peekable();
@@ -549,7 +552,7 @@ impl S3Fs {
                 ino: c,
                 name: node.name.clone(),
                 attr: self.attr_of(node),
-                attr_known: attr_known(node),
+                attr_known: self.attr_known(node),
             });
         }
         for (name, obj) in names {
@@ -560,7 +563,7 @@ impl S3Fs {
                         ino: c.ino,
                         name,
                         attr: self.attr_of(&c),
-                        attr_known: attr_known(&c),
+                        attr_known: self.attr_known(&c),
                     });
                     continue;
                 }
@@ -623,7 +626,7 @@ impl S3Fs {
                 ino: child_ino,
                 name,
                 attr: self.attr_of(node),
-                attr_known: attr_known(node),
+                attr_known: self.attr_known(node),
             });
         }
         Ok(Some(entries))
@@ -744,6 +747,11 @@ impl S3Fs {
             }
         }
         let meta = Arc::new(self.store.head(&node.key).await?);
+        if self.is_local(node.ino) {
+            // The object is the version before the pending writes: its size and ETag must
+            // not replace what the writes made.
+            return Ok(meta);
+        }
         let mut table = self.inodes.lock().unwrap();
         table.upsert(
             node.parent,
@@ -787,7 +795,11 @@ impl S3Fs {
         if node.kind == Kind::Dir || !name.starts_with("user.s3.") {
             return Err(no_data());
         }
-        let meta = self.meta_of(&node).await?;
+        let meta = match self.meta_of(&node).await {
+            // Created here and not uploaded yet: it has no S3 attributes so far.
+            Err(e) if e.errno == libc::ENOENT && self.is_local(ino) => return Err(no_data()),
+            other => other?,
+        };
         let tags = if xattr::needs_tags(name) {
             self.tags_of(&node).await?
         } else {
@@ -806,7 +818,10 @@ impl S3Fs {
         if node.kind == Kind::Dir {
             return Ok(Vec::new());
         }
-        let meta = self.meta_of(&node).await?;
+        let meta = match self.meta_of(&node).await {
+            Err(e) if e.errno == libc::ENOENT && self.is_local(ino) => return Ok(Vec::new()),
+            other => other?,
+        };
         let tags = self.tags_of(&node).await?;
         let all = xattr::all(&meta, &tags);
         Ok(xattr::name_list(all.iter().map(|(n, _)| n.as_str())))
@@ -825,9 +840,14 @@ fn is_partial(node: &Inode) -> bool {
     }
 }
 
-/// Whether a node's attributes are complete (see [`DirEntry::attr_known`]).
-fn attr_known(node: &Inode) -> bool {
-    node.kind != Kind::Dir || node.stat.etag.is_some() || node.ino == inode::ROOT_INO
+impl S3Fs {
+    /// Whether the kernel may cache `node`'s attributes (see [`DirEntry::attr_known`]).
+    fn attr_known(&self, node: &Inode) -> bool {
+        match node.kind {
+            Kind::Dir => node.stat.etag.is_some() || node.ino == inode::ROOT_INO,
+            _ => self.config.trust_listing_attrs || !node.listing_only,
+        }
+    }
 }
 
 fn kind_from_mode(mode: Option<u32>) -> Kind {

@@ -46,6 +46,8 @@ impl S3Fs {
         if node.kind == Kind::Dir {
             return Err(FsError::new(libc::EISDIR, "is a directory"));
         }
+        // A file still open keeps its content after the unlink (POSIX): stage it first.
+        self.stage_before_move(node.ino).await?;
         self.store.delete(&node.key).await?;
         self.forget_writes(node.ino).await;
         self.inodes
@@ -201,8 +203,12 @@ impl S3Fs {
                     return Err(FsError::new(libc::EISDIR, "target is a directory"));
                 }
                 let new_key = child_key(&new_dir.key, new_name);
+                if new_key.len() > super::names::KEY_MAX {
+                    return Err(FsError::new(libc::ENAMETOOLONG, "key over 1,024 bytes"));
+                }
                 self.commit_pending(src.ino).await?;
-                self.store.copy(&src.key, &new_key, None).await?;
+                self.stage_before_move(src.ino).await?;
+                let etag = self.store.copy(&src.key, &new_key, None).await?;
                 self.store.delete(&src.key).await?;
                 if let Some(d) = &dst {
                     self.forget_writes(d.ino).await;
@@ -210,6 +216,11 @@ impl S3Fs {
                 self.rekey_writes(src.ino, &new_key).await;
                 let mut table = self.inodes.lock().unwrap();
                 table.move_node(src.ino, new_parent, new_name, new_key);
+                // The copy has its own ETag (a multipart source's `-N` ETag is not kept).
+                if let Some(n) = table.get_mut(src.ino) {
+                    n.stat.etag = Some(etag);
+                    n.meta = None;
+                }
                 table.set_negative(parent, &src.name, self.valid_until());
             }
             Kind::Dir => {
@@ -229,7 +240,17 @@ impl S3Fs {
                     }
                     self.store.delete(&d.key).await?;
                 }
+                let open_files = self.writes_under(&src.key);
+                for ino in &open_files {
+                    self.stage_before_move(*ino).await?;
+                }
                 self.move_prefix(&src.key, &new_prefix).await?;
+                for ino in &open_files {
+                    if let Ok(n) = self.node(*ino) {
+                        let key = format!("{new_prefix}{}", &n.key[src.key.len()..]);
+                        self.rekey_writes(*ino, &key).await;
+                    }
+                }
                 let mut table = self.inodes.lock().unwrap();
                 table.rekey_prefix(&src.key, &new_prefix);
                 table.move_node(src.ino, new_parent, new_name, new_prefix);

@@ -249,7 +249,7 @@ impl S3Fs {
         }
         check_name(&name).map_err(|e| FsError::new(libc::EINVAL, e.to_string()))?;
         let dir = self.dir_node(parent)?;
-        if dir.key.len() + name.len() + 1 > super::names::KEY_MAX {
+        if dir.key.len() + name.len() > super::names::KEY_MAX {
             return Err(FsError::new(
                 libc::ENAMETOOLONG,
                 "the key would exceed S3's 1,024 bytes",
@@ -384,11 +384,7 @@ impl S3Fs {
         let mut st = state.lock().await;
         self.ensure_staged(&mut st).await?;
         let end = offset + data.len() as u64;
-        st.file
-            .as_ref()
-            .unwrap()
-            .as_file()
-            .write_all_at(data, offset)?;
+        staged_file(&st.file)?.write_all_at(data, offset)?;
         if let Some(stream) = &st.stream {
             if offset < stream.uploaded {
                 // Rewriting bytes already sent: fall back to uploading the staged file whole.
@@ -403,7 +399,7 @@ impl S3Fs {
         let st_ref: &mut WriteState = &mut st;
         let mut stream_failed = false;
         if let Some(stream) = st_ref.stream.as_mut() {
-            let file = st_ref.file.as_ref().unwrap().as_file();
+            let file = staged_file(&st_ref.file)?;
             if let Err(e) = stream.advance(file, size, &st_ref.opts).await {
                 debug!("streaming part failed, will upload the file whole at commit: {e}");
                 stream_failed = true;
@@ -432,7 +428,7 @@ impl S3Fs {
             return Ok(Bytes::new());
         }
         let len = (size as u64).min(st.size - offset) as usize;
-        read_staged(st.file.as_ref().unwrap().as_file(), offset, len)
+        read_staged(staged_file(&st.file)?, offset, len)
     }
 
     async fn truncate_state(&self, st: &mut WriteState, size: u64) -> FsResult<()> {
@@ -443,7 +439,7 @@ impl S3Fs {
         } else {
             self.ensure_staged(st).await?;
         }
-        st.file.as_ref().unwrap().as_file().set_len(size)?;
+        staged_file(&st.file)?.set_len(size)?;
         if let Some(stream) = &st.stream {
             if size < stream.uploaded {
                 let s = st.stream.take().unwrap();
@@ -498,7 +494,7 @@ impl S3Fs {
         if !st.staged {
             self.ensure_staged(st).await?;
         }
-        let file = st.file.as_ref().unwrap().as_file();
+        let file = staged_file(&st.file)?;
         let started = std::time::Instant::now();
         let result = match st.stream.take() {
             Some(stream) if stream.started() && !stream.failed() => {
@@ -758,6 +754,26 @@ impl S3Fs {
         Ok(())
     }
 
+    /// Downloads the object behind an open write state before a rename or unlink takes it
+    /// away, so later writes through the open handle keep the content.
+    pub(super) async fn stage_before_move(&self, ino: u64) -> FsResult<()> {
+        if let Some(state) = self.write_state(ino) {
+            let mut st = state.lock().await;
+            if !st.unlinked {
+                self.ensure_staged(&mut st).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write states whose key lies under `prefix`, with their inode numbers.
+    pub(super) fn writes_under(&self, prefix: &str) -> Vec<u64> {
+        let inos: Vec<u64> = self.writes.lock().unwrap().keys().copied().collect();
+        inos.into_iter()
+            .filter(|i| self.node(*i).is_ok_and(|n| n.key.starts_with(prefix)))
+            .collect()
+    }
+
     /// Points the write state of `ino` (if any) at its new key after a rename.
     pub(super) async fn rekey_writes(&self, ino: u64, new_key: &str) {
         if let Some(state) = self.write_state(ino) {
@@ -799,6 +815,14 @@ impl S3Fs {
         }
         failures
     }
+}
+
+/// The staging file of a staged state. After a failed save at unmount the file has been moved
+/// aside (and its path logged): the handle then fails with EIO instead of touching it.
+fn staged_file(file: &Option<NamedTempFile>) -> FsResult<&std::fs::File> {
+    file.as_ref()
+        .map(|f| f.as_file())
+        .ok_or_else(|| FsError::new(libc::EIO, "the unsaved data was moved aside (see the log)"))
 }
 
 /// The thread group (process id) of thread `pid`, from /proc; `None` if unknown.
