@@ -27,7 +27,7 @@ use tracing::{debug, warn, Instrument};
 
 use crate::error::{FsError, FsResult};
 use crate::fs::write::AttrChange;
-use crate::fs::S3Fs;
+use crate::fs::{CacheMode, S3Fs};
 
 /// The fuser [`Filesystem`] over [`S3Fs`].
 pub struct FuseAdapter {
@@ -130,6 +130,8 @@ impl Filesystem for FuseAdapter {
         // needs no lookup per file.
         let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        // Files being written use direct I/O; this keeps mmap working on them.
+        let _ = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
         let _ = config.set_max_readahead(1 << 20);
         let _ = config.set_max_background(64);
         let _ = config.set_congestion_threshold(48);
@@ -342,11 +344,11 @@ impl Filesystem for FuseAdapter {
             "open",
             move |fs| async move { fs.open(ino.0, flags.0, pid).await },
             reply,
-            |r, (fh, keep_cache)| {
-                let flags = if keep_cache {
-                    FopenFlags::FOPEN_KEEP_CACHE
-                } else {
-                    FopenFlags::empty()
+            |r, (fh, mode)| {
+                let flags = match mode {
+                    CacheMode::Keep => FopenFlags::FOPEN_KEEP_CACHE,
+                    CacheMode::Invalidate => FopenFlags::empty(),
+                    CacheMode::Direct => FopenFlags::FOPEN_DIRECT_IO,
                 };
                 r.opened(FileHandle(fh), flags)
             },
@@ -608,12 +610,13 @@ impl Filesystem for FuseAdapter {
             move |fs| async move { fs.create(parent.0, &name, mode & !umask, flags, pid).await },
             reply,
             move |r, (attr, fh)| {
+                // Files being written bypass the page cache: reads come from the staged copy.
                 r.created(
                     &ttl,
                     &attr,
                     Generation(0),
                     FileHandle(fh),
-                    FopenFlags::empty(),
+                    FopenFlags::FOPEN_DIRECT_IO,
                 )
             },
         );

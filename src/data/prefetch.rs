@@ -315,8 +315,12 @@ async fn fetch_run(
         };
         let start = front.index * bs;
         debug!(key = %key, start, end, attempt, "GET range");
+        // Failures before the body were already retried by the S3 client; only a body that
+        // breaks off is resumed here.
+        let mut in_body = false;
         let result: FsResult<()> = async {
             let mut body = ctx.store.get_range(&key, start..end, if_match).await?;
+            in_body = true;
             let mut buf = BytesMut::new();
             let mut block_start = start;
             while let Some(chunk) = body.next().await {
@@ -349,7 +353,7 @@ async fn fetch_run(
             Ok(()) => return,
             // The object changed or vanished: retrying cannot help.
             Err(e) if e.errno == libc::ESTALE || e.errno == libc::ENOENT => break e,
-            Err(e) if attempt >= BODY_ATTEMPTS => break e,
+            Err(e) if !in_body || attempt >= BODY_ATTEMPTS => break e,
             Err(e) => debug!(key = %key, attempt, "GET body broke off, resuming: {e}"),
         }
     };

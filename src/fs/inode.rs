@@ -97,8 +97,11 @@ pub struct Inode {
     pub meta: Option<Arc<ObjectMeta>>,
     /// Last tag set read, with its deadline.
     pub tags: Option<(Instant, TagSet)>,
-    /// ETag at the last open, to decide whether the kernel may keep its page cache.
-    pub last_open_etag: Option<String>,
+    /// The version whose pages may be in the kernel's page cache (set by an open that let
+    /// the kernel cache; cleared when the file is opened for writing).
+    pub cache_etag: Option<String>,
+    /// Open handles that read through the kernel's page cache.
+    pub cached_opens: u32,
     /// For directories: until when the table knows *every* child (after a complete listing,
     /// or for a directory we just created), so a name it does not know is absent.
     pub complete_until: Option<Instant>,
@@ -130,7 +133,8 @@ impl InodeTable {
             valid_until: Instant::now() + Duration::from_secs(100 * 365 * 86400),
             meta: None,
             tags: None,
-            last_open_etag: None,
+            cache_etag: None,
+            cached_opens: 0,
             complete_until: None,
             lookup_misses: 0,
             listing_only: false,
@@ -235,7 +239,8 @@ impl InodeTable {
                 valid_until,
                 meta,
                 tags: None,
-                last_open_etag: None,
+                cache_etag: None,
+                cached_opens: 0,
                 complete_until: None,
                 lookup_misses: 0,
                 listing_only: false,

@@ -57,6 +57,18 @@ pub struct DirEntry {
     pub attr_known: bool,
 }
 
+/// How the kernel may use its page cache for a handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Keep the cached pages: they are of this very version.
+    Keep,
+    /// Drop the cached pages, then cache this version's.
+    Invalidate,
+    /// Bypass the page cache (direct I/O): the cache holds another version's pages that an
+    /// open handle may still be reading, or the file is being written.
+    Direct,
+}
+
 /// An open directory.
 struct DirHandle {
     ino: u64,
@@ -66,7 +78,12 @@ struct DirHandle {
 /// An open file.
 enum OpenFile {
     /// Opened read-only while nobody writes it: reads go through the block cache.
-    Read { ino: u64, reader: ObjectReader },
+    Read {
+        ino: u64,
+        reader: ObjectReader,
+        /// Whether it reads through the kernel's page cache (not direct I/O).
+        cached: bool,
+    },
     /// Opened for writing, or while someone writes it: reads and writes use the staged copy.
     Staged {
         ino: u64,
@@ -634,12 +651,15 @@ impl S3Fs {
 
     // ----- files --------------------------------------------------------------------------
 
-    /// Opens file `ino` with open(2) `flags`; returns the handle and whether the kernel may
-    /// keep its page cache (only when the object's ETag is the one seen at the last open).
+    /// Opens file `ino` with open(2) `flags`; returns the handle and how the kernel may use
+    /// its page cache: kept only while it can hold no other version's pages.
     /// `pid` is the caller's (0 when unknown).
-    pub async fn open(&self, ino: u64, flags: i32, pid: u32) -> FsResult<(u64, bool)> {
+    pub async fn open(&self, ino: u64, flags: i32, pid: u32) -> FsResult<(u64, CacheMode)> {
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
-            return Ok((self.open_for_write(ino, flags, pid).await?, false));
+            return Ok((
+                self.open_for_write(ino, flags, pid).await?,
+                CacheMode::Direct,
+            ));
         }
         let node = self.node(ino)?;
         if node.kind == Kind::Dir {
@@ -655,7 +675,7 @@ impl S3Fs {
                 writable: false,
                 opener: write::tgid_of(pid),
             });
-            return Ok((fh, false));
+            return Ok((fh, CacheMode::Direct));
         }
         let node = if node.valid_until > Instant::now() && node.stat.etag.is_some() {
             node
@@ -684,16 +704,31 @@ impl S3Fs {
             table.get(ino).cloned().unwrap_or(node)
         };
         let etag = node.stat.etag.clone().unwrap_or_default();
+        // The page cache is per inode, not per version: never let two versions' pages meet.
         let keep_cache = {
             let mut table = self.inodes.lock().unwrap();
             let n = table.get_mut(ino).unwrap();
-            let keep = n.last_open_etag.as_deref() == Some(etag.as_str()) && !etag.is_empty();
-            n.last_open_etag = Some(etag.clone());
-            keep
+            let same = n.cache_etag.as_deref() == Some(etag.as_str()) && !etag.is_empty();
+            if n.cached_opens > 0 && !same {
+                CacheMode::Direct
+            } else {
+                n.cached_opens += 1;
+                n.cache_etag = Some(etag.clone());
+                if same {
+                    CacheMode::Keep
+                } else {
+                    CacheMode::Invalidate
+                }
+            }
         };
         let reader = ObjectReader::new(self.read_ctx.clone(), &node.key, &etag, node.stat.size);
-        let fh = self.add_handle(OpenFile::Read { ino, reader });
-        debug!(ino, fh, key = %node.key, size = node.stat.size, keep_cache, "open");
+        let cached = keep_cache != CacheMode::Direct;
+        let fh = self.add_handle(OpenFile::Read {
+            ino,
+            reader,
+            cached,
+        });
+        debug!(ino, fh, key = %node.key, size = node.stat.size, cache = ?keep_cache, "open");
         Ok((fh, keep_cache))
     }
 

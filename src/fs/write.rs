@@ -312,6 +312,9 @@ impl S3Fs {
                     unlinked: false,
                     commit_failed: false,
                 }));
+                if let Some(n) = self.inodes.lock().unwrap().get_mut(ino) {
+                    n.cache_etag = None;
+                }
                 let mut writes = self.writes.lock().unwrap();
                 writes.entry(ino).or_insert(state).clone()
             }
@@ -565,8 +568,16 @@ impl S3Fs {
         let Some(file) = self.files.lock().unwrap().remove(&fh) else {
             return;
         };
-        let OpenFile::Staged { ino, state, .. } = &*file else {
-            return;
+        let (ino, state) = match &*file {
+            OpenFile::Staged { ino, state, .. } => (ino, state),
+            OpenFile::Read { ino, cached, .. } => {
+                if *cached {
+                    if let Some(n) = self.inodes.lock().unwrap().get_mut(*ino) {
+                        n.cached_opens = n.cached_opens.saturating_sub(1);
+                    }
+                }
+                return;
+            }
         };
         let mut st = state.lock().await;
         st.handles -= 1;
