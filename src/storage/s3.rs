@@ -20,8 +20,8 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, MetadataDirective, ServerSideEncryption, StorageClass,
-    Tag, Tagging, TaggingDirective,
+    CompletedMultipartUpload, CompletedPart, EncodingType, MetadataDirective, ServerSideEncryption,
+    StorageClass, Tag, Tagging, TaggingDirective,
 };
 use aws_sdk_s3::Client;
 use bytes::Bytes;
@@ -374,15 +374,28 @@ impl ObjectStore for S3Store {
             .set_delimiter(delimiter.map(str::to_string))
             .set_continuation_token(token)
             .set_max_keys(max_keys)
+            // Keys may hold characters XML 1.0 cannot carry (control characters): ask for
+            // URL-encoded keys, and decode them when the server says it encoded them.
+            .encoding_type(EncodingType::Url)
             .send()
             .await
             .map_err(|e| classify("ListObjectsV2", prefix, e))?;
+        let encoded = out.encoding_type() == Some(&EncodingType::Url);
+        let decode = |k: &str| -> String {
+            if encoded {
+                percent_encoding::percent_decode_str(&k.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            } else {
+                k.to_string()
+            }
+        };
         let objects = out
             .contents()
             .iter()
             .filter_map(|o| {
                 Some(ListedObject {
-                    key: o.key()?.to_string(),
+                    key: decode(o.key()?),
                     size: o.size().unwrap_or(0).max(0) as u64,
                     last_modified: to_system_time(o.last_modified()),
                     etag: o.e_tag().unwrap_or_default().to_string(),
@@ -393,7 +406,7 @@ impl ObjectStore for S3Store {
         let prefixes = out
             .common_prefixes()
             .iter()
-            .filter_map(|p| p.prefix().map(str::to_string))
+            .filter_map(|p| p.prefix().map(decode))
             .collect();
         let next_token = if out.is_truncated().unwrap_or(false) {
             out.next_continuation_token().map(str::to_string)
@@ -702,6 +715,7 @@ impl ObjectStore for S3Store {
             .list_objects_v2()
             .bucket(&self.bucket)
             .max_keys(1)
+            .encoding_type(EncodingType::Url)
             .send()
             .await
             .map_err(|e| classify("ListObjectsV2", "", e))?;

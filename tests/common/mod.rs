@@ -1225,3 +1225,252 @@ print(" ".join(keys))
 // Fault injection (tests/common/fault_proxy.rs): an HTTP/1.1 proxy between s3mount and moto.
 // ---------------------------------------------------------------------------------------------
 pub mod fault_proxy;
+
+// =============================================================================================
+// Additions for tests/reliability.rs, tests/model.rs and tests/stress.rs (issue 4: faults,
+// reference model, stress). Additive only; nothing above depends on them.
+// =============================================================================================
+
+/// A small seeded PRNG (splitmix64): the same seed gives the same sequence on every machine.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// One element of `items`.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    /// `len` bytes from this generator.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            out.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+}
+
+/// The errno of an I/O error (-1 when it carries none).
+pub fn os_errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(-1)
+}
+
+/// `EIO (5)`-style name of an errno, for messages and tallies.
+pub fn errno_label(n: i32) -> String {
+    let name = match n {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EIO => "EIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::EACCES => "EACCES",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::ERANGE => "ERANGE",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::ENODATA => "ENODATA",
+        libc::ENOTSUP => "ENOTSUP",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ESTALE => "ESTALE",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::ECONNABORTED => "ECONNABORTED",
+        libc::E2BIG => "E2BIG",
+        libc::EXDEV => "EXDEV",
+        libc::EINTR => "EINTR",
+        _ => "",
+    };
+    if name.is_empty() {
+        format!("errno {n}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// What [`with_deadline`] reports when the work did not finish in time.
+#[derive(Debug)]
+pub struct Hung {
+    pub what: String,
+    pub limit: Duration,
+}
+
+impl std::fmt::Display for Hung {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} did not finish within {:?}", self.what, self.limit)
+    }
+}
+
+/// Runs `work` on its own thread and waits at most `limit` for it. On a timeout the thread is
+/// left behind (blocked in the kernel, typically) and `Err(Hung)` is returned: tests count that
+/// as a hang. A panic inside `work` is propagated.
+pub fn with_deadline<T: Send + 'static>(
+    what: impl Into<String>,
+    limit: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Hung> {
+    let what = what.into();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("deadline".into())
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let _ = tx.send(result);
+        })
+        .expect("spawn a deadline thread");
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => {
+            let _ = handle.join();
+            Ok(v)
+        }
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => Err(Hung { what, limit }),
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // PID (COMM) STATE ...; COMM may hold spaces and parentheses
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// The mountinfo line of the mount at exactly `path`: (per-mount options, fs type, super
+/// options), e.g. `("rw,nosuid,nodev,noatime", "fuse.s3mount", "rw,user_id=0,...")`.
+pub fn mountinfo_options(path: &Path) -> Option<(String, String, String)> {
+    let want = mountinfo_escape(path);
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut found = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.get(4) != Some(&want.as_str()) {
+            continue;
+        }
+        if let Some(sep) = fields.iter().skip(6).position(|f| *f == "-") {
+            let fstype = fields.get(6 + sep + 1).copied().unwrap_or("");
+            let superopts = fields.get(6 + sep + 3).copied().unwrap_or("");
+            found = Some((
+                fields[5].to_string(),
+                fstype.to_string(),
+                superopts.to_string(),
+            ));
+        }
+    }
+    found
+}
+
+/// Drops the kernel's page cache for an open file (POSIX_FADV_DONTNEED), so the next reads
+/// reach the filesystem again.
+pub fn drop_page_cache(file: &File) {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: posix_fadvise on a valid descriptor; it only drops clean cached pages.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    }
+}
+
+/// Adds `faults` one-shot rules to `proxy` so that every `every`-th request matching
+/// (`method`, `contains`) gets `fault`: request `every`, `2 × every`, … up to `faults` of them.
+/// Deterministic in the order requests arrive, and bounded: after `faults` faults the rules are
+/// spent. Returns the rule ids (for [`fault_proxy::FaultProxy::remove`]).
+pub fn add_periodic_faults(
+    proxy: &fault_proxy::FaultProxy,
+    method: &'static str,
+    contains: &'static str,
+    fault: fault_proxy::Fault,
+    every: u32,
+    faults: u32,
+) -> Vec<fault_proxy::RuleId> {
+    assert!(every >= 2, "every request faulted is not a periodic fault");
+    // Rule i sees every matching request except the ones earlier rules fault (i - 1 of them
+    // before its turn), so it skips i × (every - 1) requests to fire on request i × every.
+    (1..=faults)
+        .map(|i| {
+            proxy.fail(fault_proxy::Rule {
+                method,
+                contains,
+                fault,
+                count: Some(1),
+                skip: i * (every - 1),
+            })
+        })
+        .collect()
+}
+
+/// Prints one line of figures and, when `S3MOUNT_RELIABILITY_REPORT` names a file, appends it
+/// there too (docs/RELIABILITY.md is written from those lines).
+pub fn report_figures(line: &str) {
+    println!("FIGURES {line}");
+    eprintln!("FIGURES {line}");
+    if let Some(path) = std::env::var_os("S3MOUNT_RELIABILITY_REPORT").filter(|p| !p.is_empty()) {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// Whether `S3MOUNT_SOAK` asks for the long runs.
+pub fn soak() -> bool {
+    std::env::var("S3MOUNT_SOAK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// A handle on bucket `name` at `endpoint` with a client of its own, for threads that run
+/// their own tokio runtime (a client's pooled connections belong to the runtime that made them).
+pub fn bucket_with_own_client(endpoint: &str, name: &str) -> Bucket {
+    Bucket {
+        client: s3_client(endpoint),
+        name: name.to_string(),
+    }
+}
+
+/// A current-thread tokio runtime for a test's worker thread.
+pub fn thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+// ----- end of the issue 4 additions -----
