@@ -348,3 +348,22 @@ async fn a_flush_from_another_process_does_not_commit() {
     assert_eq!(store.body("f").unwrap(), &b"half and the rest"[..]);
     fs.release(fh).await;
 }
+
+#[tokio::test]
+async fn a_flush_before_the_first_write_after_o_trunc_keeps_the_object() {
+    let store = Arc::new(MemStore::new());
+    store.insert("f", "old content");
+    let fs = fs_with(&store, "");
+    let ino = lookup(&fs, ROOT_INO, "f").await;
+    // `cmd > f`: open(O_TRUNC), dup to stdout, close the original, then write.
+    let (fh, _) = fs
+        .open(ino, libc::O_WRONLY | libc::O_TRUNC, 0)
+        .await
+        .unwrap();
+    fs.flush(fh, 0).await.unwrap();
+    assert_eq!(store.body("f").unwrap(), &b"old content"[..]);
+    fs.write(fh, 0, b"new").await.unwrap();
+    fs.flush(fh, 0).await.unwrap();
+    fs.release(fh).await;
+    assert_eq!(store.body("f").unwrap(), &b"new"[..]);
+}

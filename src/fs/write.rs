@@ -58,6 +58,8 @@ pub struct WriteState {
     /// The last commit failed and the application was told so: the data is kept on disk,
     /// but not uploaded behind the application's back when the file is closed.
     commit_failed: bool,
+    /// Emptied by `open(O_TRUNC)` and nothing done since (see [`S3Fs::flush`]).
+    only_open_trunc: bool,
 }
 
 /// A change of attributes asked by `setattr`.
@@ -206,6 +208,7 @@ impl S3Fs {
             handles: 1,
             unlinked: false,
             commit_failed: false,
+            only_open_trunc: false,
         };
         let stat = Stat {
             mode: (perm != self.config.file_mode).then_some(libc::S_IFREG | perm as u32),
@@ -311,6 +314,7 @@ impl S3Fs {
                     handles: 1,
                     unlinked: false,
                     commit_failed: false,
+                    only_open_trunc: false,
                 }));
                 if let Some(n) = self.inodes.lock().unwrap().get_mut(ino) {
                     n.cache_etag = None;
@@ -322,6 +326,7 @@ impl S3Fs {
         if truncate {
             let mut st = state.lock().await;
             self.truncate_state(&mut st, 0).await?;
+            st.only_open_trunc = true;
             if st.stream.is_none() {
                 st.stream = Some(self.new_stream(&st.key));
             }
@@ -387,6 +392,7 @@ impl S3Fs {
         let mut st = state.lock().await;
         self.ensure_staged(&mut st).await?;
         let end = offset + data.len() as u64;
+        st.only_open_trunc = false;
         staged_file(&st.file)?.write_all_at(data, offset)?;
         if let Some(stream) = &st.stream {
             if offset < stream.uploaded {
@@ -435,6 +441,7 @@ impl S3Fs {
     }
 
     async fn truncate_state(&self, st: &mut WriteState, size: u64) -> FsResult<()> {
+        st.only_open_trunc = false;
         if size == 0 && !st.staged {
             // Nothing to download: the new content is empty.
             st.file = Some(self.staging_file()?);
@@ -473,6 +480,17 @@ impl S3Fs {
         {
             if tgid_of(pid).is_some_and(|t| t != *opener) {
                 debug!(fh, pid, "flush from another process: not committing");
+                return Ok(());
+            }
+        }
+        if let OpenFile::Staged { state, .. } = &*file {
+            let st = state.lock().await;
+            // `cmd > file` opens with O_TRUNC, moves the descriptor to stdout and closes the
+            // original before writing anything. Committing then would replace the object with
+            // an empty one for a moment: leave the truncation to the next flush, an fsync or
+            // the last close.
+            if st.only_open_trunc && st.dirty && st.base.as_ref().is_some_and(|b| b.size > 0) {
+                debug!(fh, key = %st.key, "flush of a truncated, unwritten file deferred");
                 return Ok(());
             }
         }
