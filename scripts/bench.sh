@@ -12,15 +12,27 @@
 #
 # Workloads: (1) sequential read of a random object, cold and warm; (2) fio random 256 KiB
 # reads; (3) `ls -l` of a directory of many objects vs the bare paginated LIST calls;
-# (4) `cat` of many 4 KiB files vs a keep-alive curl loop. The server counts the requests
-# of each client (a request log kept by a small wrapper around s3rver).
+# (4) `cat` of many 4 KiB files vs a keep-alive curl loop; (5) sequential write of the object's
+# size into the mount (`dd conv=fsync`) vs `aws s3 cp` vs s3fs, with s3mount's peak RSS and a
+# byte check of what was uploaded; (6) creating many 4 KiB files (`cp -r`) vs s3fs, and vs
+# sequential PutObject calls; (7) time to the first byte of the object on a fresh mount vs one
+# small ranged GET (bytes=0-1); (8) 16 and 4 large files read at once (aggregate MiB/s, peak RSS) vs
+# parallel curl GETs; (9) `ls -l` at several directory sizes vs the bare LIST calls, to show
+# how it grows. The server counts the requests of each client (a request log kept by a small
+# wrapper around s3rver).
 #
 #   --quick                 small sizes: 256 MiB object, 2,000 list objects, 200 small files,
-#                           1 run, 5 s fio runs
+#                           1 run, 5 s fio runs, 16 x 32 MiB readers, listings of 500/2,000/5,000,
+#                           3 time-to-first-byte runs (about 3 minutes)
 #   --no-build              use the existing release binary (BENCH_S3MOUNT_BIN or the target dir)
-#   BENCH_SIZE_MIB=N        size of the sequential-read object (default 1024)
+#   BENCH_SIZE_MIB=N        size of the sequential-read object and of the written file (default 1024)
 #   BENCH_LIST_FILES=N      objects in the `ls -l` directory (default 10000)
-#   BENCH_SMALL_FILES=N     4 KiB files for the `cat` workload (default 1000)
+#   BENCH_LIST_SIZES="N.."  directory sizes of the listing-growth workload (default
+#                           "1000 10000 50000"; a size above 10,000 is measured once per client
+#                           and without s3fs, as s3rver's own LIST grows quadratically)
+#   BENCH_SMALL_FILES=N     4 KiB files for the `cat` and create workloads (default 1000)
+#   BENCH_MULTI_MIB=N       size of each of the 16 objects read at once (default 256)
+#   BENCH_TTFB_RUNS=N       runs of the time-to-first-byte measurement (default 5)
 #   BENCH_RUNS=N            runs per measurement, the median is shown (default 3)
 #   BENCH_FIO_SECONDS=N     length of each fio run (default 20)
 #   BENCH_FIO_RUNS=N        runs per fio measurement (default 1: each run is already time-based)
@@ -55,6 +67,9 @@ if [ $quick -eq 1 ]; then
     runs=${BENCH_RUNS:-1}
     fio_secs=${BENCH_FIO_SECONDS:-5}
     fio_runs=${BENCH_FIO_RUNS:-1}
+    multi_mib=${BENCH_MULTI_MIB:-32}
+    ttfb_runs=${BENCH_TTFB_RUNS:-3}
+    list_sizes=${BENCH_LIST_SIZES:-500 $list_files 5000}
 else
     size_mib=${BENCH_SIZE_MIB:-1024}
     list_files=${BENCH_LIST_FILES:-10000}
@@ -62,11 +77,20 @@ else
     runs=${BENCH_RUNS:-3}
     fio_secs=${BENCH_FIO_SECONDS:-20}
     fio_runs=${BENCH_FIO_RUNS:-1}
+    multi_mib=${BENCH_MULTI_MIB:-256}
+    ttfb_runs=${BENCH_TTFB_RUNS:-5}
+    list_sizes=${BENCH_LIST_SIZES:-1000 $list_files 50000}
 fi
 cmd_timeout=${BENCH_TIMEOUT:-300}
-for v in size_mib list_files small_files runs fio_secs fio_runs cmd_timeout; do
+for v in size_mib list_files small_files runs fio_secs fio_runs cmd_timeout multi_mib ttfb_runs; do
     case ${!v} in ''|*[!0-9]*|0) s3m_die "$v must be a positive whole number (got '${!v}')" ;; esac
 done
+for v in $list_sizes; do
+    case $v in ''|*[!0-9]*|0) s3m_die "BENCH_LIST_SIZES must hold positive whole numbers (got '$list_sizes')" ;; esac
+done
+multi_bytes=$((multi_mib * 1024 * 1024))
+# Directory sizes above this are listed once per client (s3rver's LIST is quadratic in the size).
+list_large=10000
 size_bytes=$((size_mib * 1024 * 1024))
 bucket=s3mount-bench
 # Large enough to hold the whole object (s3mount's warm-read variant).
@@ -74,7 +98,13 @@ big_cache_mib=$((size_mib + size_mib / 8 + 16))
 
 bench_start=$SECONDS
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-log() { printf '\033[1m==> [%4ds] %s\033[0m\n' $((SECONDS - bench_start)) "$*" >&2; }
+loads=()
+log() {
+    local l
+    l=$(cut -d' ' -f1 /proc/loadavg)
+    loads+=("$l")
+    printf '\033[1m==> [%4ds] (load %s) %s\033[0m\n' $((SECONDS - bench_start)) "$l" "$*" >&2
+}
 note() { printf '    %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------------------------------------
@@ -232,7 +262,7 @@ median() {
     fi
     printf '%s\n' "${vals[@]}" | sort -g | awk '{ a[NR] = $1 } END {
         if (NR % 2) m = a[(NR + 1) / 2]; else m = (a[NR / 2] + a[NR / 2 + 1]) / 2
-        if (m >= 100) printf "%.0f", m; else if (m >= 10) printf "%.1f", m; else printf "%.3g", m }'
+        if (m >= 100) printf "%.0f", m; else if (m >= 10) printf "%.1f", m; else printf "%#.3g", m }'
 }
 
 maxof() {
@@ -243,6 +273,8 @@ maxof() {
     done
     echo "$m"
 }
+
+who_name() { if [ "$1" = s3m ]; then echo s3mount; else echo "$1"; fi; }
 
 # fail MESSAGE: a step failed (its cell shows n/a). Counted in a file: many steps run in $(...).
 fail() {
@@ -273,7 +305,9 @@ req_row() {
 # s3rver, wrapped so that every request is logged as "METHOD STATUS URL" (counted per workload).
 cat >"$work/s3rver-logged.js" <<'EOF'
 'use strict';
-// s3rver with a request log: one line "METHOD STATUS URL RANGE MILLISECONDS" per answered request.
+// s3rver with a request log: one line "METHOD STATUS URL RANGE MILLISECONDS CONTENT-LENGTH END" per
+// answered request (RANGE and CONTENT-LENGTH, of the request, are "-" when absent; END is the
+// wall-clock time of the answer in milliseconds, so that requests in flight can be counted).
 const fs = require('fs');
 const [, , modulePath, directory, port, logFile] = process.argv;
 const S3rver = require(modulePath);
@@ -283,7 +317,7 @@ server.middleware.unshift(async (ctx, next) => {
   const start = process.hrtime.bigint();
   ctx.res.once('finish', () => {
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
-    fs.writeSync(fd, `${ctx.method} ${ctx.res.statusCode} ${ctx.url} ${ctx.get('range') || '-'} ${ms.toFixed(2)}\n`);
+    fs.writeSync(fd, `${ctx.method} ${ctx.res.statusCode} ${ctx.url} ${ctx.get('range') || '-'} ${ms.toFixed(2)} ${ctx.get('content-length') || '-'} ${Date.now()}\n`);
   });
   await next();
 });
@@ -313,24 +347,27 @@ s3m_port_open "$port" || s3m_die "s3rver did not answer on $endpoint"
 
 req_mark() { sleep 0.3; wc -l <"$reqlog"; }
 # req_since MARK: "N (a LIST ~x ms, b GET ~y ms, ...)" for the requests after MARK: counts and the
-# server's mean time per request of each kind; for ranged GETs also their mean size.
+# server's mean time per request of each kind; for ranged GETs also their mean size, for PUTs
+# the mean body size. POST is CreateMultipartUpload and CompleteMultipartUpload.
 req_since() {
     sleep 0.3
     tail -n +"$(($1 + 1))" "$reqlog" | awk '
         { n++
           if ($1 == "GET" && $3 ~ /^\/[^\/?]*\/?(\?|$)/ && $3 !~ /[?&]location/) k = "LIST"
-          else if ($1 == "GET" || $1 == "HEAD" || $1 == "PUT") k = $1
+          else if ($1 == "GET" || $1 == "HEAD" || $1 == "PUT" || $1 == "POST" || $1 == "DELETE") k = $1
           else k = "other"
           cnt[k]++; ms[k] += $5
           if (k == "GET" && $4 ~ /^bytes=[0-9]+-[0-9]+$/) {
-              split(substr($4, 7), r, "-"); ranged++; rbytes += r[2] - r[1] + 1 } }
+              split(substr($4, 7), r, "-"); ranged++; rbytes += r[2] - r[1] + 1 }
+          if (k == "PUT" && $6 ~ /^[0-9]+$/) { puts++; pbytes += $6 } }
         END { s = sprintf("%d", n); d = ""
-              split("LIST GET HEAD PUT other", order, " ")
-              for (i = 1; i <= 5; i++) {
+              split("LIST GET HEAD PUT POST DELETE other", order, " ")
+              for (i = 1; i <= 7; i++) {
                   k = order[i]
                   if (!cnt[k]) continue
                   d = d sprintf(", %d %s ~%.1f ms", cnt[k], k, ms[k] / cnt[k])
                   if (k == "GET" && ranged) d = d sprintf(" (%d ranged, avg %.0f KiB)", ranged, rbytes / ranged / 1024)
+                  if (k == "PUT" && puts) d = d sprintf(" (avg %.0f KiB)", pbytes / puts / 1024)
               }
               if (d != "") s = s " (" substr(d, 3) ")"
               print s }'
@@ -427,6 +464,44 @@ elif cmd == "randget":  # randget KEY SIZE BS SECONDS: one keep-alive connection
         total += len(body)
     el = time.perf_counter() - t0
     print(f"{total / el / 1048576:.1f}")
+elif cmd == "presign_many":  # presign_many KEY...: one URL per line
+    for key in args:
+        print(presign(c, key))
+elif cmd == "upload_files":  # upload_files PREFIX PATH...: the i-th PATH as PREFIX/oNN (NN = i)
+    prefix, paths = args[0], args[1:]
+    mib = 1 << 20
+    cfg = TransferConfig(multipart_threshold=64 * mib, multipart_chunksize=64 * mib, max_concurrency=2)
+    with cf.ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda i: c.upload_file(paths[i], BUCKET, f"{prefix}/o{i:02d}", Config=cfg),
+                    range(len(paths))))
+elif cmd == "put":  # put KEY: an empty object (a directory marker when KEY ends in /)
+    c.put_object(Bucket=BUCKET, Key=args[0], Body=b"")
+elif cmd == "delete":  # delete KEY...
+    for key in args:
+        c.delete_object(Bucket=BUCKET, Key=key)
+elif cmd == "putdir":  # putdir PREFIX DIR: PutObject of every file of DIR, one after another; seconds
+    prefix, d = args[0], args[1]
+    names = sorted(os.listdir(d))
+    bodies = [open(os.path.join(d, n), "rb").read() for n in names]
+    c.head_bucket(Bucket=BUCKET)  # open the connection first, as a mounted client has
+    t0 = time.perf_counter()
+    for n, b in zip(names, bodies):
+        c.put_object(Bucket=BUCKET, Key=f"{prefix}/{n}", Body=b)
+    print(f"{time.perf_counter() - t0:.4f}")
+elif cmd == "verifydir":  # verifydir PREFIX DIR: every file of DIR is PREFIX/name with the same bytes
+    prefix, d = args[0], args[1]
+    names = sorted(os.listdir(d))
+    keys = [o["Key"] for p in c.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix + "/")
+            for o in p.get("Contents", [])]
+    want = {f"{prefix}/{n}" for n in names}
+    extra = sorted(set(keys) - want - {prefix + "/"})
+    missing = sorted(want - set(keys))
+    def same(n):
+        return c.get_object(Bucket=BUCKET, Key=f"{prefix}/{n}")["Body"].read() == open(os.path.join(d, n), "rb").read()
+    with cf.ThreadPoolExecutor(16) as ex:
+        bad = [n for n, ok in zip(names, ex.map(same, names)) if not ok] if not missing else []
+    if missing or extra or bad:
+        sys.exit(f"{prefix}/: {len(missing)} missing, {len(extra)} unexpected, {len(bad)} with other bytes")
 else:
     sys.exit(f"unknown command {cmd}")
 EOF
@@ -586,7 +661,7 @@ machine_info() {
     echo "- peers: $(s3fs --version 2>/dev/null | head -n 1 | sed 's/ (commit.*//'); $(curl --version | head -n 1 | cut -d' ' -f1-2); $(fio --version); boto3 $("$py" -c 'import boto3; print(boto3.__version__)')"
     echo "- server: s3rver $S3M_S3RVER_VERSION on 127.0.0.1 (node $(node --version)), data on $(df -h --output=source "$work" | tail -n 1)"
     echo "- load average (1/5/15 min) at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- sizes: object ${size_mib} MiB, ls -l of $list_files objects, cat of $small_files x 4 KiB, median of $runs run(s); fio: ${fio_secs} s per run, median of $fio_runs run(s)"
+    echo "- sizes: object ${size_mib} MiB (read and written), ls -l of $list_files objects, cat and create of $small_files x 4 KiB, 16 x ${multi_mib} MiB read at once, listings of ${list_sizes// /, } objects; median of $runs run(s) (listings above $list_large objects: 1 run; time to first byte: $ttfb_runs runs); fio: ${fio_secs} s per run, median of $fio_runs run(s)"
     if [ $can_drop -eq 1 ]; then
         echo "- cold = page cache dropped (sync; echo 3 > /proc/sys/vm/drop_caches) and a fresh mount"
     else
@@ -811,17 +886,17 @@ row ls s "ls -l of $list_files objects, fresh mount — server: paginated ListOb
 row lsw s "ls -l of $list_files objects, 2nd time in the same mount (s3mount: within --metadata-ttl) — server: as above"
 req_row ls "ls -l of $list_files objects, fresh mount"
 req_row lsw "ls -l of $list_files objects, 2nd time"
-# ls_dir DIR: time `ls -l DIR`, checking the entry count; prints seconds.
+# ls_dir DIR [COUNT]: time `ls -l DIR`, checking the entry count (default $list_files); prints seconds.
 ls_dir() {
-    local n
+    local n want=${2:-$list_files}
     if ! timed ls -l "$1" >"$work/ls.out" 2>"$work/ls.err"; then
         fail "ls -l $1 failed: $(head -n 2 "$work/ls.err" | tr '\n' ' ')"
         echo n/a
         return
     fi
     n=$(($(wc -l <"$work/ls.out") - 1))
-    if [ "$n" -ne "$list_files" ]; then
-        fail "ls -l $1 listed $n entries, expected $list_files"
+    if [ "$n" -ne "$want" ]; then
+        fail "ls -l $1 listed $n entries, expected $want"
         echo n/a
         return
     fi
@@ -834,6 +909,7 @@ if [ $list_ok -eq 1 ]; then
         out=$(s3py list list) || { fail "boto3 LIST failed"; continue; }
         [ "$r" -eq 1 ] && REQ["ls|curl"]=$(req_since "$m")
         lc+=("${out%% *}")
+        ls_pages=$(echo "$out" | cut -d' ' -f2)
     done
     note "boto3 LIST: ${lc[*]:-n/a} s ($out: seconds pages entries)"
     set_cell ls curl "$(median "${lc[@]}")"
@@ -935,7 +1011,7 @@ if [ $small_ok -eq 1 ]; then
             [ "$r" -eq 1 ] && REQ["catnols|$who"]=$(req_since "$m")
             if [ $who = s3fs ]; then stop_s3fs; else rr+=("$(s3m_hwm)"); stop_s3mount; fi
         done
-        note "$who: after ls ${al[*]:-n/a} s; no ls ${nl[*]:-n/a} s"
+        note "$(who_name $who): after ls ${al[*]:-n/a} s; no ls ${nl[*]:-n/a} s"
         set_cell catls "$who" "$(median "${al[@]}")"
         set_cell catnols "$who" "$(median "${nl[@]}")"
         if [ $who = s3m ]; then
@@ -946,7 +1022,435 @@ if [ $small_ok -eq 1 ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# 5. Sequential write of a ${size_mib} MiB file into the mount
+log "5. sequential write of ${size_mib} MiB (runs: $runs)"
+row write MiB/s "seq write ${size_mib} MiB (dd bs=1M conv=fsync; the time includes the close, when the upload completes) — server: aws s3 cp upload"
+req_row write "seq write ${size_mib} MiB, one run (curl column: aws s3 cp)"
+# The aws CLI: path-style addressing, and checksums only when an API requires one (s3rver
+# stores aws-chunked framing raw). The upload is read back and compared below.
+aws_cfg=$work/aws-config
+printf '[default]\nregion = us-east-1\nrequest_checksum_calculation = when_required\nresponse_checksum_validation = when_required\ns3 =\n    addressing_style = path\n' >"$aws_cfg"
+aws_cli=(env AWS_CONFIG_FILE="$aws_cfg" aws --endpoint-url "$endpoint")
+# prep_write: flush the server's earlier writes, drop the page cache, then read the local source
+# file once, so that every writer starts alike and reads its source from memory.
+prep_write() {
+    drop_caches
+    cat "$big_local" >/dev/null
+}
+# check_object KEY WHO: the object KEY holds exactly the local file's bytes.
+check_object() {
+    local url
+    url=$(s3py presign "$1") || { fail "$2: presigning $1 failed"; return 1; }
+    if curl -sf "$url" | cmp -s - "$big_local"; then
+        note "$2: $1 read back identical (GET through the S3 API)"
+    else
+        fail "$2: the uploaded object $1 does not hold the written bytes"
+        return 1
+    fi
+}
+# write_file DST: dd the local file to DST with conv=fsync; prints MiB/s.
+write_file() {
+    local out bytes
+    if ! timed dd if="$big_local" of="$1" bs=1M conv=fsync 2>"$work/dd.err"; then
+        fail "dd to $1 failed: $(tail -n 2 "$work/dd.err" | tr '\n' ' ')"
+        echo n/a
+        return
+    fi
+    out=$(tail -n 1 "$work/dd.err")
+    bytes=${out%% bytes*}
+    if [ "$bytes" != "$size_bytes" ]; then
+        fail "dd to $1 wrote $bytes bytes, expected $size_bytes"
+        echo n/a
+        return
+    fi
+    mibps "$size_bytes" "$ELAPSED"
+}
+if s3py put wr/; then
+    wa=()
+    if command -v aws >/dev/null 2>&1; then
+        t0=$(now)
+        "${aws_cli[@]}" s3 ls "s3://$bucket/nothing-here/" >/dev/null 2>&1
+        aws_startup=$(elapsed_since "$t0")
+        for r in $(seq 1 "$runs"); do
+            prep_write
+            m=$(req_mark)
+            if timed "${aws_cli[@]}" s3 cp --only-show-errors "$big_local" "s3://$bucket/wr/aws-$r" >"$work/aws.err" 2>&1; then
+                wa+=("$(mibps "$size_bytes" "$ELAPSED")")
+                if [ "$r" -eq 1 ]; then
+                    REQ["write|curl"]=$(req_since "$m")
+                    check_object "wr/aws-$r" "aws s3 cp" || aws_data_bad=1
+                fi
+            else
+                fail "aws s3 cp failed: $(tail -n 2 "$work/aws.err" | tr '\n' ' ')"
+            fi
+            s3py delete "wr/aws-$r"
+        done
+    else
+        fail "the aws CLI is not installed: no aws s3 cp baseline"
+    fi
+    note "aws s3 cp: ${wa[*]:-n/a} MiB/s (the CLI's start-up, one 'aws s3 ls': ${aws_startup:-n/a} s)"
+    set_cell write curl "$(median "${wa[@]}")"
+
+    fw=() fr=()
+    for r in $(seq 1 "$runs"); do
+        start_s3fs "write-$r" || continue
+        prep_write
+        m=$(req_mark)
+        fw+=("$(write_file "$mnt_s3fs/wr/s3fs-$r")")
+        [ "$r" -eq 1 ] && REQ["write|s3fs"]=$(req_since "$m")
+        fr+=("$(s3fs_hwm)")
+        [ "$r" -eq 1 ] && check_object "wr/s3fs-$r" s3fs
+        stop_s3fs
+        s3py delete "wr/s3fs-$r"
+    done
+    note "s3fs: ${fw[*]:-n/a} MiB/s (peak RSS MiB: ${fr[*]:-n/a})"
+    set_cell write s3fs "$(median "${fw[@]}")"
+    s3fs_write_rss=$(maxof "${fr[@]}")
+
+    sw=() rr=()
+    for r in $(seq 1 "$runs"); do
+        start_s3mount "write-$r" || continue
+        prep_write
+        m=$(req_mark)
+        c0=$(cpu_secs "$s3m_pid") k0=$(cpu_secs "$s3rver_pid")
+        v=$(write_file "$mnt_s3m/wr/s3m-$r")
+        sw+=("$v")
+        if [ "$r" -eq 1 ]; then
+            REQ["write|s3m"]=$(req_since "$m")
+            cpu_write="s3mount $(cpu_delta "$c0" "$(cpu_secs "$s3m_pid")") s + s3rver $(cpu_delta "$k0" "$(cpu_secs "$s3rver_pid")") s CPU for $v MiB/s"
+        fi
+        rr+=("$(s3m_hwm)")
+        # Checked before unmounting: the object must be in the bucket once close() has returned.
+        check_object "wr/s3m-$r" s3mount || s3m_write_bad=1
+        stop_s3mount
+        s3py delete "wr/s3m-$r"
+    done
+    note "s3mount: ${sw[*]:-n/a} MiB/s (peak RSS MiB: ${rr[*]:-n/a})"
+    set_cell write s3m "$(median "${sw[@]}")"
+    set_cell write rss "$(maxof "${rr[@]}")"
+else
+    fail "cannot create the wr/ directory marker"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 6. Creating $small_files files of 4 KiB
+log "6. creating $small_files x 4 KiB files with cp -r (runs: $runs)"
+row create files/s "create $small_files x 4 KiB files (cp -r of a local directory to a new directory) — server: PutObject one after another (boto3, one connection)"
+req_row create "create $small_files x 4 KiB files, one run (curl column: boto3 PutObject loop)"
+smalldir=$work/smalldir
+mkdir -p "$smalldir"
+"$py" -c 'import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    with open(os.path.join(d, "f%06d" % i), "wb") as f:
+        f.write(os.urandom(4096))' "$smalldir" "$small_files" || fail "cannot write $smalldir"
+per_sec() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", n / s; else print "n/a" }'; }
+# create_files DST: time `cp -r` of the local directory to DST (which must not exist); files/s.
+create_files() {
+    cat "$smalldir"/* >/dev/null
+    if ! timed cp -r "$smalldir" "$1" 2>"$work/cp.err"; then
+        fail "cp -r to $1 failed: $(head -n 2 "$work/cp.err" | tr '\n' ' ')"
+        echo n/a
+        return
+    fi
+    per_sec "$small_files" "$ELAPSED"
+}
+pc=()
+for r in $(seq 1 "$runs"); do
+    m=$(req_mark)
+    if out=$(s3py putdir "wr/put-$r" "$smalldir"); then
+        pc+=("$(per_sec "$small_files" "$out")")
+    else
+        fail "boto3 PutObject loop failed"
+    fi
+    [ "$r" -eq 1 ] && REQ["create|curl"]=$(req_since "$m")
+done
+note "boto3 PutObject loop: ${pc[*]:-n/a} files/s"
+set_cell create curl "$(median "${pc[@]}")"
+for who in s3fs s3m; do
+    cr=() rr=()
+    for r in $(seq 1 "$runs"); do
+        if [ $who = s3fs ]; then start_s3fs "create-$r" || continue; dir=$mnt_s3fs; else start_s3mount "create-$r" || continue; dir=$mnt_s3m; fi
+        m=$(req_mark)
+        cr+=("$(create_files "$dir/wr/mk-$who-$r")")
+        [ "$r" -eq 1 ] && REQ["create|$who"]=$(req_since "$m")
+        if [ $who = s3m ]; then rr+=("$(s3m_hwm)"); fi
+        if [ "$r" -eq 1 ]; then
+            if s3py verifydir "wr/mk-$who-$r" "$smalldir" 2>"$work/verify.err"; then
+                note "$(who_name $who): the $small_files created objects hold the written bytes"
+            else
+                fail "$(who_name $who): created files differ in the bucket: $(tail -n 1 "$work/verify.err")"
+            fi
+        fi
+        if [ $who = s3fs ]; then stop_s3fs; else stop_s3mount; fi
+    done
+    note "$(who_name $who): ${cr[*]:-n/a} files/s"
+    set_cell create "$who" "$(median "${cr[@]}")"
+    [ $who = s3m ] && set_cell create rss "$(maxof "${rr[@]}")"
+done
+
+# ---------------------------------------------------------------------------------------------
+# 7. Time to first byte of the big object
+log "7. time to the first byte of the ${size_mib} MiB object (runs: $ttfb_runs)"
+row ttfb ms "time to first byte of a ${size_mib} MiB file: open + read of 1 byte on a fresh mount, page cache dropped — curl: one ranged GET bytes=0-1"
+req_row ttfb "first byte of the ${size_mib} MiB file, fresh mount (curl column: the ranged GET)"
+cat >"$work/ttfb.py" <<'EOF'
+import os
+import sys
+import time
+
+t0 = time.perf_counter()
+fd = os.open(sys.argv[1], os.O_RDONLY)
+t1 = time.perf_counter()
+b = os.read(fd, 1)
+t2 = time.perf_counter()
+os.close(fd)
+if len(b) != 1:
+    sys.exit("read returned %d bytes" % len(b))
+print("%.2f %.2f %.2f" % ((t2 - t0) * 1000, (t1 - t0) * 1000, (t2 - t1) * 1000))
+EOF
+declare -A TTFB_SPLIT=()
+# ttfb FILE: prints "total open read" in ms, or n/a.
+ttfb() {
+    local out
+    if out=$(timeout -k 10 "$cmd_timeout" "$py" "$work/ttfb.py" "$1" 2>"$work/ttfb.err"); then
+        echo "$out"
+    else
+        fail "first byte of $1: $(tail -n 1 "$work/ttfb.err")"
+        echo "n/a n/a n/a"
+    fi
+}
+if [ $big_ok -eq 1 ]; then
+    tc=()
+    for r in $(seq 1 "$ttfb_runs"); do
+        drop_caches
+        m=$(req_mark)
+        # bytes=0-1, not 0-0: s3rver 3.7.1 reads "end 0" as no end and sends the whole object.
+        if out=$(curl -sf -r 0-1 -o /dev/null -w '%{time_total}' "$big_url"); then
+            tc+=("$(awk -v s="$out" 'BEGIN { printf "%.2f", s * 1000 }')")
+        else
+            fail "curl ranged GET failed"
+        fi
+        [ "$r" -eq 1 ] && REQ["ttfb|curl"]=$(req_since "$m")
+    done
+    note "curl bytes=0-1: ${tc[*]:-n/a} ms"
+    set_cell ttfb curl "$(median "${tc[@]}")"
+    for who in s3fs s3m; do
+        tt=() to=() tr=() rr=()
+        for r in $(seq 1 "$ttfb_runs"); do
+            if [ $who = s3fs ]; then start_s3fs "ttfb-$r" || continue; dir=$mnt_s3fs; else start_s3mount "ttfb-$r" || continue; dir=$mnt_s3m; fi
+            drop_caches
+            m=$(req_mark)
+            read -r a b c < <(ttfb "$dir/big/obj")
+            tt+=("$a") to+=("$b") tr+=("$c")
+            [ "$r" -eq 1 ] && REQ["ttfb|$who"]=$(req_since "$m")
+            if [ $who = s3fs ]; then stop_s3fs; else rr+=("$(s3m_hwm)"); stop_s3mount; fi
+        done
+        note "$(who_name $who): total ${tt[*]:-n/a} ms (open ${to[*]:-n/a}; read ${tr[*]:-n/a})"
+        set_cell ttfb "$who" "$(median "${tt[@]}")"
+        TTFB_SPLIT[$who]="open (path lookup) $(median "${to[@]}") ms + read of 1 byte $(median "${tr[@]}") ms (medians)"
+        [ $who = s3m ] && set_cell ttfb rss "$(maxof "${rr[@]}")"
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 8. Many large files read at once
+log "8. 16 and 4 files of ${multi_mib} MiB read at once (runs: $runs)"
+row multi16 MiB/s "16 files of ${multi_mib} MiB read at once (16 dd), cold, default settings — curl: 16 parallel GETs (aggregate)"
+row multi4 MiB/s "4 files of ${multi_mib} MiB read at once (4 dd), cold, default settings — curl: 8 parallel ranged GETs, 2 per file (aggregate)"
+req_row multi16 "16 files of ${multi_mib} MiB read at once, one run"
+req_row multi4 "4 files of ${multi_mib} MiB read at once, one run"
+multi_keys=() multi_local=()
+for i in $(seq 0 15); do
+    multi_keys+=("$(printf 'multi/o%02d' "$i")")
+    multi_local+=("$work/multi-$i.bin")
+done
+multi_ok=0
+t0=$(now)
+for i in $(seq 0 15); do
+    head -c "$multi_bytes" /dev/urandom >"${multi_local[$i]}" || break
+done
+if s3py upload_files multi "${multi_local[@]}" 2>"$work/multi-upload.err"; then
+    multi_ok=1
+    mapfile -t multi_urls < <(s3py presign_many "${multi_keys[@]}")
+    note "uploaded 16 x ${multi_mib} MiB of distinct random data in $(elapsed_since "$t0") s"
+else
+    fail "uploading the 16 objects failed: $(tail -n 1 "$work/multi-upload.err")"
+fi
+# par_read SIZE FILE...: read every FILE at once with dd; prints the aggregate MiB/s.
+par_read() {
+    local size=$1 n i t0 el ok=1 pids=() out
+    shift
+    n=$#
+    t0=$(now)
+    i=0
+    for f in "$@"; do
+        timeout -k 10 "$cmd_timeout" dd if="$f" of=/dev/null bs=1M 2>"$work/pdd.$i" &
+        pids+=($!)
+        i=$((i + 1))
+    done
+    for p in "${pids[@]}"; do wait "$p" || ok=0; done
+    el=$(elapsed_since "$t0")
+    for i in $(seq 0 $((n - 1))); do
+        out=$(tail -n 1 "$work/pdd.$i")
+        [ "${out%% bytes*}" = "$size" ] || ok=0
+    done
+    if [ $ok -eq 1 ]; then
+        mibps $((size * n)) "$el"
+    else
+        fail "parallel dd of $n files failed: $(tail -q -n 1 "$work"/pdd.* | sort | uniq -c | head -n 3 | tr '\n' ' ')"
+        echo n/a
+    fi
+    rm -f "$work"/pdd.*
+}
+# par_curl TOTAL_BYTES SPEC...: run every SPEC ("RANGE@URL", RANGE "-" for the whole object) at once.
+par_curl() {
+    local total=$1 t0 pids=() ok=1 spec
+    shift
+    t0=$(now)
+    for spec in "$@"; do
+        if [ "${spec%%@*}" = - ]; then
+            timeout -k 10 "$cmd_timeout" curl -sf -o /dev/null "${spec#*@}" &
+        else
+            timeout -k 10 "$cmd_timeout" curl -sf -r "${spec%%@*}" -o /dev/null "${spec#*@}" &
+        fi
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || ok=0; done
+    if [ $ok -eq 1 ]; then mibps "$total" "$(elapsed_since "$t0")"; else echo n/a; fi
+}
+if [ $multi_ok -eq 1 ]; then
+    specs16=() specs4=()
+    half=$((multi_bytes / 2))
+    for i in $(seq 0 15); do specs16+=("-@${multi_urls[$i]}"); done
+    for i in 0 1 2 3; do specs4+=("0-$((half - 1))@${multi_urls[$i]}" "$half-$((multi_bytes - 1))@${multi_urls[$i]}"); done
+    c16=() c4=()
+    for r in $(seq 1 "$runs"); do
+        drop_caches
+        m=$(req_mark)
+        c16+=("$(par_curl $((16 * multi_bytes)) "${specs16[@]}")")
+        [ "$r" -eq 1 ] && REQ["multi16|curl"]=$(req_since "$m")
+        drop_caches
+        c4+=("$(par_curl $((4 * multi_bytes)) "${specs4[@]}")")
+    done
+    note "curl 16 GETs: ${c16[*]:-n/a}; curl 8 ranged GETs over 4 files: ${c4[*]:-n/a} MiB/s"
+    set_cell multi16 curl "$(median "${c16[@]}")"
+    set_cell multi4 curl "$(median "${c4[@]}")"
+    for who in s3fs s3m; do
+        v16=() v4=() r16=() r4=()
+        for r in $(seq 1 "$runs"); do
+            for k in 16 4; do
+                if [ $who = s3fs ]; then start_s3fs "multi$k-$r" || continue; dir=$mnt_s3fs; else start_s3mount "multi$k-$r" || continue; dir=$mnt_s3m; fi
+                files=()
+                for i in $(seq 0 $((k - 1))); do files+=("$dir/${multi_keys[$i]}"); done
+                drop_caches
+                m=$(req_mark)
+                v=$(par_read "$multi_bytes" "${files[@]}")
+                [ "$r" -eq 1 ] && REQ["multi$k|$who"]=$(req_since "$m")
+                if [ $who = s3fs ]; then h=$(s3fs_hwm); stop_s3fs; else h=$(s3m_hwm); stop_s3mount; fi
+                if [ $k = 16 ]; then v16+=("$v") r16+=("$h"); else v4+=("$v") r4+=("$h"); fi
+            done
+        done
+        note "$(who_name $who): 16 files ${v16[*]:-n/a} MiB/s (peak RSS MiB ${r16[*]:-n/a}); 4 files ${v4[*]:-n/a} MiB/s (peak RSS MiB ${r4[*]:-n/a})"
+        set_cell multi16 "$who" "$(median "${v16[@]}")"
+        set_cell multi4 "$who" "$(median "${v4[@]}")"
+        if [ $who = s3m ]; then
+            set_cell multi16 rss "$(maxof "${r16[@]}")"
+            set_cell multi4 rss "$(maxof "${r4[@]}")"
+        else
+            s3fs_multi_rss=$(maxof "${r16[@]}" "${r4[@]}")
+        fi
+    done
+    # Data check: 16 cold reads at once through one fresh mount, each compared with its source.
+    if start_s3mount multi-check; then
+        drop_caches
+        pids=()
+        for i in $(seq 0 15); do
+            cmp -s "$mnt_s3m/${multi_keys[$i]}" "${multi_local[$i]}" &
+            pids+=($!)
+        done
+        bad=0
+        for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+        if [ $bad -eq 0 ]; then
+            note "s3mount data check, 16 files read at once: all identical"
+        else
+            fail "s3mount returned different bytes for $bad of the 16 files read at once"
+            s3m_data_bad=1
+        fi
+        stop_s3mount
+    fi
+fi
+rm -f "${multi_local[@]}"
+
+# ---------------------------------------------------------------------------------------------
+# 9. ls -l at several directory sizes
+log "9. ls -l of directories of $list_sizes objects"
+declare -A LG=()
+for n in $list_sizes; do
+    if [ "$n" -eq "$list_files" ]; then # measured in part 3
+        LG["$n|boto"]=${CELL["ls|curl"]:-n/a}
+        LG["$n|s3m"]=${CELL["ls|s3m"]:-n/a}
+        LG["$n|s3fs"]=${CELL["ls|s3fs"]:-n/a}
+        LG["$n|pages"]=${ls_pages:-n/a}
+        LG["$n|runs"]=$runs
+        continue
+    fi
+    nr=$runs
+    [ "$n" -gt $list_large ] && nr=1
+    LG["$n|runs"]=$nr
+    row "ls$n" s "ls -l of $n objects, fresh mount — server: paginated ListObjectsV2, Delimiter='/' (boto3)"
+    req_row "ls$n" "ls -l of $n objects, fresh mount"
+    t0=$(now)
+    if ! s3py seed "list$n" "$n" 128; then
+        fail "seeding $n list objects failed"
+        continue
+    fi
+    note "seeded $n objects under list$n/ in $(elapsed_since "$t0") s"
+    lc=()
+    for r in $(seq 1 "$nr"); do
+        m=$(req_mark)
+        out=$(s3py list "list$n") || { fail "boto3 LIST of $n failed"; continue; }
+        [ "$r" -eq 1 ] && REQ["ls$n|curl"]=$(req_since "$m")
+        lc+=("${out%% *}")
+        LG["$n|pages"]=$(echo "$out" | cut -d' ' -f2)
+    done
+    note "boto3 LIST of $n: ${lc[*]:-n/a} s"
+    set_cell "ls$n" curl "$(median "${lc[@]}")"
+    if [ "$n" -le $list_large ]; then
+        fl=()
+        for r in $(seq 1 "$nr"); do
+            start_s3fs "ls$n-$r" || continue
+            m=$(req_mark)
+            fl+=("$(ls_dir "$mnt_s3fs/list$n" "$n")")
+            [ "$r" -eq 1 ] && REQ["ls$n|s3fs"]=$(req_since "$m")
+            stop_s3fs
+        done
+        note "s3fs ls -l of $n: ${fl[*]:-n/a} s"
+        set_cell "ls$n" s3fs "$(median "${fl[@]}")"
+    else
+        set_cell "ls$n" s3fs "not run"
+        REQ["ls$n|s3fs"]="not run"
+    fi
+    sl=() rr=()
+    for r in $(seq 1 "$nr"); do
+        start_s3mount "ls$n-$r" || continue
+        m=$(req_mark)
+        sl+=("$(ls_dir "$mnt_s3m/list$n" "$n")")
+        [ "$r" -eq 1 ] && REQ["ls$n|s3m"]=$(req_since "$m")
+        rr+=("$(s3m_hwm)")
+        stop_s3mount
+    done
+    note "s3mount ls -l of $n: ${sl[*]:-n/a} s (RSS ${rr[*]:-n/a})"
+    set_cell "ls$n" s3m "$(median "${sl[@]}")"
+    set_cell "ls$n" rss "$(maxof "${rr[@]}")"
+    LG["$n|boto"]=${CELL["ls$n|curl"]}
+    LG["$n|s3m"]=${CELL["ls$n|s3m"]}
+    LG["$n|s3fs"]=${CELL["ls$n|s3fs"]}
+done
+
+# ---------------------------------------------------------------------------------------------
 # Report
+per_k() { awk -v s="$1" -v n="$2" 'BEGIN { if (s + 0 > 0 && s != "n/a") printf "%.0f", s * 1000 / n * 1000; else print "n/a" }'; }
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0 && a != "n/a" && b != "n/a") printf "%.2f", a / b; else print "n/a" }'
 }
@@ -954,8 +1458,8 @@ report() {
     count_failures
     machine_info
     echo
-    echo "MiB/s rows: higher is better, a ratio above 1 means s3mount is faster."
-    echo "s rows (seconds): lower is better, a ratio below 1 means s3mount is faster."
+    echo "MiB/s and files/s rows: higher is better, a ratio above 1 means s3mount is faster."
+    echo "s (seconds) and ms rows: lower is better, a ratio below 1 means s3mount is faster."
     echo
     echo "| workload | unit | curl/server | s3fs | s3mount | s3mount/curl | s3mount/s3fs | s3mount peak RSS |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
@@ -978,9 +1482,27 @@ report() {
         echo "| ${REQ["$id|label"]} | ${REQ["$id|curl"]:-—} | ${REQ["$id|s3fs"]:-n/a} | ${REQ["$id|s3m"]:-n/a} |"
     done
     echo
-    echo "s3fs peak RSS during the sequential reads: ${s3fs_seq_rss:-n/a} MiB."
+    echo "Listing growth (ls -l on a fresh mount vs the bare paginated LIST calls; s3rver's own LIST costs more"
+    echo "per page as the directory grows, so the ratio is the measure of s3mount's overhead):"
+    echo
+    echo "| objects | LIST pages | boto3 LIST | s3mount ls -l | s3mount/LIST | s3fs ls -l | LIST ms per 1,000 entries | s3mount ms per 1,000 entries | runs |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    local n b
+    for n in $(printf '%s\n' $list_sizes | sort -n | uniq); do
+        b=${LG["$n|boto"]:-n/a}
+        s=${LG["$n|s3m"]:-n/a}
+        echo "| $n | ${LG["$n|pages"]:-n/a} | $b s | $s s | $(ratio "$s" "$b") | ${LG["$n|s3fs"]:-n/a}$(case ${LG["$n|s3fs"]:-n/a} in n/a|not*) ;; *) printf ' s' ;; esac) | $(per_k "$b" "$n") | $(per_k "$s" "$n") | ${LG["$n|runs"]:-n/a} |"
+    done
+    echo
+    echo "s3fs peak RSS during the sequential reads: ${s3fs_seq_rss:-n/a} MiB; during the ${size_mib} MiB write: ${s3fs_write_rss:-n/a} MiB; with 16 or 4 files read at once: ${s3fs_multi_rss:-n/a} MiB."
     echo "CPU time of one cold sequential read of the ${size_mib} MiB object (2 cores: 2 CPU-s per wall-clock s):"
     echo "curl 8 ranged GETs: ${cpu_curl:-n/a}; s3fs: ${cpu_s3fs:-n/a}; s3mount: ${cpu_s3m:-n/a}."
+    echo "CPU time of one ${size_mib} MiB write through s3mount: ${cpu_write:-n/a}."
+    echo "aws CLI start-up (one 'aws s3 ls' of an empty prefix, included in every aws s3 cp time): ${aws_startup:-n/a} s."
+    echo "Time to first byte, split: s3mount ${TTFB_SPLIT[s3m]:-n/a}; s3fs ${TTFB_SPLIT[s3fs]:-n/a}."
+    echo "Load average (1 min) at the start of each part: ${loads[*]:-n/a}."
+    [ -z "${s3m_write_bad:-}" ] || echo "WARNING: an object written through s3mount does not hold the written bytes."
+    [ -z "${aws_data_bad:-}" ] || echo "WARNING: the aws s3 cp upload does not read back identical (checksum framing stored raw?)."
     [ -z "${s3m_data_bad:-}" ] || echo "WARNING: s3mount returned different bytes than were uploaded."
     [ "$failures" -eq 0 ] || echo "$failures step(s) failed: their cells show n/a (see the warnings above)."
     echo "Total time: $((SECONDS - bench_start)) s."
