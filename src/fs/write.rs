@@ -41,6 +41,9 @@ use crate::data::upload::{
 use crate::error::{FsError, FsResult};
 use crate::storage::{ObjectMeta, PutOptions, StoreError};
 
+/// Attempts at downloading an object for staging when its body breaks off.
+const STAGING_ATTEMPTS: u32 = 3;
+
 /// Shared write state of one inode open for writing.
 pub struct WriteState {
     ino: u64,
@@ -347,18 +350,34 @@ impl S3Fs {
         }
         let file = self.staging_file()?;
         if let Some(base) = &st.base {
-            let mut body = self
-                .store
-                .get_range(&base.key, 0..base.size, Some(&base.etag))
-                .await?;
+            // A body that breaks off is resumed where it stopped (failures before the body
+            // were already retried by the S3 client).
             let mut offset = 0u64;
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk?;
-                file.as_file().write_all_at(&chunk, offset)?;
-                offset += chunk.len() as u64;
-            }
-            if offset != base.size {
-                return Err(FsError::new(libc::EIO, "short download while staging"));
+            let mut attempt = 0;
+            while offset < base.size {
+                attempt += 1;
+                let mut body = self
+                    .store
+                    .get_range(&base.key, offset..base.size, Some(&base.etag))
+                    .await?;
+                let mut broke = None;
+                while let Some(chunk) = body.next().await {
+                    match chunk {
+                        Ok(chunk) => {
+                            file.as_file().write_all_at(&chunk, offset)?;
+                            offset += chunk.len() as u64;
+                        }
+                        Err(e) => {
+                            broke = Some(FsError::from(e));
+                            break;
+                        }
+                    }
+                }
+                if offset < base.size && attempt >= STAGING_ATTEMPTS {
+                    return Err(broke.unwrap_or_else(|| {
+                        FsError::new(libc::EIO, "short download while staging")
+                    }));
+                }
             }
             st.size = base.size;
         }
