@@ -545,6 +545,22 @@ impl Run {
                 } else {
                     None
                 };
+                // half the time, a tag the model says a file carries
+                let tagged: Vec<(String, &'static str)> = self
+                    .local_tree()
+                    .into_iter()
+                    .filter(|(_, v)| v.is_some())
+                    .filter_map(|(k, _)| {
+                        let ino = self.local_ino(&k)?;
+                        let names = self.tags.get(&ino)?;
+                        let n = TAGS.iter().find(|t| names.contains_key(**t))?;
+                        Some((k, *n))
+                    })
+                    .collect();
+                if !tagged.is_empty() && self.rng.chance(50) {
+                    let (p, n) = self.rng.pick(&tagged).clone();
+                    return Op::GetXattr(p, n);
+                }
                 let p = self.pick_path(want);
                 Op::GetXattr(p, TAGS[self.rng.below(TAGS.len() as u64) as usize])
             }
@@ -1415,5 +1431,35 @@ async fn a_renamed_multipart_object_reads_at_once() {
         got.as_ref().is_ok_and(|g| *g == data),
         "read after rename: {:?} (ETag {etag_before} before the copy, {etag_after} after)",
         got.map(|g| g.len())
+    );
+}
+
+/// A handle opened read-only before a writer keeps its (older, shorter) version. A short read
+/// through it must not make the kernel shrink the file: appends through the writer must land
+/// at the real end, and nothing acknowledged may be lost.
+#[tokio::test]
+async fn a_short_read_of_an_old_version_does_not_shrink_the_file() {
+    let (mount, bucket, _s3, _cache) = regression_mount(&[]).await;
+    bucket.put("f", vec![b'a'; 100]).await;
+    let path = mount.join("f");
+    let old = must_ok(File::open(&path), "open read-only");
+    let mut appender = must_ok(OpenOptions::new().append(true).open(&path), "open O_APPEND");
+    must_ok(appender.write_all(&[b'b'; 50]), "first append");
+    let mut buf = vec![0u8; 4096];
+    let _ = old.read_at(&mut buf, 0); // the old version: 100 bytes, or an error; both allowed
+    must_ok(appender.write_all(&[b'c'; 50]), "second append");
+    let size = fs::metadata(&path).map(|m| m.len());
+    must_ok(close(appender), "close");
+    drop(old);
+    let mut want = vec![b'a'; 100];
+    want.extend([b'b'; 50]);
+    want.extend([b'c'; 50]);
+    let got = bucket.get("f").await;
+    assert!(
+        got == want,
+        "S3 holds {} bytes ({:?}…), expected 200 (100 a, 50 b, 50 c); stat said {size:?} before \
+         close",
+        got.len(),
+        String::from_utf8_lossy(&got[got.len().saturating_sub(60)..])
     );
 }

@@ -735,7 +735,16 @@ impl S3Fs {
     /// Reads from open file `fh`.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
         match &*self.file(fh)? {
-            OpenFile::Read { reader, .. } => reader.read(offset, size).await,
+            OpenFile::Read { ino, reader, .. } => {
+                // Once someone writes the file, every handle reads the staged copy, as on a
+                // local file system: a short read of the older version would make the kernel
+                // shrink the file under the writer.
+                let staged = self.writes.lock().unwrap().get(ino).cloned();
+                match staged {
+                    Some(state) => self.read_staged(&state, offset, size).await,
+                    None => reader.read(offset, size).await,
+                }
+            }
             OpenFile::Staged { state, .. } => self.read_staged(state, offset, size).await,
         }
     }
