@@ -486,6 +486,55 @@ async fn listing_of_2500_entries_equals_the_bucket_keys() {
     );
 }
 
+/// `cat` of small files named on the command line of a fresh mount (no `ls` first) costs one
+/// GET per file: the directory is listed once, and each listed file is completed by a GET of
+/// the whole object whose bytes the read then takes from the cache (issue 6 point 3).
+#[tokio::test]
+async fn cat_of_unlisted_small_files_costs_one_get_each() {
+    let s3 = S3Server::start();
+    let bucket = s3.new_bucket().await;
+    let objects: Vec<(String, Vec<u8>)> = (0..30)
+        .map(|i| {
+            (
+                format!("small/f{i:02}"),
+                pseudo_random_bytes(4 * KIB, i as u64),
+            )
+        })
+        .collect();
+    seed(&bucket, &objects).await;
+    let mount = Mount::new(&s3, bucket.name(), &[]);
+    let log_before = s3.log().lines().count();
+    let paths: Vec<std::ffi::OsString> = objects
+        .iter()
+        .map(|(k, _)| mount.join(k).into_os_string())
+        .collect();
+    let args: Vec<&std::ffi::OsStr> = paths.iter().map(|p| p.as_os_str()).collect();
+    let out = tool("cat", &args);
+    let want: Vec<u8> = objects.iter().flat_map(|(_, v)| v.clone()).collect();
+    assert!(out.stdout == want, "cat must print the 30 objects in order");
+    let log: Vec<String> = s3
+        .log()
+        .lines()
+        .skip(log_before)
+        .map(String::from)
+        .collect();
+    let count = |method: &str| {
+        log.iter()
+            .filter(|l| l.contains(&format!("{method} /")) && l.contains("/small/f"))
+            .count()
+    };
+    let lists = log.iter().filter(|l| l.contains("list-type=2")).count();
+    eprintln!(
+        "cat of 30 unlisted files: {} GET, {} HEAD, {lists} LIST",
+        count("GET"),
+        count("HEAD")
+    );
+    // The first name is resolved alone (HEAD), the second lists the directory.
+    assert_eq!(count("GET"), 30, "one GET per file");
+    assert!(count("HEAD") <= 1, "no HEAD per listed file");
+    assert!(lists <= 4, "the directory is listed once, not per file");
+}
+
 /// Implicit directories, markers, the `a` / `a/…` conflict, odd names and unrepresentable keys:
 /// the mount shows exactly what the documented rules derive from the bucket's keys.
 #[tokio::test]

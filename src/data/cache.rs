@@ -28,6 +28,17 @@ pub struct BlockKey {
     pub index: u64,
 }
 
+impl BlockKey {
+    /// Block `index` of the version `etag` of `key`.
+    pub fn new(key: &str, etag: &str, index: u64) -> Self {
+        BlockKey {
+            key: key.into(),
+            etag: etag.into(),
+            index,
+        }
+    }
+}
+
 /// A block that is being fetched; awaiting it yields the block or the fetch's error.
 pub type PendingBlock = Shared<BoxFuture<'static, FsResult<Bytes>>>;
 
@@ -125,6 +136,14 @@ impl BlockCache {
                 Some((_, b)) => inner.bytes -= b.len() as u64,
                 None => break,
             }
+        }
+    }
+
+    /// Stores a block fetched outside the read path (a lookup's GET of a small object),
+    /// unless it is already cached or being fetched.
+    pub fn insert(&self, key: &BlockKey, data: Bytes) {
+        if !self.contains(key) {
+            self.complete(key, data);
         }
     }
 

@@ -28,11 +28,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use fuser::{FileAttr, FileType, INodeNo};
-use futures::StreamExt;
 use tracing::{debug, warn};
 
 use crate::config::FsConfig;
-use crate::data::cache::BlockCache;
+use crate::data::cache::{BlockCache, BlockKey};
 use crate::data::prefetch::{ObjectReader, ReadContext};
 use crate::error::{FsError, FsResult};
 use crate::storage::{ListedObject, ObjectMeta, ObjectStore, StoreError};
@@ -42,6 +41,12 @@ use names::{check_name, child_key, child_prefix};
 /// How many GETs may be in flight across the mount. 32: enough for several sequential readers
 /// to each keep a full window in flight, few enough to stay polite to the server.
 const MAX_GETS_IN_FLIGHT: usize = 32;
+
+/// Largest file known from a listing that a lookup completes with a GET of the whole object
+/// rather than a HEAD (see [`S3Fs::complete_entry`]). 64 KiB: the GET costs a HEAD's round
+/// trip plus at most 64 KiB, and covers s3fs symlinks (≤ `PATH_MAX`) and the small files that
+/// are usually read whole right after they are looked up.
+const SMALL_FILE_GET: u64 = 64 << 10;
 
 /// One entry of a directory listing, as handed to `readdir`/`readdirplus`.
 #[derive(Clone, Debug)]
@@ -102,6 +107,9 @@ pub struct S3Fs {
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     writes: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<write::WriteState>>>>,
+    /// Per directory, the turn to list it for lookups that missed (see
+    /// [`S3Fs::lookup_by_listing`]); present only while a lookup uses it.
+    listing_gates: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     next_handle: AtomicU64,
     read_ctx: ReadContext,
     /// When the mount started: the stable time of directories without a marker.
@@ -127,6 +135,7 @@ impl S3Fs {
             dirs: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
             writes: Mutex::new(HashMap::new()),
+            listing_gates: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             read_ctx,
             started: SystemTime::now(),
@@ -238,7 +247,7 @@ impl S3Fs {
             partial
         };
         if let Some(child) = partial {
-            // Known from a listing only: a HEAD completes it (no LIST needed).
+            // Known from a listing only (no LIST needed).
             return self.complete_entry(child).await;
         }
         // The second name in a row that a directory cannot answer: list the directory once
@@ -251,19 +260,65 @@ impl S3Fs {
                 d.lookup_misses
             })
         };
-        if misses >= 2 && self.list_dir_limited(parent, Some(1)).await?.is_some() {
-            let child = self.inodes.lock().unwrap().child(parent, name).cloned();
-            return match child {
-                Some(child) if is_partial(&child) => self.complete_entry(child).await,
-                Some(child) => Ok(self.attr_of(&child)),
-                None => Err(FsError::not_found()),
-            };
+        if misses >= 2 {
+            if let Some(found) = self.lookup_by_listing(parent, name).await? {
+                return match found {
+                    Some(child) if is_partial(&child) => self.complete_entry(child).await,
+                    Some(child) => Ok(self.attr_of(&child)),
+                    None => Err(FsError::not_found()),
+                };
+            }
         }
         self.resolve(&dir, name).await
     }
 
+    /// Answers a lookup of `name` in `parent` from a listing of the whole directory, taken
+    /// now unless a concurrent lookup has just taken one: lookups that miss at the same time
+    /// (`xargs -P`, a parallel build, 16 readers opening their files) wait for one listing
+    /// instead of each sending their own. `None` when the directory needs more than one page
+    /// (then the caller asks S3 about the name alone); `Some(None)` when it has no such child.
+    async fn lookup_by_listing(&self, parent: u64, name: &str) -> FsResult<Option<Option<Inode>>> {
+        let gate = self
+            .listing_gates
+            .lock()
+            .unwrap()
+            .entry(parent)
+            .or_default()
+            .clone();
+        let result = async {
+            let _turn = gate.lock().await;
+            let complete = self
+                .inodes
+                .lock()
+                .unwrap()
+                .get(parent)
+                .and_then(|d| d.complete_until)
+                .is_some_and(|until| until > Instant::now());
+            if !complete && self.list_dir_limited(parent, Some(1)).await?.is_none() {
+                return Ok(None);
+            }
+            Ok(Some(
+                self.inodes.lock().unwrap().child(parent, name).cloned(),
+            ))
+        }
+        .await;
+        let mut gates = self.listing_gates.lock().unwrap();
+        // Two references: the map's and ours; nobody else waits, so the gate can go.
+        if Arc::strong_count(&gate) == 2 {
+            gates.remove(&parent);
+        }
+        result
+    }
+
     /// Completes an entry known from a listing only with its object's (or marker's) headers:
     /// s3fs's mode, owner, time and symlink type are not in listings.
+    ///
+    /// A small file (up to [`SMALL_FILE_GET`]) is completed with a GET of the whole object
+    /// instead of a HEAD: one request of the same cost that also puts its bytes in the block
+    /// cache, so `cat` of a listed file costs one request, as `curl` would, and an s3fs
+    /// symlink (whose target is at most `PATH_MAX` bytes) is still seen as one. A larger file
+    /// keeps its listing attributes when they may be trusted (see
+    /// [`FsConfig::trust_listing_attrs`]): its first GET follows at once anyway.
     async fn complete_entry(&self, node: Inode) -> FsResult<FileAttr> {
         if node.kind == Kind::Dir {
             let stat = self.dir_stat(&node.key, true).await?;
@@ -272,7 +327,26 @@ impl S3Fs {
             n.stat = stat;
             return Ok(self.attr_of(n));
         }
-        match self.store.head(&node.key).await {
+        let small = SMALL_FILE_GET.min(self.config.read.block_size);
+        let fetched = if node.stat.size > 0 && node.stat.size <= small {
+            self.store
+                .head_and_start(&node.key, small)
+                .await
+                .map(|(meta, body)| {
+                    // The whole object, so exactly its first (and only) cache block.
+                    if body.len() as u64 == meta.size && !meta.etag.is_empty() {
+                        self.read_ctx
+                            .cache
+                            .insert(&BlockKey::new(&node.key, &meta.etag, 0), body);
+                    }
+                    meta
+                })
+        } else if self.config.trust_listing_attrs {
+            return Ok(self.attr_of(&node));
+        } else {
+            self.store.head(&node.key).await
+        };
+        match fetched {
             Ok(meta) => {
                 let stat = stat_from_meta(&meta);
                 let kind = kind_from_mode(stat.mode);
@@ -770,15 +844,14 @@ impl S3Fs {
         if node.kind != Kind::Symlink {
             return Err(FsError::new(libc::EINVAL, "not a symlink"));
         }
-        let mut body = self
-            .store
-            .get_range(&node.key, 0..node.stat.size.max(1), None)
-            .await?;
-        let mut out = Vec::new();
-        while let Some(chunk) = body.next().await {
-            out.extend_from_slice(&chunk?);
-        }
-        Ok(out)
+        // Through the block cache: a lookup that found the symlink has usually cached it.
+        let etag = node.stat.etag.clone().unwrap_or_default();
+        let size = node.stat.size;
+        let reader = ObjectReader::new(self.read_ctx.clone(), &node.key, &etag, size);
+        Ok(reader
+            .read(0, size.min(u32::MAX as u64) as u32)
+            .await?
+            .to_vec())
     }
 
     // ----- extended attributes ------------------------------------------------------------

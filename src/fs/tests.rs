@@ -324,10 +324,73 @@ async fn a_run_of_lookups_lists_the_directory_once() {
     let err = fs.lookup(d, OsStr::new("absent")).await.unwrap_err();
     assert_eq!(err.errno, libc::ENOENT);
     // The first name is resolved alone (HEAD + LIST); the second lists the directory; after
-    // that each existing name costs one HEAD (for s3fs's headers, which listings lack) and a
-    // missing name costs nothing.
-    assert_eq!(store.count("head") - heads, 50);
+    // that each existing small name costs one GET of the whole object (for s3fs's headers,
+    // which listings lack; its bytes go to the cache) and a missing name costs nothing.
+    assert_eq!(store.count("head") - heads, 1);
+    assert_eq!(store.count("get"), 49);
     assert_eq!(store.count("list") - lists, 2);
+}
+
+#[tokio::test]
+async fn a_listed_small_file_costs_one_get_from_lookup_to_last_byte() {
+    let store = Arc::new(MemStore::new());
+    store.insert("d/small", "four");
+    store.insert_with(
+        "d/link",
+        "small",
+        PutOptions {
+            metadata: [("mode".to_string(), "41471".to_string())].into(), // 0o120777
+            ..PutOptions::default()
+        },
+        vec![],
+    );
+    store.insert("d/large", vec![7u8; 200 << 10]);
+    let fs = fs_with(&store, "");
+    let d = lookup(&fs, ROOT_INO, "d").await;
+    names(&fs, d).await;
+    let before = (store.count("head"), store.count("list"));
+
+    let ino = lookup(&fs, d, "small").await;
+    let (fh, _) = fs.open(ino, libc::O_RDONLY, 0).await.unwrap();
+    assert_eq!(&fs.read(fh, 0, 4096).await.unwrap()[..], b"four");
+    fs.release(fh).await;
+    assert_eq!(store.count("get"), 1);
+
+    // An s3fs symlink, listed as a plain object, is still seen as a symlink.
+    let attr = fs.lookup(d, OsStr::new("link")).await.unwrap();
+    assert_eq!(attr.kind, fuser::FileType::Symlink);
+    assert_eq!(fs.readlink(attr.ino.0).await.unwrap(), b"small");
+    assert_eq!(store.count("get"), 2);
+
+    // A larger file keeps the listing's attributes: no request until it is read.
+    assert_eq!(
+        fs.lookup(d, OsStr::new("large")).await.unwrap().size,
+        200 << 10
+    );
+    assert_eq!(store.count("get"), 2);
+    assert_eq!((store.count("head"), store.count("list")), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_lookups_that_miss_share_one_listing() {
+    let store = Arc::new(MemStore::new());
+    for i in 0..16 {
+        store.insert(&format!("d/f{i:02}"), "x");
+    }
+    let fs = Arc::new(fs_with(&store, ""));
+    let d = lookup(&fs, ROOT_INO, "d").await;
+    lookup(&fs, d, "f00").await; // a first miss, resolved alone
+    let lists = store.count("list");
+    let tasks: Vec<_> = (1..16)
+        .map(|i| {
+            let fs = fs.clone();
+            tokio::spawn(async move { lookup(&fs, d, &format!("f{i:02}")).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.count("list") - lists, 1);
 }
 
 #[tokio::test]

@@ -204,16 +204,15 @@ impl ObjectStore for MemStore {
     async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         self.note("head")?;
         let objects = self.objects.lock().unwrap();
+        Ok(meta_of(objects.get(key).ok_or(StoreError::NotFound)?))
+    }
+
+    async fn head_and_start(&self, key: &str, len: u64) -> Result<(ObjectMeta, Bytes), StoreError> {
+        self.note("get")?;
+        let objects = self.objects.lock().unwrap();
         let o = objects.get(key).ok_or(StoreError::NotFound)?;
-        Ok(ObjectMeta {
-            size: o.body.len() as u64,
-            last_modified: o.modified,
-            etag: o.etag.clone(),
-            content_type: o.opts.content_type.clone(),
-            storage_class: None,
-            version_id: None,
-            metadata: o.opts.metadata.clone(),
-        })
+        let end = (len as usize).min(o.body.len());
+        Ok((meta_of(o), o.body.slice(..end)))
     }
 
     async fn get_range(
@@ -398,5 +397,18 @@ mod tests {
         );
         assert_eq!(p2.prefixes, ["c/"]);
         assert!(p2.next_token.is_none());
+    }
+}
+
+/// What a `HeadObject` of `o` answers.
+fn meta_of(o: &MemObject) -> ObjectMeta {
+    ObjectMeta {
+        size: o.body.len() as u64,
+        last_modified: o.modified,
+        etag: o.etag.clone(),
+        content_type: o.opts.content_type.clone(),
+        storage_class: None,
+        version_id: None,
+        metadata: o.opts.metadata.clone(),
     }
 }

@@ -273,6 +273,17 @@ impl ObjectStore for MeteredStore {
         .await
     }
 
+    async fn head_and_start(&self, key: &str, len: u64) -> Result<(ObjectMeta, Bytes), StoreError> {
+        self.call(
+            Op::GetObject,
+            (key, format!(" range=0-{} with headers", len.max(1) - 1)),
+            0,
+            self.inner.head_and_start(key, len),
+            |(_, body)| body.len() as u64,
+        )
+        .await
+    }
+
     async fn get_range(
         &self,
         key: &str,

@@ -150,6 +150,13 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// `HeadObject`.
     async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError>;
 
+    /// `GetObject` of the first `len` bytes (`len` > 0) with the object's headers: what a
+    /// `HeadObject` tells plus the start of the body, in one request. Used to complete a
+    /// small file known from a listing, whose bytes are then read from the cache. The
+    /// returned bytes may be shorter than `len` (a shorter or empty object) or empty when the
+    /// body could not be read; the metadata is always the object's.
+    async fn head_and_start(&self, key: &str, len: u64) -> Result<(ObjectMeta, Bytes), StoreError>;
+
     /// Ranged `GetObject`; with `if_match`, fails with [`StoreError::PreconditionFailed`] when
     /// the object's ETag is no longer that one, so bytes of two versions never mix.
     async fn get_range(

@@ -341,6 +341,29 @@ impl HttpStatus for aws_smithy_runtime_api::client::orchestrator::HttpResponse {
     }
 }
 
+/// An [`ObjectMeta`] from the headers of a `HeadObject` or `GetObject` output (the two SDK
+/// types have the same accessors but no common trait).
+macro_rules! object_meta {
+    ($out:expr, $size:expr) => {
+        ObjectMeta {
+            size: $size,
+            last_modified: to_system_time($out.last_modified()),
+            etag: $out.e_tag().unwrap_or_default().to_string(),
+            content_type: $out.content_type().map(str::to_string),
+            storage_class: $out.storage_class().map(|c| c.as_str().to_string()),
+            version_id: $out.version_id().map(str::to_string),
+            metadata: $out
+                .metadata()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    };
+}
+
 fn byte_chunks(body: ByteStream, key: String) -> ByteChunks {
     Box::pin(futures::stream::unfold(
         (body, key),
@@ -429,22 +452,44 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| classify("HeadObject", key, e))?;
-        Ok(ObjectMeta {
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            last_modified: to_system_time(out.last_modified()),
-            etag: out.e_tag().unwrap_or_default().to_string(),
-            content_type: out.content_type().map(str::to_string),
-            storage_class: out.storage_class().map(|c| c.as_str().to_string()),
-            version_id: out.version_id().map(str::to_string),
-            metadata: out
-                .metadata()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        })
+        let size = out.content_length().unwrap_or(0).max(0) as u64;
+        Ok(object_meta!(out, size))
+    }
+
+    async fn head_and_start(&self, key: &str, len: u64) -> Result<(ObjectMeta, Bytes), StoreError> {
+        let sent = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=0-{}", len.max(1) - 1))
+            .send()
+            .await;
+        let out = match sent {
+            Ok(out) => out,
+            // 416: the object is empty (a range of an empty object cannot be satisfied).
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) => {
+                return Ok((self.head(key).await?, Bytes::new()));
+            }
+            Err(e) => return Err(classify("GetObject", key, e)),
+        };
+        // "bytes 0-4095/4096": the total after the slash; without a Content-Range the server
+        // sent the whole object.
+        let size = out
+            .content_range()
+            .and_then(|r| r.rsplit('/').next())
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or_else(|| out.content_length().unwrap_or(0).max(0) as u64);
+        let meta = object_meta!(out, size);
+        // The headers are what was asked for; a broken body only costs the cached start.
+        let body = match out.body.collect().await {
+            Ok(b) => b.into_bytes(),
+            Err(e) => {
+                debug!(key, "start of the body not read: {e}");
+                Bytes::new()
+            }
+        };
+        Ok((meta, body))
     }
 
     async fn get_range(
