@@ -371,6 +371,19 @@ fn last_key(page: &ListPage) -> String {
     o.max(p).to_string()
 }
 
+/// What a `HeadObject` of `o` answers.
+fn meta_of(o: &MemObject) -> ObjectMeta {
+    ObjectMeta {
+        size: o.body.len() as u64,
+        last_modified: o.modified,
+        etag: o.etag.clone(),
+        content_type: o.opts.content_type.clone(),
+        storage_class: None,
+        version_id: None,
+        metadata: o.opts.metadata.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,18 +410,5 @@ mod tests {
         );
         assert_eq!(p2.prefixes, ["c/"]);
         assert!(p2.next_token.is_none());
-    }
-}
-
-/// What a `HeadObject` of `o` answers.
-fn meta_of(o: &MemObject) -> ObjectMeta {
-    ObjectMeta {
-        size: o.body.len() as u64,
-        last_modified: o.modified,
-        etag: o.etag.clone(),
-        content_type: o.opts.content_type.clone(),
-        storage_class: None,
-        version_id: None,
-        metadata: o.opts.metadata.clone(),
     }
 }
