@@ -34,7 +34,7 @@ use crate::config::FsConfig;
 use crate::data::cache::{BlockCache, BlockKey};
 use crate::data::prefetch::{ObjectReader, ReadContext};
 use crate::error::{FsError, FsResult};
-use crate::storage::{ListedObject, ObjectMeta, ObjectStore, StoreError};
+use crate::storage::{ListPage, ListedObject, ObjectMeta, ObjectStore, StoreError};
 use inode::{Entry, Inode, InodeTable, Kind, Stat};
 use names::{check_name, child_key, child_prefix};
 
@@ -377,15 +377,33 @@ impl S3Fs {
     async fn resolve(&self, dir: &Inode, name: &str) -> FsResult<FileAttr> {
         let key = child_key(&dir.key, name);
         let prefix = child_prefix(&dir.key, name);
-        let (head, list) = tokio::join!(
-            self.store.head(&key),
-            self.store.list(&prefix, Some("/"), None, Some(1))
-        );
-        let is_dir = match &list {
-            Ok(page) => !page.objects.is_empty() || !page.prefixes.is_empty(),
-            Err(_) => false,
+        let says_dir = |list: &Result<ListPage, StoreError>| {
+            list.as_ref()
+                .is_ok_and(|page| !page.objects.is_empty() || !page.prefixes.is_empty())
         };
-        if is_dir {
+        // Both at once; a LIST that finds the directory settles it without waiting for the
+        // HEAD (which the directory would hide anyway). The HEAD runs as its own task so that
+        // it still completes then: dropping a request mid-flight would close its pooled
+        // connection (a new TLS handshake for the next request).
+        let mut head = tokio::spawn({
+            let store = self.store.clone();
+            let key = key.clone();
+            async move { store.head(&key).await }
+        });
+        let joined = |r: Result<_, tokio::task::JoinError>| {
+            r.unwrap_or_else(|e| Err(StoreError::Other(format!("HEAD task failed: {e}"))))
+        };
+        let (head, list) = {
+            let list = self.store.list(&prefix, Some("/"), None, Some(1));
+            tokio::pin!(list);
+            tokio::select! {
+                list = &mut list => {
+                    if says_dir(&list) { (None, list) } else { (Some(joined(head.await)), list) }
+                }
+                h = &mut head => (Some(joined(h)), list.await),
+            }
+        };
+        if says_dir(&list) {
             let has_marker = list
                 .as_ref()
                 .is_ok_and(|p| p.objects.first().is_some_and(|o| o.key == prefix));
@@ -405,7 +423,7 @@ impl S3Fs {
             return Ok(self.attr_of(table.get(ino).unwrap()));
         }
         let mut table = self.inodes.lock().unwrap();
-        match head {
+        match head.expect("a HEAD answer unless the LIST found a directory") {
             Ok(meta) => {
                 let stat = stat_from_meta(&meta);
                 let kind = kind_from_mode(stat.mode);
