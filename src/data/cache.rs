@@ -90,6 +90,17 @@ impl BlockCache {
         }
     }
 
+    /// The block if it is cached, marking it recently used; hits are counted by
+    /// [`Self::count_hits`] once the caller has every block it needs.
+    pub fn ready(&self, key: &BlockKey) -> Option<Bytes> {
+        self.inner.lock().unwrap().lru.get(key).cloned()
+    }
+
+    /// Counts `n` cache hits (see [`Self::ready`]).
+    pub fn count_hits(&self, n: u64) {
+        self.hits.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Looks a block up, marking it recently used.
     pub fn lookup(&self, key: &BlockKey) -> Lookup {
         let mut inner = self.inner.lock().unwrap();
