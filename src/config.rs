@@ -42,7 +42,8 @@ pub struct FsConfig {
 /// Read path settings.
 #[derive(Clone, Debug)]
 pub struct ReadConfig {
-    /// Bound of the in-memory block cache, in bytes. Default 128 MiB: room for the read-ahead
+    /// Bound of the in-memory block cache, in bytes, blocks still in flight included (each
+    /// reserves its length when its GET starts). Default 128 MiB: room for the read-ahead
     /// window of a few sequential readers plus a working set of random reads, while keeping
     /// the process well under 256 MiB of RSS.
     pub cache_bytes: u64,

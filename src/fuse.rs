@@ -56,7 +56,7 @@ impl FuseAdapter {
     {
         let fs = self.fs.clone();
         let span = tracing::debug_span!("fuse", op);
-        self.rt.spawn(
+        let mut handler = Box::pin(
             async move {
                 let result = std::panic::AssertUnwindSafe(work(fs)).catch_unwind().await;
                 match result {
@@ -73,6 +73,20 @@ impl FuseAdapter {
             }
             .instrument(span),
         );
+        // First poll here, on the FUSE thread: a handler that needs no I/O (a lookup or
+        // getattr the inode table answers, an open, a read from the block cache, a release)
+        // replies at once, without a hand-off to a runtime thread and back, which costs more
+        // than the work itself. A handler that has to wait continues as a task on the
+        // runtime; its next poll registers the task's waker (every future re-registers the
+        // waker of its latest poll).
+        let finished = {
+            let _runtime = self.rt.enter();
+            let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+            handler.as_mut().poll(&mut cx).is_ready()
+        };
+        if !finished {
+            self.rt.spawn(handler);
+        }
     }
 }
 
@@ -367,21 +381,6 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        // A cache hit is answered here, on the FUSE thread: handing it to the runtime and
-        // back costs more than the copy itself (thread wake-ups were ~15 % of the CPU of a
-        // sequential read). Anything that must wait goes to the runtime as usual.
-        let hit = {
-            let _runtime = self.rt.enter();
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.fs.read_cached(fh.0, offset, size)
-            }))
-            .ok()
-            .flatten()
-        };
-        if let Some(data) = hit {
-            reply.data(&data);
-            return;
-        }
         self.run(
             "read",
             move |fs| async move { fs.read(fh.0, offset, size).await },

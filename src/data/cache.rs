@@ -4,8 +4,10 @@
 //! object can never be served together: a reader opened on version A only ever asks for A's
 //! blocks, and the GETs that fill them carry `If-Match: A`. Blocks being fetched are tracked as
 //! in-flight futures next to the cached ones, under the same lock, so two readers wanting the
-//! same block share one request. Eviction is least-recently-used by bytes; a block that is in
-//! flight is not counted until it arrives.
+//! same block share one request. Eviction is least-recently-used by bytes. A block in flight
+//! reserves its length when its fetch begins, so the bound covers read-ahead that has not
+//! arrived yet too: cached plus reserved bytes never exceed the capacity (the reservation
+//! evicts old blocks to make room), and `--cache-size` is the memory the data may take.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,8 +56,31 @@ pub enum Lookup {
 
 struct Inner {
     lru: LruCache<BlockKey, Bytes>,
+    /// Bytes of the cached blocks.
     bytes: u64,
-    inflight: HashMap<BlockKey, PendingBlock>,
+    /// Bytes reserved by the blocks in flight.
+    reserved: u64,
+    /// Blocks in flight, with the bytes each one reserved.
+    inflight: HashMap<BlockKey, (PendingBlock, u64)>,
+}
+
+impl Inner {
+    /// Evicts least-recently-used blocks until cached plus reserved bytes fit `capacity`.
+    fn make_room(&mut self, capacity: u64) {
+        while self.bytes + self.reserved > capacity {
+            match self.lru.pop_lru() {
+                Some((_, b)) => self.bytes -= b.len() as u64,
+                None => break,
+            }
+        }
+    }
+
+    /// Ends `key`'s in-flight entry, if any, releasing its reservation.
+    fn end_flight(&mut self, key: &BlockKey) {
+        if let Some((_, len)) = self.inflight.remove(key) {
+            self.reserved -= len;
+        }
+    }
 }
 
 /// The shared block cache.
@@ -82,23 +107,13 @@ impl BlockCache {
             inner: Mutex::new(Inner {
                 lru: LruCache::unbounded(),
                 bytes: 0,
+                reserved: 0,
                 inflight: HashMap::new(),
             }),
             capacity,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
-    }
-
-    /// The block if it is cached, marking it recently used; hits are counted by
-    /// [`Self::count_hits`] once the caller has every block it needs.
-    pub fn ready(&self, key: &BlockKey) -> Option<Bytes> {
-        self.inner.lock().unwrap().lru.get(key).cloned()
-    }
-
-    /// Counts `n` cache hits (see [`Self::ready`]).
-    pub fn count_hits(&self, n: u64) {
-        self.hits.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Looks a block up, marking it recently used.
@@ -108,7 +123,7 @@ impl BlockCache {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Ready(b.clone());
         }
-        if let Some(p) = inner.inflight.get(key) {
+        if let Some((p, _)) = inner.inflight.get(key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Pending(p.clone());
         }
@@ -122,32 +137,30 @@ impl BlockCache {
         inner.lru.contains(key) || inner.inflight.contains_key(key)
     }
 
-    /// Registers `pending` as the fetch of `key` unless the block is already cached or in
-    /// flight; returns whether it was registered (and so whether the caller must fetch it).
-    pub fn begin_fetch(&self, key: &BlockKey, pending: PendingBlock) -> bool {
+    /// Registers `pending` as the fetch of `key`, a block of `len` bytes, unless the block is
+    /// already cached or in flight; returns whether it was registered (and so whether the
+    /// caller must fetch it). Its `len` bytes are reserved until it completes or is abandoned.
+    pub fn begin_fetch(&self, key: &BlockKey, pending: PendingBlock, len: u64) -> bool {
         let mut inner = self.inner.lock().unwrap();
         if inner.lru.contains(key) || inner.inflight.contains_key(key) {
             return false;
         }
-        inner.inflight.insert(key.clone(), pending);
+        inner.inflight.insert(key.clone(), (pending, len));
+        inner.reserved += len;
+        inner.make_room(self.capacity);
         true
     }
 
     /// Stores a fetched block and ends its in-flight entry, evicting old blocks as needed.
     pub fn complete(&self, key: &BlockKey, data: Bytes) {
         let mut inner = self.inner.lock().unwrap();
-        inner.inflight.remove(key);
+        inner.end_flight(key);
         let len = data.len() as u64;
         if let Some(old) = inner.lru.put(key.clone(), data) {
             inner.bytes -= old.len() as u64;
         }
         inner.bytes += len;
-        while inner.bytes > self.capacity {
-            match inner.lru.pop_lru() {
-                Some((_, b)) => inner.bytes -= b.len() as u64,
-                None => break,
-            }
-        }
+        inner.make_room(self.capacity);
     }
 
     /// Stores a block fetched outside the read path (a lookup's GET of a small object),
@@ -160,12 +173,17 @@ impl BlockCache {
 
     /// Ends a failed fetch: the block is neither cached nor in flight any more.
     pub fn abandon(&self, key: &BlockKey) {
-        self.inner.lock().unwrap().inflight.remove(key);
+        self.inner.lock().unwrap().end_flight(key);
     }
 
-    /// Bytes held.
+    /// Bytes held by cached blocks.
     pub fn bytes(&self) -> u64 {
         self.inner.lock().unwrap().bytes
+    }
+
+    /// Bytes reserved by blocks in flight.
+    pub fn reserved(&self) -> u64 {
+        self.inner.lock().unwrap().reserved
     }
 
     /// (hits, misses) so far.
@@ -213,6 +231,29 @@ mod tests {
         assert_eq!(c.bytes(), 8);
         assert!(matches!(c.lookup(&key(1)), Lookup::Missing));
         assert!(matches!(c.lookup(&key(0)), Lookup::Ready(_)));
+    }
+
+    #[test]
+    fn blocks_in_flight_count_against_the_bound() {
+        let c = BlockCache::new(10);
+        c.complete(&key(0), Bytes::from(vec![0u8; 4]));
+        c.complete(&key(1), Bytes::from(vec![1u8; 4]));
+        let never = futures::future::pending::<FsResult<Bytes>>()
+            .boxed()
+            .shared();
+        // Reserving 4 bytes makes room by evicting the oldest block.
+        assert!(c.begin_fetch(&key(2), never.clone(), 4));
+        assert_eq!((c.bytes(), c.reserved()), (4, 4));
+        assert!(matches!(c.lookup(&key(0)), Lookup::Missing));
+        assert!(!c.begin_fetch(&key(2), never, 4), "already in flight");
+        c.complete(&key(2), Bytes::from(vec![2u8; 4]));
+        assert_eq!((c.bytes(), c.reserved()), (8, 0));
+        let never = futures::future::pending::<FsResult<Bytes>>()
+            .boxed()
+            .shared();
+        assert!(c.begin_fetch(&key(3), never, 4));
+        c.abandon(&key(3));
+        assert_eq!(c.reserved(), 0);
     }
 
     #[test]

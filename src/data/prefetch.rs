@@ -135,29 +135,6 @@ impl ObjectReader {
         Ok(assemble(&blocks, first * bs, offset, end))
     }
 
-    /// [`Self::read`] when every block it needs is cached, without waiting: `None` otherwise
-    /// (and then nothing has changed). Lets the FUSE thread answer a cache hit itself, with
-    /// no hand-off to the runtime. Must run inside the runtime's context: the read-ahead it
-    /// starts is spawned on it.
-    pub fn try_read(&self, offset: u64, len: u32) -> Option<Bytes> {
-        if offset >= self.size || len == 0 {
-            return Some(Bytes::new());
-        }
-        let end = (offset + len as u64).min(self.size);
-        let bs = self.ctx.config.block_size;
-        let first = offset / bs;
-        let last = (end - 1) / bs;
-        let blocks = (first..=last)
-            .map(|index| self.ctx.cache.ready(&self.block_key(index)))
-            .collect::<Option<Vec<Bytes>>>()?;
-        self.ctx.cache.count_hits(blocks.len() as u64);
-        let ahead = self.advance_window(offset, end);
-        if let Some(more) = self.top_up(end, ahead) {
-            self.ensure_fetching(more);
-        }
-        Some(assemble(&blocks, first * bs, offset, end))
-    }
-
     /// Decides which blocks to read ahead after a read ending at `end`, with a window of
     /// `ahead` bytes. Hysteresis keeps requests large: the window is topped up only once the
     /// lead of requested-but-unread bytes has shrunk by a whole part (or half the window while
@@ -229,6 +206,12 @@ impl ObjectReader {
         w.window
     }
 
+    /// Length of block `index` (the last one may be short).
+    fn block_len(&self, index: u64) -> u64 {
+        let bs = self.ctx.config.block_size;
+        self.size.saturating_sub(index * bs).min(bs)
+    }
+
     fn block_key(&self, index: u64) -> BlockKey {
         BlockKey {
             key: self.key.clone(),
@@ -249,7 +232,11 @@ impl ObjectReader {
                     let key = self.block_key(index);
                     let (tx, rx) = oneshot::channel();
                     let pending = pending_from(rx);
-                    if self.ctx.cache.begin_fetch(&key, pending.clone()) {
+                    if self
+                        .ctx
+                        .cache
+                        .begin_fetch(&key, pending.clone(), self.block_len(index))
+                    {
                         self.spawn_fetch(vec![(key, tx)]);
                         return pending.await;
                     }
@@ -273,7 +260,11 @@ impl ObjectReader {
                 continue;
             }
             let (tx, rx) = oneshot::channel();
-            if self.ctx.cache.begin_fetch(&key, pending_from(rx)) {
+            if self
+                .ctx
+                .cache
+                .begin_fetch(&key, pending_from(rx), self.block_len(index))
+            {
                 // A run ends where the blocks stop being contiguous, and at part boundaries so
                 // GETs line up with `part_size`.
                 if run.last().is_some_and(|(k, _)| k.index + 1 != index)
@@ -462,25 +453,6 @@ mod tests {
                 "offset {o} len {l}"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn try_read_answers_only_from_cached_blocks() {
-        let store = Arc::new(MemStore::new());
-        let body = data(10_000);
-        store.insert("k", body.clone());
-        let r = reader(store.clone(), "k", 1 << 20);
-        // Nothing cached yet: no answer, and no request either.
-        assert!(r.try_read(1000, 2000).is_none());
-        assert_eq!(store.count("get"), 0);
-        r.read(0, 4096).await.unwrap(); // blocks 0..4
-        let gets = store.count("get");
-        let b = r.try_read(1000, 2000).expect("blocks 0..3 are cached");
-        assert_eq!(&b[..], &body[1000..3000]);
-        assert_eq!(store.count("get"), gets);
-        // One block missing is enough to decline.
-        assert!(r.try_read(3000, 6000).is_none());
-        assert_eq!(r.try_read(10_000, 5).unwrap().len(), 0);
     }
 
     #[tokio::test]

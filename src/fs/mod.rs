@@ -841,19 +841,6 @@ impl S3Fs {
         }
     }
 
-    /// [`Self::read`] when it can be answered from the block cache at once, else `None`
-    /// (see [`ObjectReader::try_read`]); must run inside the runtime's context.
-    pub fn read_cached(&self, fh: u64, offset: u64, size: u32) -> Option<Bytes> {
-        match &*self.file(fh).ok()? {
-            OpenFile::Read { ino, reader, .. }
-                if !self.writes.lock().unwrap().contains_key(ino) =>
-            {
-                reader.try_read(offset, size)
-            }
-            _ => None,
-        }
-    }
-
     fn add_handle(&self, file: OpenFile) -> u64 {
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.files.lock().unwrap().insert(fh, Arc::new(file));
