@@ -829,7 +829,7 @@ if [ $big_ok -eq 1 ]; then
     note "pairs, curl 8-way then s3mount: ${pc[*]:-n/a} / ${ps[*]:-n/a} MiB/s; ratios ${pq[*]:-n/a}"
     set_cell seqpair curl "$(median "${pc[@]}")"
     set_cell seqpair s3m "$(median "${ps[@]}")"
-    set_cell seqpair pairratio "$(median "${pq[@]}")"
+    set_cell seqpair pairratio "$(pair_ratio "$(median "${pq[@]}")" 1)"
     req_row warmreq "seq read warm, s3mount --cache-size $big_cache_mib (2nd read)"
     REQ["warmreq|s3m"]=${warm_reqs:-n/a}
     REQ["warmreq|s3fs"]="—"
@@ -1400,7 +1400,7 @@ if [ $multi_ok -eq 1 ]; then
     note "4 files in pairs, curl then s3mount: ${pc[*]:-n/a} / ${ps[*]:-n/a} MiB/s; ratios ${pq[*]:-n/a}"
     set_cell multi4pair curl "$(median "${pc[@]}")"
     set_cell multi4pair s3m "$(median "${ps[@]}")"
-    set_cell multi4pair pairratio "$(median "${pq[@]}")"
+    set_cell multi4pair pairratio "$(pair_ratio "$(median "${pq[@]}")" 1)"
     # Data check: 16 cold reads at once through one fresh mount, each compared with its source.
     if start_s3mount multi-check; then
         drop_caches
