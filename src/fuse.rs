@@ -1,12 +1,15 @@
 //! The thin FUSE adapter: each handler turns a fuser callback into one call of the core
 //! ([`S3Fs`]) and its result into a reply.
 //!
-//! Design note: fuser calls handlers on its session threads; a handler spawns the core call
-//! on the tokio runtime and returns at once, so a slow S3 request never blocks other FUSE
-//! requests. The reply object travels with the task. Each task runs inside a `tracing` span
-//! named after the FUSE operation, and errors are logged once here, at debug level for the
-//! expected ones (ENOENT, ENODATA) and warn for the rest. A panic inside a task is caught and
-//! answered with EIO, so the mount keeps serving.
+//! Design note: fuser calls handlers on its session threads. A handler wraps the core call
+//! and its reply in one future. Requests that usually need no I/O (lookup, getattr, open,
+//! read, readdir, the xattr reads) poll it once right there and reply at once when they can
+//! (a table or block-cache hit); whatever has to wait, and every request that changes
+//! something, runs as a task on the tokio runtime, so a slow S3 request or staging write
+//! never blocks other FUSE requests. Each future runs inside a `tracing` span named after the
+//! FUSE operation, and errors are logged once here, at debug level for the expected ones
+//! (ENOENT, ENODATA) and warn for the rest. A panic inside a handler or its reply is caught
+//! and answered with EIO, so the mount keeps serving.
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -45,9 +48,41 @@ impl FuseAdapter {
         self.fs.config().metadata_ttl
     }
 
-    /// Runs `work` on the runtime; `done` sends its reply. Errors and panics become errnos.
+    /// Runs `work`, polling it first on this (session) thread and on the runtime if it has to
+    /// wait; `done` sends its reply. Errors and panics become errnos. For requests that
+    /// usually need no I/O: see [`Self::dispatch`].
     fn run<T, F, Fut, R, D>(&self, op: &'static str, work: F, reply: R, done: D)
     where
+        F: FnOnce(Arc<S3Fs>) -> Fut + Send + 'static,
+        D: FnOnce(R, T) + Send + 'static,
+        Fut: Future<Output = FsResult<T>> + Send + 'static,
+        T: Send + 'static,
+        R: ErrorReply + Send + 'static,
+    {
+        self.dispatch(op, work, reply, done, true);
+    }
+
+    /// [`Self::run`] entirely on the runtime, for requests that change things: they do
+    /// local file I/O (staging) or S3 requests, which must not hold up the session threads.
+    fn run_spawned<T, F, Fut, R, D>(&self, op: &'static str, work: F, reply: R, done: D)
+    where
+        F: FnOnce(Arc<S3Fs>) -> Fut + Send + 'static,
+        D: FnOnce(R, T) + Send + 'static,
+        Fut: Future<Output = FsResult<T>> + Send + 'static,
+        T: Send + 'static,
+        R: ErrorReply + Send + 'static,
+    {
+        self.dispatch(op, work, reply, done, false);
+    }
+
+    fn dispatch<T, F, Fut, R, D>(
+        &self,
+        op: &'static str,
+        work: F,
+        reply: R,
+        done: D,
+        first_poll_here: bool,
+    ) where
         F: FnOnce(Arc<S3Fs>) -> Fut + Send + 'static,
         D: FnOnce(R, T) + Send + 'static,
         Fut: Future<Output = FsResult<T>> + Send + 'static,
@@ -60,7 +95,15 @@ impl FuseAdapter {
             async move {
                 let result = std::panic::AssertUnwindSafe(work(fs)).catch_unwind().await;
                 match result {
-                    Ok(Ok(value)) => done(reply, value),
+                    Ok(Ok(value)) => {
+                        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            done(reply, value)
+                        }));
+                        if sent.is_err() {
+                            // The reply, dropped unsent, answers EIO by itself.
+                            warn!(op, "reply panicked");
+                        }
+                    }
                     Ok(Err(err)) => {
                         log_error(op, &err);
                         reply.fail(err.errno);
@@ -79,7 +122,7 @@ impl FuseAdapter {
         // than the work itself. A handler that has to wait continues as a task on the
         // runtime; its next poll registers the task's waker (every future re-registers the
         // waker of its latest poll).
-        let finished = {
+        let finished = first_poll_here && {
             let _runtime = self.rt.enter();
             let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
             handler.as_mut().poll(&mut cx).is_ready()
@@ -213,7 +256,7 @@ impl Filesystem for FuseAdapter {
             }),
         };
         let ttl = self.ttl();
-        self.run(
+        self.run_spawned(
             "setattr",
             move |fs| async move { fs.setattr(ino.0, fh.map(|f| f.0), change).await },
             reply,
@@ -246,7 +289,7 @@ impl Filesystem for FuseAdapter {
         }
         let name = name.to_owned();
         let ttl = self.ttl();
-        self.run(
+        self.run_spawned(
             "mknod",
             move |fs| async move {
                 let (attr, fh) = fs.create(parent.0, &name, mode, libc::O_WRONLY, 0).await?;
@@ -270,7 +313,7 @@ impl Filesystem for FuseAdapter {
     ) {
         let name = name.to_owned();
         let ttl = self.ttl();
-        self.run(
+        self.run_spawned(
             "mkdir",
             move |fs| async move { fs.mkdir(parent.0, &name, mode & !umask).await },
             reply,
@@ -280,7 +323,7 @@ impl Filesystem for FuseAdapter {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.run(
+        self.run_spawned(
             "unlink",
             move |fs| async move { fs.unlink(parent.0, &name).await },
             reply,
@@ -290,7 +333,7 @@ impl Filesystem for FuseAdapter {
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.run(
+        self.run_spawned(
             "rmdir",
             move |fs| async move { fs.rmdir(parent.0, &name).await },
             reply,
@@ -309,7 +352,7 @@ impl Filesystem for FuseAdapter {
         let name = link_name.to_owned();
         let target = target.as_os_str().as_bytes().to_vec();
         let ttl = self.ttl();
-        self.run(
+        self.run_spawned(
             "symlink",
             move |fs| async move { fs.symlink(parent.0, &name, &target).await },
             reply,
@@ -329,7 +372,7 @@ impl Filesystem for FuseAdapter {
     ) {
         let (name, newname) = (name.to_owned(), newname.to_owned());
         let flags = flags.bits();
-        self.run(
+        self.run_spawned(
             "rename",
             move |fs| async move {
                 fs.rename(parent.0, &name, newparent.0, &newname, flags)
@@ -402,7 +445,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyWrite,
     ) {
         let data = data.to_vec();
-        self.run(
+        self.run_spawned(
             "write",
             move |fs| async move { fs.write(fh.0, offset, &data).await },
             reply,
@@ -419,7 +462,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEmpty,
     ) {
         let pid = req.pid();
-        self.run(
+        self.run_spawned(
             "flush",
             move |fs| async move { fs.flush(fh.0, pid).await },
             reply,
@@ -437,7 +480,7 @@ impl Filesystem for FuseAdapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.run(
+        self.run_spawned(
             "release",
             move |fs| async move {
                 fs.release(fh.0).await;
@@ -456,7 +499,7 @@ impl Filesystem for FuseAdapter {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.run(
+        self.run_spawned(
             "fsync",
             move |fs| async move { fs.fsync(fh.0).await },
             reply,
@@ -570,7 +613,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEmpty,
     ) {
         let (name, value) = (name.to_owned(), value.to_vec());
-        self.run(
+        self.run_spawned(
             "setxattr",
             move |fs| async move { fs.setxattr(ino.0, &name, &value, flags).await },
             reply,
@@ -599,7 +642,7 @@ impl Filesystem for FuseAdapter {
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.run(
+        self.run_spawned(
             "removexattr",
             move |fs| async move { fs.removexattr(ino.0, &name).await },
             reply,
@@ -620,7 +663,7 @@ impl Filesystem for FuseAdapter {
         let pid = req.pid();
         let name = name.to_owned();
         let ttl = self.ttl();
-        self.run(
+        self.run_spawned(
             "create",
             move |fs| async move { fs.create(parent.0, &name, mode & !umask, flags, pid).await },
             reply,

@@ -6,8 +6,9 @@
 //! in-flight futures next to the cached ones, under the same lock, so two readers wanting the
 //! same block share one request. Eviction is least-recently-used by bytes. A block in flight
 //! reserves its length when its fetch begins, so the bound covers read-ahead that has not
-//! arrived yet too: cached plus reserved bytes never exceed the capacity (the reservation
-//! evicts old blocks to make room), and `--cache-size` is the memory the data may take.
+//! arrived yet too: a reservation evicts old blocks to make room, and cached plus reserved
+//! bytes stay within the capacity unless the blocks in flight alone exceed it (a tiny
+//! `--cache-size` with many readers), in which case the newest block is still kept.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,9 +66,11 @@ struct Inner {
 }
 
 impl Inner {
-    /// Evicts least-recently-used blocks until cached plus reserved bytes fit `capacity`.
-    fn make_room(&mut self, capacity: u64) {
-        while self.bytes + self.reserved > capacity {
+    /// Evicts least-recently-used blocks until cached plus reserved bytes fit `capacity`,
+    /// keeping at least `keep` blocks (the most recent ones): a block that has just arrived is
+    /// not thrown away because blocks still in flight alone fill the bound.
+    fn make_room(&mut self, capacity: u64, keep: usize) {
+        while self.bytes + self.reserved > capacity && self.lru.len() > keep {
             match self.lru.pop_lru() {
                 Some((_, b)) => self.bytes -= b.len() as u64,
                 None => break,
@@ -147,7 +150,7 @@ impl BlockCache {
         }
         inner.inflight.insert(key.clone(), (pending, len));
         inner.reserved += len;
-        inner.make_room(self.capacity);
+        inner.make_room(self.capacity, 0);
         true
     }
 
@@ -160,15 +163,19 @@ impl BlockCache {
             inner.bytes -= old.len() as u64;
         }
         inner.bytes += len;
-        inner.make_room(self.capacity);
+        inner.make_room(self.capacity, 1);
     }
 
     /// Stores a block fetched outside the read path (a lookup's GET of a small object),
     /// unless it is already cached or being fetched.
     pub fn insert(&self, key: &BlockKey, data: Bytes) {
-        if !self.contains(key) {
-            self.complete(key, data);
+        let mut inner = self.inner.lock().unwrap();
+        if inner.lru.contains(key) || inner.inflight.contains_key(key) {
+            return;
         }
+        inner.bytes += data.len() as u64;
+        inner.lru.put(key.clone(), data);
+        inner.make_room(self.capacity, 1);
     }
 
     /// Ends a failed fetch: the block is neither cached nor in flight any more.
@@ -254,6 +261,24 @@ mod tests {
         assert!(c.begin_fetch(&key(3), never, 4));
         c.abandon(&key(3));
         assert_eq!(c.reserved(), 0);
+    }
+
+    #[test]
+    fn a_block_that_arrives_is_kept_even_when_reservations_fill_the_bound() {
+        let c = BlockCache::new(10);
+        for i in 0..3 {
+            let never = futures::future::pending::<FsResult<Bytes>>()
+                .boxed()
+                .shared();
+            assert!(c.begin_fetch(&key(i), never, 4));
+        }
+        assert_eq!(c.reserved(), 12);
+        c.complete(&key(0), Bytes::from(vec![0u8; 4]));
+        assert!(matches!(c.lookup(&key(0)), Lookup::Ready(_)));
+        c.complete(&key(1), Bytes::from(vec![1u8; 4]));
+        // Over the bound with one block still in flight: the older block makes room.
+        assert!(matches!(c.lookup(&key(1)), Lookup::Ready(_)));
+        assert!(matches!(c.lookup(&key(0)), Lookup::Missing));
     }
 
     #[test]

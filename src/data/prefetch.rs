@@ -318,13 +318,16 @@ async fn fetch_run(
     let end = ((first + run.len() as u64) * bs).min(size);
     let key = run[0].0.key.clone();
     let etag = run[0].0.etag.clone();
+    let mut pending = Owed {
+        cache: ctx.cache.clone(),
+        blocks: run.into(),
+    };
     let _permit = ctx.get_permits.acquire().await;
     let if_match = if etag.is_empty() { None } else { Some(&*etag) };
-    let mut pending: std::collections::VecDeque<_> = run.into();
     let mut attempt = 0;
     let err = loop {
         attempt += 1;
-        let Some((front, _)) = pending.front() else {
+        let Some((front, _)) = pending.blocks.front() else {
             return;
         };
         let start = front.index * bs;
@@ -340,7 +343,7 @@ async fn fetch_run(
             while let Some(chunk) = body.next().await {
                 let mut chunk = chunk?;
                 while !chunk.is_empty() {
-                    if pending.is_empty() {
+                    if pending.blocks.is_empty() {
                         return Err(FsError::new(libc::EIO, "server sent more bytes than asked"));
                     }
                     let want = ((block_start + bs).min(size) - block_start) as usize;
@@ -348,7 +351,7 @@ async fn fetch_run(
                     buf.extend_from_slice(&chunk.split_to(take));
                     if buf.len() == want {
                         let data = std::mem::take(&mut buf).freeze();
-                        let (bkey, tx) = pending.pop_front().unwrap();
+                        let (bkey, tx) = pending.blocks.pop_front().unwrap();
                         ctx.cache.complete(&bkey, data.clone());
                         let _ = tx.send(Ok(data));
                         block_start += want as u64;
@@ -356,7 +359,7 @@ async fn fetch_run(
                     }
                 }
             }
-            if pending.is_empty() {
+            if pending.blocks.is_empty() {
                 Ok(())
             } else {
                 Err(FsError::new(libc::EIO, format!("short body for {key}")))
@@ -372,9 +375,29 @@ async fn fetch_run(
         }
     };
     debug!(key = %key, end, "GET failed: {err}");
-    for (bkey, tx) in pending {
-        ctx.cache.abandon(&bkey);
-        let _ = tx.send(Err(err.clone()));
+    pending.fail(&err);
+}
+
+/// The blocks a fetch still owes. Whatever is left when the fetch ends without them (an
+/// error, a panic, a task dropped at shutdown) is failed to its waiters and forgotten by the
+/// cache, which releases its reservation: a later read asks S3 again.
+struct Owed {
+    cache: Arc<BlockCache>,
+    blocks: std::collections::VecDeque<(BlockKey, oneshot::Sender<FsResult<Bytes>>)>,
+}
+
+impl Owed {
+    fn fail(&mut self, err: &FsError) {
+        for (key, tx) in self.blocks.drain(..) {
+            self.cache.abandon(&key);
+            let _ = tx.send(Err(err.clone()));
+        }
+    }
+}
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        self.fail(&FsError::new(libc::EIO, "block fetch ended early"));
     }
 }
 

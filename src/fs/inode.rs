@@ -107,6 +107,9 @@ pub struct Inode {
     pub complete_until: Option<Instant>,
     /// For directories: names resolved through S3 since the last listing (see `lookup`).
     pub lookup_misses: u32,
+    /// For directories: until when a listing for lookups is known to need more than one
+    /// page, so lookups that miss ask S3 about their name alone (see `lookup_by_listing`).
+    pub too_big_until: Option<Instant>,
     /// For files: the attributes come from a listing only (no s3fs headers, kind unsure).
     pub listing_only: bool,
 }
@@ -137,6 +140,7 @@ impl InodeTable {
             cached_opens: 0,
             complete_until: None,
             lookup_misses: 0,
+            too_big_until: None,
             listing_only: false,
         };
         InodeTable {
@@ -243,6 +247,7 @@ impl InodeTable {
                 cached_opens: 0,
                 complete_until: None,
                 lookup_misses: 0,
+                too_big_until: None,
                 listing_only: false,
             },
         );

@@ -28,6 +28,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use fuser::{FileAttr, FileType, INodeNo};
+use futures::StreamExt;
 use tracing::{debug, warn};
 
 use crate::config::FsConfig;
@@ -47,6 +48,9 @@ const MAX_GETS_IN_FLIGHT: usize = 32;
 /// trip plus at most 64 KiB, and covers s3fs symlinks (≤ `PATH_MAX`) and the small files that
 /// are usually read whole right after they are looked up.
 const SMALL_FILE_GET: u64 = 64 << 10;
+
+/// Longest symlink target read (Linux's `PATH_MAX`).
+const PATH_MAX: u64 = 4096;
 
 /// One entry of a directory listing, as handed to `readdir`/`readdirplus`.
 #[derive(Clone, Debug)]
@@ -260,7 +264,14 @@ impl S3Fs {
                 d.lookup_misses
             })
         };
-        if misses >= 2 {
+        let too_big = {
+            let table = self.inodes.lock().unwrap();
+            table
+                .get(parent)
+                .and_then(|d| d.too_big_until)
+                .is_some_and(|until| until > Instant::now())
+        };
+        if misses >= 2 && !too_big {
             if let Some(found) = self.lookup_by_listing(parent, name).await? {
                 return match found {
                     Some(child) if is_partial(&child) => self.complete_entry(child).await,
@@ -294,7 +305,23 @@ impl S3Fs {
                 .get(parent)
                 .and_then(|d| d.complete_until)
                 .is_some_and(|until| until > Instant::now());
+            let too_big = self
+                .inodes
+                .lock()
+                .unwrap()
+                .get(parent)
+                .and_then(|d| d.too_big_until)
+                .is_some_and(|until| until > Instant::now());
+            if too_big {
+                return Ok(None);
+            }
             if !complete && self.list_dir_limited(parent, Some(1)).await?.is_none() {
+                // Remember it for the TTL: lookups waiting behind us, and those that
+                // follow, go straight to S3 instead of each listing a first page again.
+                let until = self.valid_until();
+                if let Some(d) = self.inodes.lock().unwrap().get_mut(parent) {
+                    d.too_big_until = Some(until);
+                }
                 return Ok(None);
             }
             Ok(Some(
@@ -329,18 +356,24 @@ impl S3Fs {
         }
         let small = SMALL_FILE_GET.min(self.config.read.block_size);
         let fetched = if node.stat.size > 0 && node.stat.size <= small {
-            self.store
-                .head_and_start(&node.key, small)
-                .await
-                .map(|(meta, body)| {
+            match self.store.head_and_start(&node.key, small).await {
+                Ok((meta, body)) => {
                     // The whole object, so exactly its first (and only) cache block.
                     if body.len() as u64 == meta.size && !meta.etag.is_empty() {
                         self.read_ctx
                             .cache
                             .insert(&BlockKey::new(&node.key, &meta.etag, 0), body);
                     }
-                    meta
-                })
+                    Ok(meta)
+                }
+                Err(StoreError::NotFound) => Err(StoreError::NotFound),
+                // A GET can be refused where a HEAD is not: an archived object not restored
+                // (InvalidObjectState), a KMS key we may not decrypt with.
+                Err(e) => {
+                    debug!(key = %node.key, "GET to complete a listed file failed ({e}); HEAD instead");
+                    self.store.head(&node.key).await
+                }
+            }
         } else if self.config.trust_listing_attrs {
             return Ok(self.attr_of(&node));
         } else {
@@ -862,14 +895,23 @@ impl S3Fs {
         if node.kind != Kind::Symlink {
             return Err(FsError::new(libc::EINVAL, "not a symlink"));
         }
-        // Through the block cache: a lookup that found the symlink has usually cached it.
-        let etag = node.stat.etag.clone().unwrap_or_default();
-        let size = node.stat.size;
-        let reader = ObjectReader::new(self.read_ctx.clone(), &node.key, &etag, size);
-        Ok(reader
-            .read(0, size.min(u32::MAX as u64) as u32)
-            .await?
-            .to_vec())
+        // Through the block cache (a lookup that found the symlink has usually cached it)
+        // when its version is known; otherwise, or if it changed since, straight from S3.
+        if let Some(etag) = node.stat.etag.as_deref().filter(|e| !e.is_empty()) {
+            let size = node.stat.size;
+            let reader = ObjectReader::new(self.read_ctx.clone(), &node.key, etag, size);
+            match reader.read(0, size.min(u32::MAX as u64) as u32).await {
+                Ok(target) => return Ok(target.to_vec()),
+                Err(e) if e.errno == libc::ESTALE => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut body = self.store.get_range(&node.key, 0..PATH_MAX, None).await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
     }
 
     // ----- extended attributes ------------------------------------------------------------

@@ -432,3 +432,35 @@ async fn a_flush_before_the_first_write_after_o_trunc_keeps_the_object() {
     fs.release(fh).await;
     assert_eq!(store.body("f").unwrap(), &b"new"[..]);
 }
+
+#[tokio::test]
+async fn a_listed_small_file_whose_get_is_refused_is_completed_with_a_head() {
+    let store = Arc::new(MemStore::new());
+    store.insert("d/archived", "cold bytes");
+    let fs = fs_with(&store, "");
+    let d = lookup(&fs, ROOT_INO, "d").await;
+    names(&fs, d).await;
+    // As S3 refuses a GET of an archived object that was not restored, or without KMS rights.
+    store.fail("get", true);
+    let attr = fs.lookup(d, OsStr::new("archived")).await.unwrap();
+    assert_eq!(attr.size, 10);
+    assert_eq!(store.count("head"), 1);
+}
+
+#[tokio::test]
+async fn a_directory_too_big_to_list_in_one_page_is_not_listed_per_lookup() {
+    let store = Arc::new(MemStore::new());
+    for i in 0..1500 {
+        store.insert(&format!("d/f{i:04}"), "x");
+    }
+    let fs = fs_with(&store, "");
+    let d = lookup(&fs, ROOT_INO, "d").await;
+    lookup(&fs, d, "f0000").await; // first miss: HEAD + LIST of the name
+    lookup(&fs, d, "f0001").await; // second: one page says "too big", then the name alone
+    let lists = store.count("list");
+    for name in ["f0002", "f0003", "f0004"] {
+        lookup(&fs, d, name).await;
+    }
+    // Each later miss costs only its own `LIST prefix=name/ max-keys=1`, no page of `d/`.
+    assert_eq!(store.count("list") - lists, 3);
+}

@@ -475,11 +475,14 @@ impl ObjectStore for S3Store {
         };
         // "bytes 0-4095/4096": the total after the slash; without a Content-Range the server
         // sent the whole object.
-        let size = out
-            .content_range()
-            .and_then(|r| r.rsplit('/').next())
-            .and_then(|t| t.parse::<u64>().ok())
-            .unwrap_or_else(|| out.content_length().unwrap_or(0).max(0) as u64);
+        let size = match out.content_range() {
+            Some(range) => match range.rsplit('/').next().and_then(|t| t.parse::<u64>().ok()) {
+                Some(total) => total,
+                // "bytes 0-99/*": the total is unknown; a HEAD tells it.
+                None => return Ok((self.head(key).await?, Bytes::new())),
+            },
+            None => out.content_length().unwrap_or(0).max(0) as u64,
+        };
         let meta = object_meta!(out, size);
         // The headers are what was asked for; a broken body only costs the cached start.
         let body = match out.body.collect().await {
