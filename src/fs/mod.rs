@@ -874,6 +874,13 @@ impl S3Fs {
         }
     }
 
+    /// Whether `fh` is a handle that only reads S3 (no staged copy behind it): closing it
+    /// does no I/O.
+    pub fn is_read_handle(&self, fh: u64) -> bool {
+        self.file(fh)
+            .is_ok_and(|f| matches!(*f, OpenFile::Read { .. }))
+    }
+
     fn add_handle(&self, file: OpenFile) -> u64 {
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.files.lock().unwrap().insert(fh, Arc::new(file));
