@@ -298,6 +298,25 @@ set_cell() { CELL["$1|$2"]=$3; }
 # Requests seen by the server: a second table, cells keyed "ROW|client".
 declare -a REQ_ROWS=()
 declare -A REQ=()
+# pairs ROW CURL_FN S3M_FN: once per run, drop the caches, run CURL_FN (prints MiB/s), then at
+# once S3M_FN RUN (fresh mount; sets pair_value to MiB/s). The groups of runs elsewhere put each
+# client in its own minutes, so load that drifts between groups moves their ratio; a pair shares
+# its minute, and the row's ratio is the median of the per-pair ratios.
+pairs() {
+    local rid=$1 curl_fn=$2 s3m_fn=$3 r c pc=() ps=() pq=()
+    for r in $(seq 1 "$runs"); do
+        drop_caches
+        c=$($curl_fn)
+        pair_value=n/a
+        "$s3m_fn" "$r" || continue
+        pc+=("$c") ps+=("$pair_value") pq+=("$(pair_ratio "$pair_value" "$c")")
+    done
+    note "$rid, curl then s3mount: ${pc[*]:-n/a} / ${ps[*]:-n/a} MiB/s; ratios ${pq[*]:-n/a}"
+    set_cell "$rid" curl "$(median "${pc[@]}")"
+    set_cell "$rid" s3m "$(median "${ps[@]}")"
+    set_cell "$rid" pairratio "$(pair_ratio "$(median "${pq[@]}")" 1)"
+}
+
 req_row() {
     REQ_ROWS+=("$1")
     REQ["$1|label"]=$2
@@ -816,20 +835,13 @@ if [ $big_ok -eq 1 ]; then
     # settings). The groups above run each client's reads together, so load that changes
     # between groups moves their ratio; a pair shares its minute, and the median of the
     # per-pair ratios is the figure to compare with the target.
-    pc=() ps=() pq=()
-    for r in $(seq 1 "$runs"); do
+    seq_pair_s3m() {
+        start_s3mount "seq-pair-$1" || return 1
         drop_caches
-        c=$(curl8)
-        start_s3mount "seq-pair-$r" || continue
-        drop_caches
-        v=$(read_file "$mnt_s3m/big/obj")
+        pair_value=$(read_file "$mnt_s3m/big/obj")
         stop_s3mount
-        pc+=("$c") ps+=("$v") pq+=("$(pair_ratio "$v" "$c")")
-    done
-    note "pairs, curl 8-way then s3mount: ${pc[*]:-n/a} / ${ps[*]:-n/a} MiB/s; ratios ${pq[*]:-n/a}"
-    set_cell seqpair curl "$(median "${pc[@]}")"
-    set_cell seqpair s3m "$(median "${ps[@]}")"
-    set_cell seqpair pairratio "$(pair_ratio "$(median "${pq[@]}")" 1)"
+    }
+    pairs seqpair curl8 seq_pair_s3m
     req_row warmreq "seq read warm, s3mount --cache-size $big_cache_mib (2nd read)"
     REQ["warmreq|s3m"]=${warm_reqs:-n/a}
     REQ["warmreq|s3fs"]="—"
@@ -1385,22 +1397,16 @@ if [ $multi_ok -eq 1 ]; then
     done
     # Pairs (see the sequential read): curl's 8 ranged GETs over the 4 files, then at once
     # s3mount's 4 dd on a fresh mount.
-    pc=() ps=() pq=()
-    for r in $(seq 1 "$runs"); do
-        drop_caches
-        c=$(par_curl $((4 * multi_bytes)) "${specs4[@]}")
-        start_s3mount "multi4-pair-$r" || continue
-        files=()
+    multi4_pair_curl() { par_curl $((4 * multi_bytes)) "${specs4[@]}"; }
+    multi4_pair_s3m() {
+        start_s3mount "multi4-pair-$1" || return 1
+        local files=() i
         for i in 0 1 2 3; do files+=("$mnt_s3m/${multi_keys[$i]}"); done
         drop_caches
-        v=$(par_read "$multi_bytes" "${files[@]}")
+        pair_value=$(par_read "$multi_bytes" "${files[@]}")
         stop_s3mount
-        pc+=("$c") ps+=("$v") pq+=("$(pair_ratio "$v" "$c")")
-    done
-    note "4 files in pairs, curl then s3mount: ${pc[*]:-n/a} / ${ps[*]:-n/a} MiB/s; ratios ${pq[*]:-n/a}"
-    set_cell multi4pair curl "$(median "${pc[@]}")"
-    set_cell multi4pair s3m "$(median "${ps[@]}")"
-    set_cell multi4pair pairratio "$(pair_ratio "$(median "${pq[@]}")" 1)"
+    }
+    pairs multi4pair multi4_pair_curl multi4_pair_s3m
     # Data check: 16 cold reads at once through one fresh mount, each compared with its source.
     if start_s3mount multi-check; then
         drop_caches

@@ -32,6 +32,15 @@ use crate::error::{FsError, FsResult};
 use crate::fs::write::AttrChange;
 use crate::fs::{CacheMode, S3Fs};
 
+/// Where a handler's future is first polled (see [`FuseAdapter::run`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Poll {
+    /// On the session thread, then on the runtime if it has to wait.
+    HereFirst,
+    /// On the runtime from the start.
+    OnRuntime,
+}
+
 /// The fuser [`Filesystem`] over [`S3Fs`].
 pub struct FuseAdapter {
     fs: Arc<S3Fs>,
@@ -48,41 +57,13 @@ impl FuseAdapter {
         self.fs.config().metadata_ttl
     }
 
-    /// Runs `work`, polling it first on this (session) thread and on the runtime if it has to
-    /// wait; `done` sends its reply. Errors and panics become errnos. For requests that
-    /// usually need no I/O: see [`Self::dispatch`].
-    fn run<T, F, Fut, R, D>(&self, op: &'static str, work: F, reply: R, done: D)
+    /// Runs `work`, whose result `done` sends as the reply; errors and panics become errnos.
+    /// [`Poll::HereFirst`] polls it once on this session thread (a table or block-cache hit
+    /// replies at once) and on the runtime only if it has to wait; [`Poll::OnRuntime`] runs
+    /// it on the runtime from the start, for requests that change things: they do staging
+    /// I/O or S3 requests, which must not hold up the session threads.
+    fn run<T, F, Fut, R, D>(&self, mode: Poll, op: &'static str, work: F, reply: R, done: D)
     where
-        F: FnOnce(Arc<S3Fs>) -> Fut + Send + 'static,
-        D: FnOnce(R, T) + Send + 'static,
-        Fut: Future<Output = FsResult<T>> + Send + 'static,
-        T: Send + 'static,
-        R: ErrorReply + Send + 'static,
-    {
-        self.dispatch(op, work, reply, done, true);
-    }
-
-    /// [`Self::run`] entirely on the runtime, for requests that change things: they do
-    /// local file I/O (staging) or S3 requests, which must not hold up the session threads.
-    fn run_spawned<T, F, Fut, R, D>(&self, op: &'static str, work: F, reply: R, done: D)
-    where
-        F: FnOnce(Arc<S3Fs>) -> Fut + Send + 'static,
-        D: FnOnce(R, T) + Send + 'static,
-        Fut: Future<Output = FsResult<T>> + Send + 'static,
-        T: Send + 'static,
-        R: ErrorReply + Send + 'static,
-    {
-        self.dispatch(op, work, reply, done, false);
-    }
-
-    fn dispatch<T, F, Fut, R, D>(
-        &self,
-        op: &'static str,
-        work: F,
-        reply: R,
-        done: D,
-        first_poll_here: bool,
-    ) where
         F: FnOnce(Arc<S3Fs>) -> Fut + Send + 'static,
         D: FnOnce(R, T) + Send + 'static,
         Fut: Future<Output = FsResult<T>> + Send + 'static,
@@ -122,7 +103,7 @@ impl FuseAdapter {
         // than the work itself. A handler that has to wait continues as a task on the
         // runtime; its next poll registers the task's waker (every future re-registers the
         // waker of its latest poll).
-        let finished = first_poll_here && {
+        let finished = mode == Poll::HereFirst && {
             let _runtime = self.rt.enter();
             let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
             handler.as_mut().poll(&mut cx).is_ready()
@@ -210,6 +191,7 @@ impl Filesystem for FuseAdapter {
         let name = name.to_owned();
         let ttl = self.ttl();
         self.run(
+            Poll::HereFirst,
             "lookup",
             move |fs| async move { fs.lookup(parent.0, &name).await },
             reply,
@@ -220,6 +202,7 @@ impl Filesystem for FuseAdapter {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let ttl = self.ttl();
         self.run(
+            Poll::HereFirst,
             "getattr",
             move |fs| async move { fs.getattr(ino.0).await },
             reply,
@@ -256,7 +239,8 @@ impl Filesystem for FuseAdapter {
             }),
         };
         let ttl = self.ttl();
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "setattr",
             move |fs| async move { fs.setattr(ino.0, fh.map(|f| f.0), change).await },
             reply,
@@ -266,6 +250,7 @@ impl Filesystem for FuseAdapter {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         self.run(
+            Poll::HereFirst,
             "readlink",
             move |fs| async move { fs.readlink(ino.0).await },
             reply,
@@ -289,7 +274,8 @@ impl Filesystem for FuseAdapter {
         }
         let name = name.to_owned();
         let ttl = self.ttl();
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "mknod",
             move |fs| async move {
                 let (attr, fh) = fs.create(parent.0, &name, mode, libc::O_WRONLY, 0).await?;
@@ -313,7 +299,8 @@ impl Filesystem for FuseAdapter {
     ) {
         let name = name.to_owned();
         let ttl = self.ttl();
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "mkdir",
             move |fs| async move { fs.mkdir(parent.0, &name, mode & !umask).await },
             reply,
@@ -323,7 +310,8 @@ impl Filesystem for FuseAdapter {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "unlink",
             move |fs| async move { fs.unlink(parent.0, &name).await },
             reply,
@@ -333,7 +321,8 @@ impl Filesystem for FuseAdapter {
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "rmdir",
             move |fs| async move { fs.rmdir(parent.0, &name).await },
             reply,
@@ -352,7 +341,8 @@ impl Filesystem for FuseAdapter {
         let name = link_name.to_owned();
         let target = target.as_os_str().as_bytes().to_vec();
         let ttl = self.ttl();
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "symlink",
             move |fs| async move { fs.symlink(parent.0, &name, &target).await },
             reply,
@@ -372,7 +362,8 @@ impl Filesystem for FuseAdapter {
     ) {
         let (name, newname) = (name.to_owned(), newname.to_owned());
         let flags = flags.bits();
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "rename",
             move |fs| async move {
                 fs.rename(parent.0, &name, newparent.0, &newname, flags)
@@ -399,6 +390,7 @@ impl Filesystem for FuseAdapter {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let pid = req.pid();
         self.run(
+            Poll::HereFirst,
             "open",
             move |fs| async move { fs.open(ino.0, flags.0, pid).await },
             reply,
@@ -425,6 +417,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyData,
     ) {
         self.run(
+            Poll::HereFirst,
             "read",
             move |fs| async move { fs.read(fh.0, offset, size).await },
             reply,
@@ -445,7 +438,8 @@ impl Filesystem for FuseAdapter {
         reply: ReplyWrite,
     ) {
         let data = data.to_vec();
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "write",
             move |fs| async move { fs.write(fh.0, offset, &data).await },
             reply,
@@ -464,11 +458,12 @@ impl Filesystem for FuseAdapter {
         let pid = req.pid();
         let work = move |fs: Arc<S3Fs>| async move { fs.flush(fh.0, pid).await };
         // Closing a file that is only read (`cat`) does nothing: answer it here.
-        if self.fs.is_read_handle(fh.0) {
-            self.run("flush", work, reply, |r, ()| r.ok());
+        let mode = if self.fs.is_read_handle(fh.0) {
+            Poll::HereFirst
         } else {
-            self.run_spawned("flush", work, reply, |r, ()| r.ok());
-        }
+            Poll::OnRuntime
+        };
+        self.run(mode, "flush", work, reply, |r, ()| r.ok());
     }
 
     fn release(
@@ -485,11 +480,12 @@ impl Filesystem for FuseAdapter {
             fs.release(fh.0).await;
             Ok(())
         };
-        if self.fs.is_read_handle(fh.0) {
-            self.run("release", work, reply, |r, ()| r.ok());
+        let mode = if self.fs.is_read_handle(fh.0) {
+            Poll::HereFirst
         } else {
-            self.run_spawned("release", work, reply, |r, ()| r.ok());
-        }
+            Poll::OnRuntime
+        };
+        self.run(mode, "release", work, reply, |r, ()| r.ok());
     }
 
     fn fsync(
@@ -500,7 +496,8 @@ impl Filesystem for FuseAdapter {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "fsync",
             move |fs| async move { fs.fsync(fh.0).await },
             reply,
@@ -539,6 +536,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyDirectory,
     ) {
         self.run(
+            Poll::HereFirst,
             "readdir",
             move |fs| async move { fs.readdir(fh.0, offset).await },
             reply,
@@ -563,6 +561,7 @@ impl Filesystem for FuseAdapter {
     ) {
         let ttl = self.ttl();
         self.run(
+            Poll::HereFirst,
             "readdirplus",
             move |fs| async move { fs.readdir(fh.0, offset).await },
             reply,
@@ -614,7 +613,8 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEmpty,
     ) {
         let (name, value) = (name.to_owned(), value.to_vec());
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "setxattr",
             move |fs| async move { fs.setxattr(ino.0, &name, &value, flags).await },
             reply,
@@ -625,6 +625,7 @@ impl Filesystem for FuseAdapter {
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = name.to_owned();
         self.run(
+            Poll::HereFirst,
             "getxattr",
             move |fs| async move { fs.getxattr(ino.0, &name).await.map(|v| (size, v)) },
             reply,
@@ -634,6 +635,7 @@ impl Filesystem for FuseAdapter {
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         self.run(
+            Poll::HereFirst,
             "listxattr",
             move |fs| async move { fs.listxattr(ino.0).await.map(|v| (size, v)) },
             reply,
@@ -643,7 +645,8 @@ impl Filesystem for FuseAdapter {
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "removexattr",
             move |fs| async move { fs.removexattr(ino.0, &name).await },
             reply,
@@ -664,7 +667,8 @@ impl Filesystem for FuseAdapter {
         let pid = req.pid();
         let name = name.to_owned();
         let ttl = self.ttl();
-        self.run_spawned(
+        self.run(
+            Poll::OnRuntime,
             "create",
             move |fs| async move { fs.create(parent.0, &name, mode & !umask, flags, pid).await },
             reply,

@@ -264,14 +264,7 @@ impl S3Fs {
                 d.lookup_misses
             })
         };
-        let too_big = {
-            let table = self.inodes.lock().unwrap();
-            table
-                .get(parent)
-                .and_then(|d| d.too_big_until)
-                .is_some_and(|until| until > Instant::now())
-        };
-        if misses >= 2 && !too_big {
+        if misses >= 2 && !self.too_big_to_list(parent) {
             if let Some(found) = self.lookup_by_listing(parent, name).await? {
                 return match found {
                     Some(child) if is_partial(&child) => self.complete_entry(child).await,
@@ -281,6 +274,16 @@ impl S3Fs {
             }
         }
         self.resolve(&dir, name).await
+    }
+
+    /// Whether directory `dir` was found, within the TTL, to need more than one listing page.
+    fn too_big_to_list(&self, dir: u64) -> bool {
+        self.inodes
+            .lock()
+            .unwrap()
+            .get(dir)
+            .and_then(|d| d.too_big_until)
+            .is_some_and(|until| until > Instant::now())
     }
 
     /// Answers a lookup of `name` in `parent` from a listing of the whole directory, taken
@@ -305,14 +308,7 @@ impl S3Fs {
                 .get(parent)
                 .and_then(|d| d.complete_until)
                 .is_some_and(|until| until > Instant::now());
-            let too_big = self
-                .inodes
-                .lock()
-                .unwrap()
-                .get(parent)
-                .and_then(|d| d.too_big_until)
-                .is_some_and(|until| until > Instant::now());
-            if too_big {
+            if self.too_big_to_list(parent) {
                 return Ok(None);
             }
             if !complete && self.list_dir_limited(parent, Some(1)).await?.is_none() {
