@@ -78,6 +78,16 @@ impl Inner {
         }
     }
 
+    /// Caches `data` as `key`, then evicts to fit `capacity`, keeping the new block.
+    fn store(&mut self, key: &BlockKey, data: Bytes, capacity: u64) {
+        let len = data.len() as u64;
+        if let Some(old) = self.lru.put(key.clone(), data) {
+            self.bytes -= old.len() as u64;
+        }
+        self.bytes += len;
+        self.make_room(capacity, 1);
+    }
+
     /// Ends `key`'s in-flight entry, if any, releasing its reservation.
     fn end_flight(&mut self, key: &BlockKey) {
         if let Some((_, len)) = self.inflight.remove(key) {
@@ -158,12 +168,7 @@ impl BlockCache {
     pub fn complete(&self, key: &BlockKey, data: Bytes) {
         let mut inner = self.inner.lock().unwrap();
         inner.end_flight(key);
-        let len = data.len() as u64;
-        if let Some(old) = inner.lru.put(key.clone(), data) {
-            inner.bytes -= old.len() as u64;
-        }
-        inner.bytes += len;
-        inner.make_room(self.capacity, 1);
+        inner.store(key, data, self.capacity);
     }
 
     /// Stores a block fetched outside the read path (a lookup's GET of a small object),
@@ -173,9 +178,7 @@ impl BlockCache {
         if inner.lru.contains(key) || inner.inflight.contains_key(key) {
             return;
         }
-        inner.bytes += data.len() as u64;
-        inner.lru.put(key.clone(), data);
-        inner.make_room(self.capacity, 1);
+        inner.store(key, data, self.capacity);
     }
 
     /// Ends a failed fetch: the block is neither cached nor in flight any more.

@@ -362,13 +362,13 @@ impl S3Fs {
                     }
                     Ok(meta)
                 }
-                Err(StoreError::NotFound) => Err(StoreError::NotFound),
                 // A GET can be refused where a HEAD is not: an archived object not restored
                 // (InvalidObjectState), a KMS key we may not decrypt with.
-                Err(e) => {
+                Err(e) if !matches!(e, StoreError::NotFound) => {
                     debug!(key = %node.key, "GET to complete a listed file failed ({e}); HEAD instead");
                     self.store.head(&node.key).await
                 }
+                Err(e) => Err(e),
             }
         } else if self.config.trust_listing_attrs {
             return Ok(self.attr_of(&node));

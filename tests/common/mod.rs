@@ -553,22 +553,7 @@ fn mountinfo_escape(path: &Path) -> String {
 /// The filesystem type of the mount at exactly `path` (e.g. `fuse.s3mount`), if any.
 /// With stacked mounts, the topmost one.
 pub fn mount_fstype(path: &Path) -> Option<String> {
-    let want = mountinfo_escape(path);
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mut found = None;
-    for line in info.lines() {
-        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
-        let fields: Vec<&str> = line.split(' ').collect();
-        if fields.get(4) != Some(&want.as_str()) {
-            continue;
-        }
-        if let Some(sep) = fields.iter().skip(6).position(|f| *f == "-") {
-            if let Some(fstype) = fields.get(6 + sep + 1) {
-                found = Some(fstype.to_string());
-            }
-        }
-    }
-    found
+    mountinfo_options(path).map(|(_, fstype, _)| fstype)
 }
 
 /// Whether a FUSE filesystem is mounted at exactly `path`.
