@@ -16,7 +16,7 @@
 # size into the mount (`dd conv=fsync`) vs `aws s3 cp` vs s3fs, with s3mount's peak RSS and a
 # byte check of what was uploaded; (6) creating many 4 KiB files (`cp -r`) vs s3fs, and vs
 # sequential PutObject calls; (7) time to the first byte of the object on a fresh mount vs one
-# small ranged GET (bytes=0-1); (8) 16 and 4 large files read at once (aggregate MiB/s, peak RSS) vs
+# small ranged GET (bytes=0-1), on loopback and through a proxy that adds latency; (8) 16 and 4 large files read at once (aggregate MiB/s, peak RSS) vs
 # parallel curl GETs; (9) `ls -l` at several directory sizes vs the bare LIST calls, to show
 # how it grows. The server counts the requests of each client (a request log kept by a small
 # wrapper around s3rver).
@@ -33,6 +33,8 @@
 #   BENCH_SMALL_FILES=N     4 KiB files for the `cat` and create workloads (default 1000)
 #   BENCH_MULTI_MIB=N       size of each of the 16 objects read at once (default 256)
 #   BENCH_TTFB_RUNS=N       runs of the time-to-first-byte measurement (default 5)
+#   BENCH_LATENCY_MS=N      latency the proxy adds to each request in the second
+#                           time-to-first-byte row (default 20, about a distant S3 region)
 #   BENCH_RUNS=N            runs per measurement, the median is shown (default 3)
 #   BENCH_FIO_SECONDS=N     length of each fio run (default 20)
 #   BENCH_FIO_RUNS=N        runs per fio measurement (default 1: each run is already time-based)
@@ -82,7 +84,8 @@ else
     list_sizes=${BENCH_LIST_SIZES:-1000 $list_files 50000}
 fi
 cmd_timeout=${BENCH_TIMEOUT:-300}
-for v in size_mib list_files small_files runs fio_secs fio_runs cmd_timeout multi_mib ttfb_runs; do
+latency_ms=${BENCH_LATENCY_MS:-20}
+for v in size_mib list_files small_files runs fio_secs fio_runs cmd_timeout multi_mib ttfb_runs latency_ms; do
     case ${!v} in ''|*[!0-9]*|0) s3m_die "$v must be a positive whole number (got '${!v}')" ;; esac
 done
 for v in $list_sizes; do
@@ -182,6 +185,9 @@ cleanup() {
     if declare -F stop_s3mount >/dev/null; then
         stop_s3mount
         stop_s3fs
+    fi
+    if [ -n "${lat_pid:-}" ]; then
+        s3m_stop_pid "$lat_pid" 5
     fi
     if [ -n "$s3rver_pid" ]; then
         s3m_stop_pid "$s3rver_pid" 5
@@ -1223,10 +1229,12 @@ for who in s3fs s3m; do
 done
 
 # ---------------------------------------------------------------------------------------------
-# 7. Time to first byte of the big object
+# 7. Time to first byte of the big object, on loopback and through a proxy that adds latency
 log "7. time to the first byte of the ${size_mib} MiB object (runs: $ttfb_runs)"
 row ttfb ms "time to first byte of a ${size_mib} MiB file: open + read of 1 byte on a fresh mount, page cache dropped — curl: one ranged GET bytes=0-1"
 req_row ttfb "first byte of the ${size_mib} MiB file, fresh mount (curl column: the ranged GET)"
+row ttfblat ms "time to first byte as above, through a proxy that adds ${latency_ms} ms to every request (a distant endpoint: round trips dominate)"
+req_row ttfblat "first byte, fresh mount, through the latency proxy"
 cat >"$work/ttfb.py" <<'EOF'
 import os
 import sys
@@ -1242,6 +1250,40 @@ if len(b) != 1:
     sys.exit("read returned %d bytes" % len(b))
 print("%.2f %.2f %.2f" % ((t2 - t0) * 1000, (t1 - t0) * 1000, (t2 - t1) * 1000))
 EOF
+# A TCP proxy that holds every chunk a client sends for DELAY ms: one delay per request.
+cat >"$work/latency-proxy.py" <<'EOF'
+import asyncio
+import sys
+
+LISTEN, UPSTREAM, DELAY = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]) / 1000
+
+
+async def pipe(reader, writer, delay):
+    try:
+        while data := await reader.read(1 << 16):
+            if delay:
+                await asyncio.sleep(delay)
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+async def handle(client_r, client_w):
+    server_r, server_w = await asyncio.open_connection("127.0.0.1", UPSTREAM)
+    await asyncio.gather(pipe(client_r, server_w, DELAY), pipe(server_r, client_w, 0))
+
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", LISTEN)
+    async with server:
+        await server.serve_forever()
+
+
+asyncio.run(main())
+EOF
 declare -A TTFB_SPLIT=()
 # ttfb FILE: prints "total open read" in ms, or n/a.
 ttfb() {
@@ -1253,37 +1295,58 @@ ttfb() {
         echo "n/a n/a n/a"
     fi
 }
-if [ $big_ok -eq 1 ]; then
-    tc=()
+# ttfb_row ROW URL: fills row ROW against the server at $endpoint; URL is the object presigned
+# for that endpoint.
+ttfb_row() {
+    local rid=$1 url=$2 r out m who dir a b c
+    local tc=() tt=() to=() tr=() rr=()
     for r in $(seq 1 "$ttfb_runs"); do
         drop_caches
         m=$(req_mark)
         # bytes=0-1, not 0-0: s3rver 3.7.1 reads "end 0" as no end and sends the whole object.
-        if out=$(curl -sf -r 0-1 -o /dev/null -w '%{time_total}' "$big_url"); then
+        if out=$(curl -sf -r 0-1 -o /dev/null -w '%{time_total}' "$url"); then
             tc+=("$(awk -v s="$out" 'BEGIN { printf "%.2f", s * 1000 }')")
         else
-            fail "curl ranged GET failed"
+            fail "curl ranged GET failed ($rid)"
         fi
-        [ "$r" -eq 1 ] && REQ["ttfb|curl"]=$(req_since "$m")
+        [ "$r" -eq 1 ] && REQ["$rid|curl"]=$(req_since "$m")
     done
-    note "curl bytes=0-1: ${tc[*]:-n/a} ms"
-    set_cell ttfb curl "$(median "${tc[@]}")"
+    note "$rid: curl bytes=0-1: ${tc[*]:-n/a} ms"
+    set_cell "$rid" curl "$(median "${tc[@]}")"
     for who in s3fs s3m; do
         tt=() to=() tr=() rr=()
         for r in $(seq 1 "$ttfb_runs"); do
-            if [ $who = s3fs ]; then start_s3fs "ttfb-$r" || continue; dir=$mnt_s3fs; else start_s3mount "ttfb-$r" || continue; dir=$mnt_s3m; fi
+            if [ $who = s3fs ]; then start_s3fs "$rid-$r" || continue; dir=$mnt_s3fs; else start_s3mount "$rid-$r" || continue; dir=$mnt_s3m; fi
             drop_caches
             m=$(req_mark)
             read -r a b c < <(ttfb "$dir/big/obj")
             tt+=("$a") to+=("$b") tr+=("$c")
-            [ "$r" -eq 1 ] && REQ["ttfb|$who"]=$(req_since "$m")
+            [ "$r" -eq 1 ] && REQ["$rid|$who"]=$(req_since "$m")
             if [ $who = s3fs ]; then stop_s3fs; else rr+=("$(s3m_hwm)"); stop_s3mount; fi
         done
-        note "$(who_name $who): total ${tt[*]:-n/a} ms (open ${to[*]:-n/a}; read ${tr[*]:-n/a})"
-        set_cell ttfb "$who" "$(median "${tt[@]}")"
-        TTFB_SPLIT[$who]="open (path lookup) $(median "${to[@]}") ms + read of 1 byte $(median "${tr[@]}") ms (medians)"
-        [ $who = s3m ] && set_cell ttfb rss "$(maxof "${rr[@]}")"
+        note "$rid: $(who_name $who): total ${tt[*]:-n/a} ms (open ${to[*]:-n/a}; read ${tr[*]:-n/a})"
+        set_cell "$rid" "$who" "$(median "${tt[@]}")"
+        TTFB_SPLIT["$rid|$who"]="open (path lookup) $(median "${to[@]}") ms + read of 1 byte $(median "${tr[@]}") ms"
+        [ $who = s3m ] && set_cell "$rid" rss "$(maxof "${rr[@]}")"
     done
+}
+lat_pid=
+if [ $big_ok -eq 1 ]; then
+    ttfb_row ttfb "$big_url"
+    lat_port=$(s3m_free_port)
+    "$py" "$work/latency-proxy.py" "$lat_port" "$port" "$latency_ms" >"$logs/latency-proxy.log" 2>&1 &
+    lat_pid=$!
+    for _ in $(seq 1 50); do s3m_port_open "$lat_port" && break; sleep 0.1; done
+    if s3m_port_open "$lat_port"; then
+        direct=$endpoint
+        endpoint=http://127.0.0.1:$lat_port
+        ttfb_row ttfblat "$(s3py presign big/obj)"
+        endpoint=$direct
+    else
+        fail "the latency proxy did not start: $(tail -n 2 "$logs/latency-proxy.log" | tr '\n' ' ')"
+    fi
+    s3m_stop_pid "$lat_pid" 5
+    lat_pid=
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -1545,7 +1608,8 @@ report() {
     echo "curl 8 ranged GETs: ${cpu_curl:-n/a}; s3fs: ${cpu_s3fs:-n/a}; s3mount: ${cpu_s3m:-n/a}."
     echo "CPU time of one ${size_mib} MiB write through s3mount: ${cpu_write:-n/a}."
     echo "aws CLI start-up (one 'aws s3 ls' of an empty prefix, included in every aws s3 cp time): ${aws_startup:-n/a} s."
-    echo "Time to first byte, split: s3mount ${TTFB_SPLIT[s3m]:-n/a}; s3fs ${TTFB_SPLIT[s3fs]:-n/a}."
+    echo "Time to first byte, split (medians): s3mount ${TTFB_SPLIT[ttfb|s3m]:-n/a}; s3fs ${TTFB_SPLIT[ttfb|s3fs]:-n/a}."
+    echo "The same with ${latency_ms} ms added to every request: s3mount ${TTFB_SPLIT[ttfblat|s3m]:-n/a}; s3fs ${TTFB_SPLIT[ttfblat|s3fs]:-n/a}."
     echo "Load average (1 min) at the start of each part: ${loads[*]:-n/a}."
     [ -z "${s3m_write_bad:-}" ] || echo "WARNING: an object written through s3mount does not hold the written bytes."
     [ -z "${aws_data_bad:-}" ] || echo "WARNING: the aws s3 cp upload does not read back identical (checksum framing stored raw?)."

@@ -1979,7 +1979,7 @@ fn huge_bytes(offset: u64, len: usize) -> Vec<u8> {
 
 /// A minimal S3 endpoint on 127.0.0.1 serving one bucket `huge` with one object `huge.bin` of
 /// [`HUGE`] bytes, generated on the fly: ListObjectsV2, HeadObject, ranged GetObject (with
-/// If-Match), GetObjectTagging. With `stall` set, a GET sends its headers and half its body,
+/// If-Match; NoSuchKey for any other key), GetObjectTagging. With `stall` set, a GET sends its headers and half its body,
 /// then goes silent (a server that hangs in the middle of a body).
 struct SyntheticS3 {
     port: u16,
@@ -2229,6 +2229,16 @@ fn serve_synthetic(
                 }
             }
             ("HEAD", false) => send(&mut out, "404 Not Found", &[], b"")?,
+            ("GET", false) => {
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey\
+                            </Code><Message>no such key</Message></Error>";
+                send(
+                    &mut out,
+                    "404 Not Found",
+                    &[("Content-Type", "application/xml".into())],
+                    body.as_bytes(),
+                )?;
+            }
             _ => {
                 let body =
                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NotImplemented\

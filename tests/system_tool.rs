@@ -807,7 +807,7 @@ async fn debug_log_has_request_lines_and_no_secret() {
     );
     assert!(
         has(
-            "HeadObject",
+            "GetObject",
             "missing.txt",
             &["status=404", "error=not_found"]
         ),

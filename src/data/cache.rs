@@ -61,8 +61,17 @@ struct Inner {
     bytes: u64,
     /// Bytes reserved by the blocks in flight.
     reserved: u64,
-    /// Blocks in flight, with the bytes each one reserved.
-    inflight: HashMap<BlockKey, (PendingBlock, u64)>,
+    /// Blocks in flight.
+    inflight: HashMap<BlockKey, Flight>,
+}
+
+/// A block in flight.
+struct Flight {
+    pending: PendingBlock,
+    /// The bytes it reserved.
+    len: u64,
+    /// Fetched before anyone asked for it (see [`BlockCache::begin_speculative_fetch`]).
+    speculative: bool,
 }
 
 impl Inner {
@@ -88,10 +97,15 @@ impl Inner {
         self.make_room(capacity, 1);
     }
 
-    /// Ends `key`'s in-flight entry, if any, releasing its reservation.
-    fn end_flight(&mut self, key: &BlockKey) {
-        if let Some((_, len)) = self.inflight.remove(key) {
-            self.reserved -= len;
+    /// Ends `key`'s in-flight entry, if any, releasing its reservation; returns whether the
+    /// block was fetched speculatively.
+    fn end_flight(&mut self, key: &BlockKey) -> bool {
+        match self.inflight.remove(key) {
+            Some(f) => {
+                self.reserved -= f.len;
+                f.speculative
+            }
+            None => false,
         }
     }
 }
@@ -136,9 +150,9 @@ impl BlockCache {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Ready(b.clone());
         }
-        if let Some((p, _)) = inner.inflight.get(key) {
+        if let Some(f) = inner.inflight.get(key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Lookup::Pending(p.clone());
+            return Lookup::Pending(f.pending.clone());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         Lookup::Missing
@@ -154,11 +168,30 @@ impl BlockCache {
     /// already cached or in flight; returns whether it was registered (and so whether the
     /// caller must fetch it). Its `len` bytes are reserved until it completes or is abandoned.
     pub fn begin_fetch(&self, key: &BlockKey, pending: PendingBlock, len: u64) -> bool {
+        self.begin(key, pending, len, false)
+    }
+
+    /// As [`begin_fetch`](Self::begin_fetch), for a block nobody has asked for yet (the first
+    /// block of a file that was only looked up): once it arrives it is the first to be
+    /// evicted, so a run of `stat`s cannot push out the read-ahead of files being read. A
+    /// read of it marks it used like any other.
+    pub fn begin_speculative_fetch(&self, key: &BlockKey, pending: PendingBlock, len: u64) -> bool {
+        self.begin(key, pending, len, true)
+    }
+
+    fn begin(&self, key: &BlockKey, pending: PendingBlock, len: u64, speculative: bool) -> bool {
         let mut inner = self.inner.lock().unwrap();
         if inner.lru.contains(key) || inner.inflight.contains_key(key) {
             return false;
         }
-        inner.inflight.insert(key.clone(), (pending, len));
+        inner.inflight.insert(
+            key.clone(),
+            Flight {
+                pending,
+                len,
+                speculative,
+            },
+        );
         inner.reserved += len;
         inner.make_room(self.capacity, 0);
         true
@@ -167,18 +200,11 @@ impl BlockCache {
     /// Stores a fetched block and ends its in-flight entry, evicting old blocks as needed.
     pub fn complete(&self, key: &BlockKey, data: Bytes) {
         let mut inner = self.inner.lock().unwrap();
-        inner.end_flight(key);
+        let speculative = inner.end_flight(key);
         inner.store(key, data, self.capacity);
-    }
-
-    /// Stores a block fetched outside the read path (a lookup's GET of a small object),
-    /// unless it is already cached or being fetched.
-    pub fn insert(&self, key: &BlockKey, data: Bytes) {
-        let mut inner = self.inner.lock().unwrap();
-        if inner.lru.contains(key) || inner.inflight.contains_key(key) {
-            return;
+        if speculative {
+            inner.lru.demote(key);
         }
-        inner.store(key, data, self.capacity);
     }
 
     /// Ends a failed fetch: the block is neither cached nor in flight any more.
@@ -241,6 +267,30 @@ mod tests {
         assert_eq!(c.bytes(), 8);
         assert!(matches!(c.lookup(&key(1)), Lookup::Missing));
         assert!(matches!(c.lookup(&key(0)), Lookup::Ready(_)));
+    }
+
+    #[test]
+    fn a_speculative_block_is_evicted_first_unless_it_is_read() {
+        let c = BlockCache::new(12);
+        let never = || {
+            futures::future::pending::<FsResult<Bytes>>()
+                .boxed()
+                .shared()
+        };
+        c.complete(&key(0), Bytes::from(vec![0u8; 4]));
+        assert!(c.begin_speculative_fetch(&key(1), never(), 4));
+        c.complete(&key(1), Bytes::from(vec![1u8; 4]));
+        c.complete(&key(2), Bytes::from(vec![2u8; 4]));
+        // Full: the next block pushes out the speculative one, though block 0 is older.
+        c.complete(&key(3), Bytes::from(vec![3u8; 4]));
+        assert!(matches!(c.lookup(&key(1)), Lookup::Missing));
+        assert!(matches!(c.lookup(&key(0)), Lookup::Ready(_)));
+        // Once read, a speculative block is an ordinary one.
+        assert!(c.begin_speculative_fetch(&key(4), never(), 4));
+        c.complete(&key(4), Bytes::from(vec![4u8; 4]));
+        assert!(matches!(c.lookup(&key(4)), Lookup::Ready(_)));
+        c.complete(&key(5), Bytes::from(vec![5u8; 4]));
+        assert!(matches!(c.lookup(&key(4)), Lookup::Ready(_)));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tracing::{debug, trace};
 use super::cache::{pending_from, BlockCache, BlockKey, Lookup};
 use crate::config::ReadConfig;
 use crate::error::{FsError, FsResult};
-use crate::storage::ObjectStore;
+use crate::storage::{ByteChunks, ObjectMeta, ObjectStore, StoreError};
 
 /// Shared pieces every reader uses.
 #[derive(Clone)]
@@ -52,6 +52,77 @@ impl ReadContext {
             get_permits: Arc::new(Semaphore::new(max_gets)),
             readers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
+    }
+
+    /// What a HEAD of `key` tells, learned from a GET of its first `len` bytes instead (at
+    /// most one block): the same request and price, and the bytes a reader of the object asks
+    /// for first arrive with it. The answer comes with the headers; the body goes on into the
+    /// cache as block 0 of that version in a task of its own, in flight (and so shared with a
+    /// reader that wants it meanwhile) until it has arrived. A GET can be refused where a
+    /// HEAD is not — an archived object not restored (`InvalidObjectState`), a KMS key we may
+    /// not decrypt with — so a refusal is asked again as a HEAD.
+    pub async fn head_with_first_block(
+        &self,
+        key: &str,
+        len: u64,
+    ) -> Result<ObjectMeta, StoreError> {
+        match self
+            .store
+            .head_and_start(key, len.min(self.config.block_size))
+            .await
+        {
+            Ok((meta, body)) => {
+                self.adopt_first_block(key, &meta, body);
+                Ok(meta)
+            }
+            // A refusal of this GET; not a server that is away, slow or throttling us (a
+            // HEAD would only wait as long again), nor an answer a HEAD would repeat.
+            Err(
+                e @ (StoreError::AccessDenied(_)
+                | StoreError::Invalid(_)
+                | StoreError::NotImplemented(_)
+                | StoreError::Other(_)),
+            ) => {
+                debug!(
+                    key,
+                    "GET for an object's headers failed ({e}); HEAD instead"
+                );
+                self.store.head(key).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads `body`, the start of version `meta` of `key`, into the cache as block 0 when it
+    /// is the whole block, in a task of its own. The body is read to its end either way: a
+    /// response dropped mid-body would close its pooled connection.
+    fn adopt_first_block(&self, key: &str, meta: &ObjectMeta, body: ByteChunks) {
+        let len = meta.size.min(self.config.block_size);
+        let mut owed = Owed {
+            cache: self.cache.clone(),
+            blocks: Default::default(),
+        };
+        if !meta.etag.is_empty() && len > 0 {
+            let bkey = BlockKey::new(key, &meta.etag, 0);
+            let (tx, rx) = oneshot::channel();
+            if self
+                .cache
+                .begin_speculative_fetch(&bkey, pending_from(rx), len)
+            {
+                owed.blocks.push_back((bkey, tx));
+            }
+        }
+        let ctx = self.clone();
+        let (key, size) = (key.to_string(), meta.size);
+        tokio::spawn(async move {
+            if owed.blocks.is_empty() {
+                let mut body = body;
+                while let Some(Ok(_)) = body.next().await {}
+            } else if let Err(e) = fill_blocks(&ctx, body, &mut owed, 0, size).await {
+                debug!(key, "first block not kept: {e}");
+                owed.fail(&e);
+            }
+        });
     }
 
     /// The largest window one reader may use now.
@@ -336,34 +407,9 @@ async fn fetch_run(
         // breaks off is resumed here.
         let mut in_body = false;
         let result: FsResult<()> = async {
-            let mut body = ctx.store.get_range(&key, start..end, if_match).await?;
+            let body = ctx.store.get_range(&key, start..end, if_match).await?;
             in_body = true;
-            let mut buf = BytesMut::new();
-            let mut block_start = start;
-            while let Some(chunk) = body.next().await {
-                let mut chunk = chunk?;
-                while !chunk.is_empty() {
-                    if pending.blocks.is_empty() {
-                        return Err(FsError::new(libc::EIO, "server sent more bytes than asked"));
-                    }
-                    let want = ((block_start + bs).min(size) - block_start) as usize;
-                    let take = (want - buf.len()).min(chunk.len());
-                    buf.extend_from_slice(&chunk.split_to(take));
-                    if buf.len() == want {
-                        let data = std::mem::take(&mut buf).freeze();
-                        let (bkey, tx) = pending.blocks.pop_front().unwrap();
-                        ctx.cache.complete(&bkey, data.clone());
-                        let _ = tx.send(Ok(data));
-                        block_start += want as u64;
-                        buf = BytesMut::with_capacity(bs as usize);
-                    }
-                }
-            }
-            if pending.blocks.is_empty() {
-                Ok(())
-            } else {
-                Err(FsError::new(libc::EIO, format!("short body for {key}")))
-            }
+            fill_blocks(&ctx, body, &mut pending, start, size).await
         }
         .await;
         match result {
@@ -376,6 +422,43 @@ async fn fetch_run(
     };
     debug!(key = %key, end, "GET failed: {err}");
     pending.fail(&err);
+}
+
+/// Cuts a GET body that starts at `start` (a block boundary) into the blocks `owed` waits for,
+/// handing each to the cache and its waiters as soon as its last byte has arrived.
+async fn fill_blocks(
+    ctx: &ReadContext,
+    mut body: ByteChunks,
+    owed: &mut Owed,
+    start: u64,
+    size: u64,
+) -> FsResult<()> {
+    let bs = ctx.config.block_size;
+    let mut buf = BytesMut::new();
+    let mut block_start = start;
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk?;
+        while !chunk.is_empty() {
+            if owed.blocks.is_empty() {
+                return Err(FsError::new(libc::EIO, "server sent more bytes than asked"));
+            }
+            let want = ((block_start + bs).min(size) - block_start) as usize;
+            let take = (want - buf.len()).min(chunk.len());
+            buf.extend_from_slice(&chunk.split_to(take));
+            if buf.len() == want {
+                let data = std::mem::take(&mut buf).freeze();
+                let (bkey, tx) = owed.blocks.pop_front().unwrap();
+                ctx.cache.complete(&bkey, data.clone());
+                let _ = tx.send(Ok(data));
+                block_start += want as u64;
+                buf = BytesMut::with_capacity(bs as usize);
+            }
+        }
+    }
+    match owed.blocks.front() {
+        None => Ok(()),
+        Some((k, _)) => Err(FsError::new(libc::EIO, format!("short body for {}", k.key))),
+    }
 }
 
 /// The blocks a fetch still owes. Whatever is left when the fetch ends without them (an

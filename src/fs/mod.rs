@@ -32,7 +32,7 @@ use futures::StreamExt;
 use tracing::{debug, warn};
 
 use crate::config::FsConfig;
-use crate::data::cache::{BlockCache, BlockKey};
+use crate::data::cache::BlockCache;
 use crate::data::prefetch::{ObjectReader, ReadContext};
 use crate::error::{FsError, FsResult};
 use crate::storage::{ListPage, ListedObject, ObjectMeta, ObjectStore, StoreError};
@@ -352,24 +352,7 @@ impl S3Fs {
         }
         let small = SMALL_FILE_GET.min(self.config.read.block_size);
         let fetched = if node.stat.size > 0 && node.stat.size <= small {
-            match self.store.head_and_start(&node.key, small).await {
-                Ok((meta, body)) => {
-                    // The whole object, so exactly its first (and only) cache block.
-                    if body.len() as u64 == meta.size && !meta.etag.is_empty() {
-                        self.read_ctx
-                            .cache
-                            .insert(&BlockKey::new(&node.key, &meta.etag, 0), body);
-                    }
-                    Ok(meta)
-                }
-                // A GET can be refused where a HEAD is not: an archived object not restored
-                // (InvalidObjectState), a KMS key we may not decrypt with.
-                Err(e) if !matches!(e, StoreError::NotFound) => {
-                    debug!(key = %node.key, "GET to complete a listed file failed ({e}); HEAD instead");
-                    self.store.head(&node.key).await
-                }
-                Err(e) => Err(e),
-            }
+            self.read_ctx.head_with_first_block(&node.key, small).await
         } else if self.config.trust_listing_attrs {
             return Ok(self.attr_of(&node));
         } else {
@@ -402,7 +385,10 @@ impl S3Fs {
         }
     }
 
-    /// Asks S3 what `name` in `dir` is, and records the answer.
+    /// Asks S3 what `name` in `dir` is, and records the answer: a LIST of `name/` (is it a
+    /// directory?) and, at the same time, what a HEAD of `name` would tell, from a GET of its
+    /// first block (see [`ReadContext::head_with_first_block`]): a file looked up by name is
+    /// most often opened and read next, and its first read then waits for no request.
     async fn resolve(&self, dir: &Inode, name: &str) -> FsResult<FileAttr> {
         let key = child_key(&dir.key, name);
         let prefix = child_prefix(&dir.key, name);
@@ -411,16 +397,16 @@ impl S3Fs {
                 .is_ok_and(|page| !page.objects.is_empty() || !page.prefixes.is_empty())
         };
         // Both at once; a LIST that finds the directory settles it without waiting for the
-        // HEAD (which the directory would hide anyway). The HEAD runs as its own task so that
-        // it still completes then: dropping a request mid-flight would close its pooled
+        // GET (whose object the directory would hide anyway). The GET runs as its own task so
+        // that it still completes then: dropping a request mid-flight would close its pooled
         // connection (a new TLS handshake for the next request).
         let mut head = tokio::spawn({
-            let store = self.store.clone();
+            let ctx = self.read_ctx.clone();
             let key = key.clone();
-            async move { store.head(&key).await }
+            async move { ctx.head_with_first_block(&key, u64::MAX).await }
         });
         let joined = |r: Result<_, tokio::task::JoinError>| {
-            r.unwrap_or_else(|e| Err(StoreError::Other(format!("HEAD task failed: {e}"))))
+            r.unwrap_or_else(|e| Err(StoreError::Other(format!("GET task failed: {e}"))))
         };
         let (head, list) = {
             let list = self.store.list(&prefix, Some("/"), None, Some(1));
@@ -452,7 +438,7 @@ impl S3Fs {
             return Ok(self.attr_of(table.get(ino).unwrap()));
         }
         let mut table = self.inodes.lock().unwrap();
-        match head.expect("a HEAD answer unless the LIST found a directory") {
+        match head.expect("the object's answer unless the LIST found a directory") {
             Ok(meta) => {
                 let stat = stat_from_meta(&meta);
                 let kind = kind_from_mode(stat.mode);

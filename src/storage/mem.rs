@@ -207,12 +207,16 @@ impl ObjectStore for MemStore {
         Ok(meta_of(objects.get(key).ok_or(StoreError::NotFound)?))
     }
 
-    async fn head_and_start(&self, key: &str, len: u64) -> Result<(ObjectMeta, Bytes), StoreError> {
+    async fn head_and_start(
+        &self,
+        key: &str,
+        len: u64,
+    ) -> Result<(ObjectMeta, ByteChunks), StoreError> {
         self.note("get")?;
         let objects = self.objects.lock().unwrap();
         let o = objects.get(key).ok_or(StoreError::NotFound)?;
         let end = (len as usize).min(o.body.len());
-        Ok((meta_of(o), o.body.slice(..end)))
+        Ok((meta_of(o), chunked(o.body.slice(..end))))
     }
 
     async fn get_range(
@@ -231,13 +235,7 @@ impl ObjectStore for MemStore {
         }
         let end = range.end.min(o.body.len() as u64) as usize;
         let start = (range.start as usize).min(end);
-        let body = o.body.slice(start..end);
-        // Deliver in small chunks, as a network body would.
-        let chunks: Vec<Result<Bytes, StoreError>> = body
-            .chunks(16 * 1024)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect();
-        Ok(Box::pin(futures::stream::iter(chunks)))
+        Ok(chunked(o.body.slice(start..end)))
     }
 
     async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<String, StoreError> {
@@ -369,6 +367,15 @@ fn last_key(page: &ListPage) -> String {
     let o = page.objects.last().map(|o| o.key.as_str()).unwrap_or("");
     let p = page.prefixes.last().map(|p| p.as_str()).unwrap_or("");
     o.max(p).to_string()
+}
+
+/// `body` in small chunks, as a network body would arrive.
+fn chunked(body: Bytes) -> ByteChunks {
+    let chunks: Vec<Result<Bytes, StoreError>> = body
+        .chunks(16 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    Box::pin(futures::stream::iter(chunks))
 }
 
 /// What a `HeadObject` of `o` answers.

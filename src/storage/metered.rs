@@ -131,6 +131,31 @@ impl MeteredStore {
         result
     }
 
+    /// Wraps a GET's `body` so that its bytes are counted and the request is logged when the
+    /// body ends (or is dropped).
+    fn metered_body(
+        &self,
+        inner: ByteChunks,
+        probe: Arc<Probe>,
+        key: &str,
+        detail: String,
+        started: Instant,
+        latency: Duration,
+    ) -> ByteChunks {
+        Box::pin(MeteredBody {
+            inner,
+            metrics: self.metrics.clone(),
+            probe,
+            key: key.to_string(),
+            detail,
+            started,
+            latency,
+            bytes: 0,
+            error: None,
+            finished: false,
+        })
+    }
+
     async fn timed<T>(
         &self,
         op: Op,
@@ -189,6 +214,25 @@ fn log_request(
             op.name(),
         ),
     }
+}
+
+/// Logs a GET that failed before its body, and returns its error.
+fn failed_get(
+    key: &str,
+    detail: &str,
+    probe: &Probe,
+    e: StoreError,
+    latency: Duration,
+) -> StoreError {
+    log_request(
+        Op::GetObject,
+        (key, detail),
+        probe,
+        Some(&e),
+        0,
+        (latency, None),
+    );
+    e
 }
 
 /// A GET body: counts bytes as they arrive and logs the request when the body ends (or is
@@ -273,15 +317,23 @@ impl ObjectStore for MeteredStore {
         .await
     }
 
-    async fn head_and_start(&self, key: &str, len: u64) -> Result<(ObjectMeta, Bytes), StoreError> {
-        self.call(
-            Op::GetObject,
-            (key, format!(" range=0-{} with headers", len.max(1) - 1)),
-            0,
-            self.inner.head_and_start(key, len),
-            |(_, body)| body.len() as u64,
-        )
-        .await
+    async fn head_and_start(
+        &self,
+        key: &str,
+        len: u64,
+    ) -> Result<(ObjectMeta, ByteChunks), StoreError> {
+        let started = Instant::now();
+        let detail = format!(" range=0-{} with headers", len.max(1) - 1);
+        let (result, probe, latency) = self
+            .timed(Op::GetObject, self.inner.head_and_start(key, len))
+            .await;
+        match result {
+            Ok((meta, body)) => Ok((
+                meta,
+                self.metered_body(body, probe, key, detail, started, latency),
+            )),
+            Err(e) => Err(failed_get(key, &detail, &probe, e, latency)),
+        }
     }
 
     async fn get_range(
@@ -296,29 +348,8 @@ impl ObjectStore for MeteredStore {
             .timed(Op::GetObject, self.inner.get_range(key, range, if_match))
             .await;
         match result {
-            Ok(inner) => Ok(Box::pin(MeteredBody {
-                inner,
-                metrics: self.metrics.clone(),
-                probe,
-                key: key.to_string(),
-                detail,
-                started,
-                latency,
-                bytes: 0,
-                error: None,
-                finished: false,
-            })),
-            Err(e) => {
-                log_request(
-                    Op::GetObject,
-                    (key, &detail),
-                    &probe,
-                    Some(&e),
-                    0,
-                    (latency, None),
-                );
-                Err(e)
-            }
+            Ok(body) => Ok(self.metered_body(body, probe, key, detail, started, latency)),
+            Err(e) => Err(failed_get(key, &detail, &probe, e, latency)),
         }
     }
 

@@ -151,11 +151,14 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError>;
 
     /// `GetObject` of the first `len` bytes (`len` > 0) with the object's headers: what a
-    /// `HeadObject` tells plus the start of the body, in one request. Used to complete a
-    /// small file known from a listing, whose bytes are then read from the cache. The
-    /// returned bytes may be shorter than `len` (a shorter or empty object) or empty when the
-    /// body could not be read; the metadata is always the object's.
-    async fn head_and_start(&self, key: &str, len: u64) -> Result<(ObjectMeta, Bytes), StoreError>;
+    /// `HeadObject` tells, plus the start of the body, in one request. Returns once the
+    /// headers are in; the body streams on (up to `len` bytes; fewer for a shorter object,
+    /// none for an empty one). Dropping it before its end closes the connection.
+    async fn head_and_start(
+        &self,
+        key: &str,
+        len: u64,
+    ) -> Result<(ObjectMeta, ByteChunks), StoreError>;
 
     /// Ranged `GetObject`; with `if_match`, fails with [`StoreError::PreconditionFailed`] when
     /// the object's ETag is no longer that one, so bytes of two versions never mix.

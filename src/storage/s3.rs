@@ -456,7 +456,11 @@ impl ObjectStore for S3Store {
         Ok(object_meta!(out, size))
     }
 
-    async fn head_and_start(&self, key: &str, len: u64) -> Result<(ObjectMeta, Bytes), StoreError> {
+    async fn head_and_start(
+        &self,
+        key: &str,
+        len: u64,
+    ) -> Result<(ObjectMeta, ByteChunks), StoreError> {
         let sent = self
             .client
             .get_object()
@@ -469,7 +473,7 @@ impl ObjectStore for S3Store {
             Ok(out) => out,
             // 416: the object is empty (a range of an empty object cannot be satisfied).
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) => {
-                return Ok((self.head(key).await?, Bytes::new()));
+                return Ok((self.head(key).await?, Box::pin(futures::stream::empty())));
             }
             Err(e) => return Err(classify("GetObject", key, e)),
         };
@@ -479,20 +483,15 @@ impl ObjectStore for S3Store {
             Some(range) => match range.rsplit('/').next().and_then(|t| t.parse::<u64>().ok()) {
                 Some(total) => total,
                 // "bytes 0-99/*": the total is unknown; a HEAD tells it.
-                None => return Ok((self.head(key).await?, Bytes::new())),
+                None => {
+                    let meta = self.head(key).await?;
+                    return Ok((meta, byte_chunks(out.body, key.to_string())));
+                }
             },
             None => out.content_length().unwrap_or(0).max(0) as u64,
         };
         let meta = object_meta!(out, size);
-        // The headers are what was asked for; a broken body only costs the cached start.
-        let body = match out.body.collect().await {
-            Ok(b) => b.into_bytes(),
-            Err(e) => {
-                debug!(key, "start of the body not read: {e}");
-                Bytes::new()
-            }
-        };
-        Ok((meta, body))
+        Ok((meta, byte_chunks(out.body, key.to_string())))
     }
 
     async fn get_range(
