@@ -64,6 +64,7 @@ pub fn errno_for(err: &StoreError) -> i32 {
         StoreError::Connect(_)
         | StoreError::Timeout(_)
         | StoreError::Throttled(_)
+        | StoreError::Server(_)
         | StoreError::Other(_) => libc::EIO,
     }
 }

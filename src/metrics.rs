@@ -85,7 +85,7 @@ impl Op {
 }
 
 /// The kinds of failure counted separately (label `error`).
-pub const ERROR_KINDS: [&str; 12] = [
+pub const ERROR_KINDS: [&str; 13] = [
     "not_found",
     "no_such_bucket",
     "precondition_failed",
@@ -98,6 +98,7 @@ pub const ERROR_KINDS: [&str; 12] = [
     "invalid",
     "not_implemented",
     "other",
+    "server",
 ];
 
 /// The `error` label of a store error.
@@ -119,6 +120,7 @@ fn error_index(err: &StoreError) -> usize {
         StoreError::Invalid(_) => 9,
         StoreError::NotImplemented(_) => 10,
         StoreError::Other(_) => 11,
+        StoreError::Server(_) => 12,
     }
 }
 

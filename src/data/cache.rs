@@ -150,8 +150,10 @@ impl BlockCache {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Ready(b.clone());
         }
-        if let Some(f) = inner.inflight.get(key) {
+        if let Some(f) = inner.inflight.get_mut(key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
+            // Someone wants it after all: it arrives as an ordinary block.
+            f.speculative = false;
             return Lookup::Pending(f.pending.clone());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
@@ -172,9 +174,12 @@ impl BlockCache {
     }
 
     /// As [`begin_fetch`](Self::begin_fetch), for a block nobody has asked for yet (the first
-    /// block of a file that was only looked up): once it arrives it is the first to be
-    /// evicted, so a run of `stat`s cannot push out the read-ahead of files being read. A
-    /// read of it marks it used like any other.
+    /// block of a file that was only looked up): once it arrives, it is the first to be
+    /// evicted, unless a reader asked for it meanwhile. Its reservation evicts like any
+    /// other, but the next speculative block then evicts this one first, so a run of `stat`s
+    /// costs the cache about one block per fetch in flight, not one per file, and leaves
+    /// read-ahead (the most recently fetched blocks) alone. A read of it marks it used like
+    /// any other block.
     pub fn begin_speculative_fetch(&self, key: &BlockKey, pending: PendingBlock, len: u64) -> bool {
         self.begin(key, pending, len, true)
     }
@@ -285,6 +290,12 @@ mod tests {
         c.complete(&key(3), Bytes::from(vec![3u8; 4]));
         assert!(matches!(c.lookup(&key(1)), Lookup::Missing));
         assert!(matches!(c.lookup(&key(0)), Lookup::Ready(_)));
+        // Wanted while in flight: it arrives as an ordinary block.
+        assert!(c.begin_speculative_fetch(&key(6), never(), 4));
+        assert!(matches!(c.lookup(&key(6)), Lookup::Pending(_)));
+        c.complete(&key(6), Bytes::from(vec![6u8; 4]));
+        c.complete(&key(7), Bytes::from(vec![7u8; 4]));
+        assert!(matches!(c.lookup(&key(6)), Lookup::Ready(_)));
         // Once read, a speculative block is an ordinary one.
         assert!(c.begin_speculative_fetch(&key(4), never(), 4));
         c.complete(&key(4), Bytes::from(vec![4u8; 4]));

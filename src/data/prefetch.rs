@@ -55,28 +55,36 @@ impl ReadContext {
     }
 
     /// What a HEAD of `key` tells, learned from a GET of its first `len` bytes instead (at
-    /// most one block): the same request and price, and the bytes a reader of the object asks
-    /// for first arrive with it. The answer comes with the headers; the body goes on into the
-    /// cache as block 0 of that version in a task of its own, in flight (and so shared with a
-    /// reader that wants it meanwhile) until it has arrived. A GET can be refused where a
-    /// HEAD is not — an archived object not restored (`InvalidObjectState`), a KMS key we may
-    /// not decrypt with — so a refusal is asked again as a HEAD.
+    /// most one block): the same request class and price (plus the transfer of those bytes),
+    /// and the bytes a reader of the object asks for first arrive with it. The answer comes
+    /// with the headers; the body goes on into the cache as block 0 of that version in a task
+    /// of its own, in flight (and so shared with a reader that wants it meanwhile) until it
+    /// has arrived. A GET can be refused where a HEAD is not — an archived object not
+    /// restored (`InvalidObjectState`), a KMS key we may not decrypt with — so a refusal is
+    /// asked again as a HEAD.
+    ///
+    /// `seen` is the ETag of the version seen last, if any: when block 0 of that version is
+    /// cached already, a plain HEAD asks whether it is still current, as there is nothing to
+    /// gain from the GET (revalidating a file that is being read, or was read recently).
     pub async fn head_with_first_block(
         &self,
         key: &str,
         len: u64,
+        seen: Option<&str>,
     ) -> Result<ObjectMeta, StoreError> {
-        match self
-            .store
-            .head_and_start(key, len.min(self.config.block_size))
-            .await
-        {
+        if seen.is_some_and(|etag| {
+            !etag.is_empty() && self.cache.contains(&BlockKey::new(key, etag, 0))
+        }) {
+            return self.store.head(key).await;
+        }
+        let len = len.min(self.config.block_size);
+        match self.store.head_and_start(key, len).await {
             Ok((meta, body)) => {
-                self.adopt_first_block(key, &meta, body);
+                self.adopt_first_block(key, &meta, body, len);
                 Ok(meta)
             }
-            // A refusal of this GET; not a server that is away, slow or throttling us (a
-            // HEAD would only wait as long again), nor an answer a HEAD would repeat.
+            // A refusal of this GET. Not a server that is away, slow, throttling us or failing
+            // (a HEAD would only wait or fail as long again), nor an answer a HEAD would repeat.
             Err(
                 e @ (StoreError::AccessDenied(_)
                 | StoreError::Invalid(_)
@@ -93,16 +101,19 @@ impl ReadContext {
         }
     }
 
-    /// Reads `body`, the start of version `meta` of `key`, into the cache as block 0 when it
-    /// is the whole block, in a task of its own. The body is read to its end either way: a
-    /// response dropped mid-body would close its pooled connection.
-    fn adopt_first_block(&self, key: &str, meta: &ObjectMeta, body: ByteChunks) {
+    /// Reads `body`, the first `asked` bytes of version `meta` of `key`, into the cache as
+    /// block 0 when they make the whole block (an object that grew since a listing said it
+    /// was small does not), in a task of its own. If the body breaks off, a reader waiting for
+    /// the block does not see that: the block is fetched again as the read path would. An
+    /// unwanted body is read to its end (as far as `asked`), because a response dropped
+    /// mid-body would close its pooled connection.
+    fn adopt_first_block(&self, key: &str, meta: &ObjectMeta, body: ByteChunks, asked: u64) {
         let len = meta.size.min(self.config.block_size);
         let mut owed = Owed {
             cache: self.cache.clone(),
             blocks: Default::default(),
         };
-        if !meta.etag.is_empty() && len > 0 {
+        if !meta.etag.is_empty() && len > 0 && asked >= len {
             let bkey = BlockKey::new(key, &meta.etag, 0);
             let (tx, rx) = oneshot::channel();
             if self
@@ -116,11 +127,13 @@ impl ReadContext {
         let (key, size) = (key.to_string(), meta.size);
         tokio::spawn(async move {
             if owed.blocks.is_empty() {
-                let mut body = body;
-                while let Some(Ok(_)) = body.next().await {}
+                drain(body, asked).await;
             } else if let Err(e) = fill_blocks(&ctx, body, &mut owed, 0, size).await {
-                debug!(key, "first block not kept: {e}");
-                owed.fail(&e);
+                debug!(key, "first block's body failed ({e}); fetching it again");
+                let rest: Vec<_> = owed.blocks.drain(..).collect();
+                if !rest.is_empty() {
+                    fetch_run(ctx, size, rest).await;
+                }
             }
         });
     }
@@ -422,6 +435,19 @@ async fn fetch_run(
     };
     debug!(key = %key, end, "GET failed: {err}");
     pending.fail(&err);
+}
+
+/// Reads and drops a body of at most `limit` bytes. A server that sent more than was asked
+/// (one that ignores `Range`) is cut off instead: closing the connection is cheaper than
+/// reading a whole object for nothing.
+async fn drain(mut body: ByteChunks, limit: u64) {
+    let mut seen = 0u64;
+    while let Some(Ok(chunk)) = body.next().await {
+        seen += chunk.len() as u64;
+        if seen > limit {
+            return;
+        }
+    }
 }
 
 /// Cuts a GET body that starts at `start` (a block boundary) into the blocks `owed` waits for,

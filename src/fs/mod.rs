@@ -352,37 +352,61 @@ impl S3Fs {
         }
         let small = SMALL_FILE_GET.min(self.config.read.block_size);
         let fetched = if node.stat.size > 0 && node.stat.size <= small {
-            self.read_ctx.head_with_first_block(&node.key, small).await
+            self.read_ctx
+                .head_with_first_block(&node.key, small, node.stat.etag.as_deref())
+                .await
         } else if self.config.trust_listing_attrs {
             return Ok(self.attr_of(&node));
         } else {
             self.store.head(&node.key).await
         };
-        match fetched {
+        self.record_object(node.parent, &node.name, node.key.clone(), fetched)
+    }
+
+    /// Records what S3 answered about the object `key`, named `name` in `parent`: its
+    /// attributes (a file, or an s3fs symlink by its mode) or, for "not found", a negative
+    /// entry; both fresh for the TTL.
+    fn record_object(
+        &self,
+        parent: u64,
+        name: &str,
+        key: String,
+        answer: Result<ObjectMeta, StoreError>,
+    ) -> FsResult<FileAttr> {
+        let mut table = self.inodes.lock().unwrap();
+        match answer {
             Ok(meta) => {
                 let stat = stat_from_meta(&meta);
                 let kind = kind_from_mode(stat.mode);
-                let mut table = self.inodes.lock().unwrap();
-                let ino = table.upsert(
-                    node.parent,
-                    &node.name,
-                    Entry {
-                        kind,
-                        key: node.key.clone(),
-                        stat,
-                        meta: Some(Arc::new(meta)),
-                    },
-                    self.valid_until(),
-                );
+                let entry = Entry {
+                    kind,
+                    key,
+                    stat,
+                    meta: Some(Arc::new(meta)),
+                };
+                let ino = table.upsert(parent, name, entry, self.valid_until());
                 Ok(self.attr_of(table.get(ino).unwrap()))
             }
             Err(StoreError::NotFound) => {
-                let mut table = self.inodes.lock().unwrap();
-                table.set_negative(node.parent, &node.name, self.valid_until());
+                table.set_negative(parent, name, self.valid_until());
                 Err(FsError::not_found())
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records fresh headers `meta` of `node`'s object (its kind kept) for the TTL; returns
+    /// the updated node.
+    fn refresh(&self, node: &Inode, meta: Arc<ObjectMeta>) -> Option<Inode> {
+        let entry = Entry {
+            kind: node.kind,
+            key: node.key.clone(),
+            stat: stat_from_meta(&meta),
+            meta: Some(meta),
+        };
+        let mut table = self.inodes.lock().unwrap();
+        let ino = table.upsert(node.parent, &node.name, entry, self.valid_until());
+        table.get(ino).cloned()
     }
 
     /// Asks S3 what `name` in `dir` is, and records the answer: a LIST of `name/` (is it a
@@ -400,10 +424,20 @@ impl S3Fs {
         // GET (whose object the directory would hide anyway). The GET runs as its own task so
         // that it still completes then: dropping a request mid-flight would close its pooled
         // connection (a new TLS handshake for the next request).
+        // The version seen last, if the name is being looked up again.
+        let seen = self
+            .inodes
+            .lock()
+            .unwrap()
+            .child(dir.ino, name)
+            .and_then(|c| c.stat.etag.clone());
         let mut head = tokio::spawn({
             let ctx = self.read_ctx.clone();
             let key = key.clone();
-            async move { ctx.head_with_first_block(&key, u64::MAX).await }
+            async move {
+                ctx.head_with_first_block(&key, u64::MAX, seen.as_deref())
+                    .await
+            }
         });
         let joined = |r: Result<_, tokio::task::JoinError>| {
             r.unwrap_or_else(|e| Err(StoreError::Other(format!("GET task failed: {e}"))))
@@ -437,33 +471,12 @@ impl S3Fs {
             );
             return Ok(self.attr_of(table.get(ino).unwrap()));
         }
-        let mut table = self.inodes.lock().unwrap();
-        match head.expect("the object's answer unless the LIST found a directory") {
-            Ok(meta) => {
-                let stat = stat_from_meta(&meta);
-                let kind = kind_from_mode(stat.mode);
-                let ino = table.upsert(
-                    dir.ino,
-                    name,
-                    Entry {
-                        kind,
-                        key,
-                        stat,
-                        meta: Some(Arc::new(meta)),
-                    },
-                    self.valid_until(),
-                );
-                Ok(self.attr_of(table.get(ino).unwrap()))
-            }
-            Err(StoreError::NotFound) => {
-                if let Err(e) = list {
-                    return Err(e.into());
-                }
-                table.set_negative(dir.ino, name, self.valid_until());
-                Err(FsError::not_found())
-            }
-            Err(e) => Err(e.into()),
+        let head = head.expect("the object's answer unless the LIST found a directory");
+        if let (Err(StoreError::NotFound), Err(e)) = (&head, list) {
+            // "Not found" is only known when the LIST could say there is no directory either.
+            return Err(e.into());
         }
+        self.record_object(dir.ino, name, key, head)
     }
 
     /// A directory's attributes: from its marker's s3fs headers when it has a marker
@@ -787,28 +800,22 @@ impl S3Fs {
         let node = if node.valid_until > Instant::now() && node.stat.etag.is_some() {
             node
         } else {
-            let meta = self.store.head(&node.key).await.map_err(|e| {
-                if matches!(e, StoreError::NotFound) {
-                    self.inodes
-                        .lock()
-                        .unwrap()
-                        .forget_child(node.parent, &node.name);
-                }
-                FsError::from(e)
-            })?;
-            let mut table = self.inodes.lock().unwrap();
-            table.upsert(
-                node.parent,
-                &node.name,
-                Entry {
-                    kind: node.kind,
-                    key: node.key.clone(),
-                    stat: stat_from_meta(&meta),
-                    meta: Some(Arc::new(meta)),
-                },
-                self.valid_until(),
-            );
-            table.get(ino).cloned().unwrap_or(node)
+            // Stale: ask again, with the GET of the first block that the read which follows
+            // wants anyway (see `ReadContext::head_with_first_block`).
+            let meta = self
+                .read_ctx
+                .head_with_first_block(&node.key, u64::MAX, node.stat.etag.as_deref())
+                .await
+                .map_err(|e| {
+                    if matches!(e, StoreError::NotFound) {
+                        self.inodes
+                            .lock()
+                            .unwrap()
+                            .forget_child(node.parent, &node.name);
+                    }
+                    FsError::from(e)
+                })?;
+            self.refresh(&node, Arc::new(meta)).unwrap_or(node)
         };
         let etag = node.stat.etag.clone().unwrap_or_default();
         // The page cache is per inode, not per version: never let two versions' pages meet.
@@ -918,18 +925,7 @@ impl S3Fs {
             // not replace what the writes made.
             return Ok(meta);
         }
-        let mut table = self.inodes.lock().unwrap();
-        table.upsert(
-            node.parent,
-            &node.name,
-            Entry {
-                kind: node.kind,
-                key: node.key.clone(),
-                stat: stat_from_meta(&meta),
-                meta: Some(meta.clone()),
-            },
-            self.valid_until(),
-        );
+        self.refresh(node, meta.clone());
         Ok(meta)
     }
 

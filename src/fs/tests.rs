@@ -129,6 +129,78 @@ async fn a_file_looked_up_by_name_brings_its_first_block() {
 }
 
 #[tokio::test]
+async fn a_first_block_whose_body_breaks_off_is_fetched_again_for_its_reader() {
+    let store = Arc::new(MemStore::new());
+    let body: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    store.insert("d/f", body.clone());
+    let fs = fs_with(&store, "");
+    let d = lookup(&fs, ROOT_INO, "d").await;
+    names(&fs, d).await;
+    tokio::task::yield_now().await; // the GET of `d` (a 404) in its own task
+    let gets = store.count("get");
+    // A listed small file is completed by a GET of the whole object, whose body breaks off
+    // after its first chunk while the read below is already waiting for it.
+    store.break_next_bodies(1);
+    let ino = lookup(&fs, d, "f").await;
+    let (fh, _) = fs.open(ino, libc::O_RDONLY, 0).await.unwrap();
+    assert_eq!(&fs.read(fh, 0, 40_000).await.unwrap()[..], &body[..]);
+    // The lookup's GET, then one GET of block 0 again: the reader never saw the failure.
+    assert_eq!(store.count("get") - gets, 2);
+    fs.release(fh).await;
+}
+
+#[tokio::test]
+async fn a_listed_small_file_that_has_grown_reads_whole() {
+    let store = Arc::new(MemStore::new());
+    store.insert("d/small", "four");
+    let fs = fs_with(&store, "");
+    let d = lookup(&fs, ROOT_INO, "d").await;
+    names(&fs, d).await;
+    // Rewritten by another client after the listing: the lookup's GET of the first 64 KiB is
+    // not the whole block any more, so it must not be cached as block 0.
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 249) as u8).collect();
+    store.insert("d/small", body.clone());
+    let attr = fs.lookup(d, OsStr::new("small")).await.unwrap();
+    assert_eq!(attr.size, 100_000);
+    let (fh, _) = fs.open(attr.ino.0, libc::O_RDONLY, 0).await.unwrap();
+    assert_eq!(&fs.read(fh, 0, 100_000).await.unwrap()[..], &body[..]);
+    fs.release(fh).await;
+}
+
+#[tokio::test]
+async fn a_file_whose_first_block_is_cached_is_revalidated_with_a_head() {
+    let store = Arc::new(MemStore::new());
+    let body: Vec<u8> = (0..600_000u32).map(|i| (i % 247) as u8).collect();
+    store.insert("d/big", body.clone());
+    for i in 0..1000 {
+        store.insert(&format!("d/f{i:04}"), "x"); // too big to list for a lookup
+    }
+    let config = FsConfig {
+        metadata_ttl: Duration::ZERO, // every lookup asks S3 again
+        ..FsConfig::default()
+    };
+    let fs = S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config);
+    let d = lookup(&fs, ROOT_INO, "d").await;
+    tokio::task::yield_now().await; // the GET of `d` (a 404) in its own task
+    let gets = store.count("get");
+    let attr = fs.lookup(d, OsStr::new("big")).await.unwrap();
+    let (fh, _) = fs.open(attr.ino.0, libc::O_RDONLY, 0).await.unwrap();
+    assert_eq!(&fs.read(fh, 0, 4096).await.unwrap()[..], &body[..4096]);
+    fs.release(fh).await;
+    // The lookup's GET brought block 0; the open, past the TTL, asked again with a HEAD.
+    assert_eq!((store.count("get") - gets, store.count("head")), (1, 1));
+    // Block 0 of this version is cached: a HEAD is enough to ask whether it is still current.
+    fs.lookup(d, OsStr::new("big")).await.unwrap();
+    assert_eq!((store.count("get") - gets, store.count("head")), (1, 2));
+    // Changed meanwhile: the HEAD tells the new size, and the new version's read fetches it.
+    store.insert("d/big", vec![9u8; 1000]);
+    assert_eq!(fs.lookup(d, OsStr::new("big")).await.unwrap().size, 1000);
+    let (fh, _) = fs.open(attr.ino.0, libc::O_RDONLY, 0).await.unwrap();
+    assert_eq!(&fs.read(fh, 0, 4096).await.unwrap()[..], &[9u8; 1000][..]);
+    fs.release(fh).await;
+}
+
+#[tokio::test]
 async fn a_name_whose_get_is_refused_is_looked_up_with_a_head() {
     let store = Arc::new(MemStore::new());
     store.insert("archived", "cold bytes");

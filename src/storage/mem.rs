@@ -35,6 +35,8 @@ pub struct MemStore {
     counter: AtomicU64,
     requests: Mutex<HashMap<&'static str, u64>>,
     failing: Mutex<std::collections::HashSet<&'static str>>,
+    /// GET bodies still to break off (see [`break_next_bodies`](Self::break_next_bodies)).
+    bodies_to_break: AtomicU64,
 }
 
 impl MemStore {
@@ -103,6 +105,12 @@ impl MemStore {
         }
     }
 
+    /// Makes the next `n` GET bodies break off after their first chunk, as a connection
+    /// reset mid-body would.
+    pub fn break_next_bodies(&self, n: u64) {
+        self.bodies_to_break.store(n, Ordering::SeqCst);
+    }
+
     /// Multipart uploads begun and neither completed nor aborted.
     pub fn open_uploads(&self) -> usize {
         self.uploads.lock().unwrap().len()
@@ -114,6 +122,24 @@ impl MemStore {
             return Err(StoreError::Other(format!("injected {kind} failure")));
         }
         Ok(())
+    }
+
+    /// `body` in small chunks, as a network body would arrive, or broken off after its first
+    /// chunk (see [`break_next_bodies`](Self::break_next_bodies)).
+    fn chunked(&self, body: Bytes) -> ByteChunks {
+        let mut chunks: Vec<Result<Bytes, StoreError>> = body
+            .chunks(16 * 1024)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let broken = self
+            .bodies_to_break
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if broken {
+            chunks.truncate(1);
+            chunks.push(Err(StoreError::Other("injected body failure".into())));
+        }
+        Box::pin(futures::stream::iter(chunks))
     }
 
     fn next_etag(&self) -> String {
@@ -216,7 +242,7 @@ impl ObjectStore for MemStore {
         let objects = self.objects.lock().unwrap();
         let o = objects.get(key).ok_or(StoreError::NotFound)?;
         let end = (len as usize).min(o.body.len());
-        Ok((meta_of(o), chunked(o.body.slice(..end))))
+        Ok((meta_of(o), self.chunked(o.body.slice(..end))))
     }
 
     async fn get_range(
@@ -235,7 +261,7 @@ impl ObjectStore for MemStore {
         }
         let end = range.end.min(o.body.len() as u64) as usize;
         let start = (range.start as usize).min(end);
-        Ok(chunked(o.body.slice(start..end)))
+        Ok(self.chunked(o.body.slice(start..end)))
     }
 
     async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<String, StoreError> {
@@ -367,15 +393,6 @@ fn last_key(page: &ListPage) -> String {
     let o = page.objects.last().map(|o| o.key.as_str()).unwrap_or("");
     let p = page.prefixes.last().map(|p| p.as_str()).unwrap_or("");
     o.max(p).to_string()
-}
-
-/// `body` in small chunks, as a network body would arrive.
-fn chunked(body: Bytes) -> ByteChunks {
-    let chunks: Vec<Result<Bytes, StoreError>> = body
-        .chunks(16 * 1024)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    Box::pin(futures::stream::iter(chunks))
 }
 
 /// What a `HeadObject` of `o` answers.

@@ -115,7 +115,10 @@ pub enum StoreError {
     /// The server does not implement this request.
     #[error("not implemented by the server: {0}")]
     NotImplemented(String),
-    /// Anything else: a server error, a broken body, an unexpected answer.
+    /// The server failed (a 5xx answer other than 503) after all retries.
+    #[error("server error: {0}")]
+    Server(String),
+    /// Anything else: a broken body, an unexpected answer.
     #[error("{0}")]
     Other(String),
 }

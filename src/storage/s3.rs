@@ -214,8 +214,8 @@ impl S3Store {
         &self.region
     }
 
-    fn apply_put_options<T>(&self, opts: &PutOptions, set: impl FnOnce(PutFields) -> T) -> T {
-        set(PutFields {
+    fn put_fields(&self, opts: &PutOptions) -> PutFields {
+        PutFields {
             content_type: opts.content_type.clone(),
             metadata: if opts.metadata.is_empty() {
                 None
@@ -229,8 +229,23 @@ impl S3Store {
                 .map(StorageClass::from),
             sse: self.settings.sse.as_deref().map(ServerSideEncryption::from),
             kms_key: self.settings.sse_kms_key_id.clone(),
-        })
+        }
     }
+}
+
+/// Sets the fields every kind of upload sets alike (see [`PutFields`]) on a PutObject,
+/// CreateMultipartUpload or CopyObject request builder: the SDK's builders share no trait, so
+/// a macro stands in for one.
+macro_rules! with_put_fields {
+    ($store:expr, $opts:expr, $builder:expr) => {{
+        let f = $store.put_fields($opts);
+        $builder
+            .set_content_type(f.content_type)
+            .set_metadata(f.metadata)
+            .set_storage_class(f.storage_class)
+            .set_server_side_encryption(f.sse)
+            .set_ssekms_key_id(f.kms_key)
+    }};
 }
 
 /// The fields every kind of upload sets alike.
@@ -321,6 +336,7 @@ where
             ),
             _,
         ) => StoreError::Invalid(detail),
+        (_, _, Some(500..=599)) => StoreError::Server(detail),
         _ => StoreError::Other(format!(
             "{detail} [{}]",
             status.map(|s| s.to_string()).unwrap_or_default()
@@ -484,8 +500,15 @@ impl ObjectStore for S3Store {
                 Some(total) => total,
                 // "bytes 0-99/*": the total is unknown; a HEAD tells it.
                 None => {
+                    // The body is only the HEAD's version's start if the ETags agree: a
+                    // write in between must not put one version's bytes under the other's.
                     let meta = self.head(key).await?;
-                    return Ok((meta, byte_chunks(out.body, key.to_string())));
+                    let body = if out.e_tag() == Some(meta.etag.as_str()) {
+                        byte_chunks(out.body, key.to_string())
+                    } else {
+                        Box::pin(futures::stream::empty())
+                    };
+                    return Ok((meta, body));
                 }
             },
             None => out.content_length().unwrap_or(0).max(0) as u64,
@@ -517,17 +540,11 @@ impl ObjectStore for S3Store {
     }
 
     async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<String, StoreError> {
-        let req = self.apply_put_options(opts, |f| {
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .set_content_type(f.content_type)
-                .set_metadata(f.metadata)
-                .set_storage_class(f.storage_class)
-                .set_server_side_encryption(f.sse)
-                .set_ssekms_key_id(f.kms_key)
-        });
+        let req = with_put_fields!(
+            self,
+            opts,
+            self.client.put_object().bucket(&self.bucket).key(key)
+        );
         let out = req
             .body(ByteStream::from(body))
             .send()
@@ -537,17 +554,14 @@ impl ObjectStore for S3Store {
     }
 
     async fn create_multipart(&self, key: &str, opts: &PutOptions) -> Result<String, StoreError> {
-        let req = self.apply_put_options(opts, |f| {
+        let req = with_put_fields!(
+            self,
+            opts,
             self.client
                 .create_multipart_upload()
                 .bucket(&self.bucket)
                 .key(key)
-                .set_content_type(f.content_type)
-                .set_metadata(f.metadata)
-                .set_storage_class(f.storage_class)
-                .set_server_side_encryption(f.sse)
-                .set_ssekms_key_id(f.kms_key)
-        });
+        );
         let out = req
             .send()
             .await
@@ -658,14 +672,11 @@ impl ObjectStore for S3Store {
             .copy_source(copy_source(&self.bucket, src_key))
             .tagging_directive(TaggingDirective::Copy);
         let req = match replace {
-            Some(opts) => self.apply_put_options(opts, |f| {
+            Some(opts) => with_put_fields!(
+                self,
+                opts,
                 base.metadata_directive(MetadataDirective::Replace)
-                    .set_content_type(f.content_type)
-                    .set_metadata(f.metadata)
-                    .set_storage_class(f.storage_class)
-                    .set_server_side_encryption(f.sse)
-                    .set_ssekms_key_id(f.kms_key)
-            }),
+            ),
             None => base.metadata_directive(MetadataDirective::Copy),
         };
         let out = req
