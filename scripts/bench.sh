@@ -537,6 +537,30 @@ s3py() { BENCH_ENDPOINT=$endpoint BENCH_BUCKET=$bucket "$py" "$work/s3.py" "$@";
 # ---------------------------------------------------------------------------------------------
 # Mounts
 
+# unmount_dir DIR PID: unmounts DIR and stops PID (the client serving it), forcing both if need be.
+unmount_dir() {
+    if s3m_is_mounted "$1"; then
+        fusermount3 -u "$1" 2>/dev/null || fusermount3 -uz "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
+    fi
+    [ -z "$2" ] || s3m_stop_pid "$2" 10
+    s3m_is_mounted "$1" && { fusermount3 -uz "$1" 2>/dev/null || umount -l "$1" 2>/dev/null; }
+    return 0
+}
+
+# mounted_or_fail DIR PID WHAT LOG: waits for the mount; on failure says so (with the log's tail).
+mounted_or_fail() {
+    s3m_wait_mounted "$1" "$2" 30 && return 0
+    fail "$3 did not mount; log: $(tail -n 3 "$4" | tr '\n' ' ')"
+    return 1
+}
+
+# hwm PID: peak RSS of PID in MiB (VmHWM), "n/a" if unknown.
+hwm() {
+    local kb
+    kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
+    if [ -n "$kb" ]; then echo $((kb / 1024)); else echo n/a; fi
+}
+
 # start_s3mount TAG [OPTIONS...]: fresh s3mount at $mnt_s3m; sets s3m_pid.
 start_s3mount() {
     local tag=$1
@@ -546,37 +570,10 @@ start_s3mount() {
     "$s3mount_bin" "$bucket" "$mnt_s3m" --region us-east-1 --endpoint-url "$endpoint" \
         --force-path-style --foreground "$@" >>"$mlog" 2>&1 </dev/null &
     s3m_pid=$!
-    if ! s3m_wait_mounted "$mnt_s3m" "$s3m_pid" 30; then
-        fail "s3mount ($tag: $*) did not mount; log: $(tail -n 3 "$mlog" | tr '\n' ' ')"
-        stop_s3mount
-        return 1
-    fi
+    mounted_or_fail "$mnt_s3m" "$s3m_pid" "s3mount ($tag: $*)" "$mlog" || { stop_s3mount; return 1; }
 }
-
-stop_s3mount() {
-    if s3m_is_mounted "$mnt_s3m"; then
-        fusermount3 -u "$mnt_s3m" 2>/dev/null || fusermount3 -uz "$mnt_s3m" 2>/dev/null ||
-            umount -l "$mnt_s3m" 2>/dev/null
-    fi
-    if [ -n "$s3m_pid" ]; then
-        s3m_stop_pid "$s3m_pid" 10
-        s3m_pid=
-    fi
-    s3m_is_mounted "$mnt_s3m" && { fusermount3 -uz "$mnt_s3m" 2>/dev/null || umount -l "$mnt_s3m" 2>/dev/null; }
-    return 0
-}
-
-# Peak RSS of the running s3mount in MiB (VmHWM), "n/a" if unknown.
-s3m_hwm() {
-    local kb
-    kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$s3m_pid/status" 2>/dev/null)
-    if [ -n "$kb" ]; then echo $((kb / 1024)); else echo n/a; fi
-}
-s3fs_hwm() {
-    local kb
-    kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$s3fs_pid/status" 2>/dev/null)
-    if [ -n "$kb" ]; then echo $((kb / 1024)); else echo n/a; fi
-}
+stop_s3mount() { unmount_dir "$mnt_s3m" "$s3m_pid"; s3m_pid=; }
+s3m_hwm() { hwm "$s3m_pid"; }
 
 s3fs_passwd=$work/s3fs-passwd
 printf 'S3RVER:S3RVER\n' >"$s3fs_passwd"
@@ -591,25 +588,10 @@ start_s3fs() {
         -o "url=$endpoint,use_path_request_style,passwd_file=$s3fs_passwd,endpoint=us-east-1" \
         >>"$flog" 2>&1 </dev/null &
     s3fs_pid=$!
-    if ! s3m_wait_mounted "$mnt_s3fs" "$s3fs_pid" 30; then
-        fail "s3fs ($tag) did not mount; log: $(tail -n 3 "$flog" | tr '\n' ' ')"
-        stop_s3fs
-        return 1
-    fi
+    mounted_or_fail "$mnt_s3fs" "$s3fs_pid" "s3fs ($tag)" "$flog" || { stop_s3fs; return 1; }
 }
-
-stop_s3fs() {
-    if s3m_is_mounted "$mnt_s3fs"; then
-        fusermount3 -u "$mnt_s3fs" 2>/dev/null || fusermount3 -uz "$mnt_s3fs" 2>/dev/null ||
-            umount -l "$mnt_s3fs" 2>/dev/null
-    fi
-    if [ -n "$s3fs_pid" ]; then
-        s3m_stop_pid "$s3fs_pid" 10
-        s3fs_pid=
-    fi
-    s3m_is_mounted "$mnt_s3fs" && { fusermount3 -uz "$mnt_s3fs" 2>/dev/null || umount -l "$mnt_s3fs" 2>/dev/null; }
-    return 0
-}
+stop_s3fs() { unmount_dir "$mnt_s3fs" "$s3fs_pid"; s3fs_pid=; }
+s3fs_hwm() { hwm "$s3fs_pid"; }
 
 # read_file FILE: dd FILE to /dev/null; prints MiB/s ("n/a" on error or short read).
 read_file() {

@@ -42,7 +42,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::io::IntoRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -230,16 +229,6 @@ fn getxattr(p: &Path, name: &str) -> io::Result<Vec<u8>> {
     } else {
         buf.truncate(rc as usize);
         Ok(buf)
-    }
-}
-
-fn close(file: File) -> io::Result<()> {
-    let fd = file.into_raw_fd();
-    // SAFETY: we own fd and close it exactly once.
-    if unsafe { libc::close(fd) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 
@@ -696,23 +685,10 @@ impl Run {
             }
             Op::Pread(h, off, len) => {
                 let handle = self.handles[*h].as_ref().unwrap();
-                let pread = |f: &File, off: u64, len: usize| -> io::Result<Vec<u8>> {
-                    let mut buf = vec![0u8; len];
-                    let mut got = 0;
-                    while got < len {
-                        let n = f.read_at(&mut buf[got..], off + got as u64)?;
-                        if n == 0 {
-                            break;
-                        }
-                        got += n;
-                    }
-                    buf.truncate(got);
-                    Ok(buf)
-                };
-                let local = res(pread(&handle.local, *off, *len), Res::Data);
+                let local = res(pread_all(&handle.local, *off, *len), Res::Data);
                 let stale = handle.stale;
                 let (f, off, len) = (handle.mount.clone(), *off, *len);
-                let m = self.on_mount(op, move || res(pread(&f, off, len), Res::Data))?;
+                let m = self.on_mount(op, move || res(pread_all(&f, off, len), Res::Data))?;
                 if stale {
                     self.skipped += 1;
                     return Ok((Res::Skip, Res::Skip));

@@ -24,14 +24,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::io::IntoRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -72,17 +70,6 @@ fn assert_errno<T: std::fmt::Debug>(result: io::Result<T>, expected: i32, what: 
             "{what}: expected {}, got {e}",
             errno_name(expected)
         ),
-    }
-}
-
-/// close(2) the file and return close's result (dropping a File hides it).
-fn close(file: File) -> io::Result<()> {
-    let fd = file.into_raw_fd();
-    // SAFETY: we own fd (just taken out of the File) and close it exactly once.
-    if unsafe { libc::close(fd) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 
@@ -345,18 +332,7 @@ fn mount_via(
 
 /// An SDK client through `endpoint` that does not retry, so every fault shows.
 fn no_retry_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
-            ACCESS_KEY_ID,
-            SECRET_ACCESS_KEY,
-            None,
-            None,
-            "s3mount-tests",
-        ))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
+    let config = s3_client_config(endpoint)
         .retry_config(RetryConfig::disabled())
         .build();
     aws_sdk_s3::Client::from_conf(config)

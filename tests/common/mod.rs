@@ -153,8 +153,10 @@ fn read_lossy(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn moto_server_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("S3MOUNT_MOTO_SERVER").filter(|p| !p.is_empty()) {
+/// A test dependency: the path in the environment variable `var` (exported by
+/// scripts/test.sh), else `rel` under the dependency cache that scripts/lib.sh fills.
+fn dependency_path(var: &str, rel: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
     let deps = std::env::var_os("S3MOUNT_DEPS_DIR")
@@ -164,7 +166,11 @@ fn moto_server_path() -> PathBuf {
             let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
             Path::new(&home).join(".cache/s3mount-deps")
         });
-    deps.join("venv/bin/moto_server")
+    deps.join(rel)
+}
+
+fn moto_server_path() -> PathBuf {
+    dependency_path("S3MOUNT_MOTO_SERVER", "venv/bin/moto_server")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,7 +302,12 @@ fn wait_for_port(child: &mut Child, port: u16, timeout: Duration) -> bool {
 /// An aws-sdk-s3 client for a local endpoint, built without the default provider chains (so it
 /// never consults the environment, config files or the instance metadata service).
 pub fn s3_client(endpoint: &str) -> Client {
-    let config = aws_sdk_s3::Config::builder()
+    Client::from_conf(s3_client_config(endpoint).build())
+}
+
+/// The settings of [`s3_client`], for a test that changes one of them.
+pub fn s3_client_config(endpoint: &str) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new(
@@ -308,8 +319,6 @@ pub fn s3_client(endpoint: &str) -> Client {
         ))
         .endpoint_url(endpoint)
         .force_path_style(true)
-        .build();
-    Client::from_conf(config)
 }
 
 /// URL-encode a tag key or value for the `x-amz-tagging` header.
@@ -997,9 +1006,7 @@ pub const S3RVER_SECRET_ACCESS_KEY: &str = "S3RVER";
 /// An aws-sdk-s3 client for a local endpoint with the given static credentials (path style,
 /// us-east-1, request checksums only when required: s3rver stores aws-chunked framing raw).
 pub fn s3_client_with_credentials(endpoint: &str, access_key: &str, secret: &str) -> Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
+    let config = s3_client_config(endpoint)
         .credentials_provider(Credentials::new(
             access_key,
             secret,
@@ -1007,25 +1014,13 @@ pub fn s3_client_with_credentials(endpoint: &str, access_key: &str, secret: &str
             None,
             "s3mount-tests",
         ))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .build();
     Client::from_conf(config)
 }
 
 fn s3rver_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("S3MOUNT_S3RVER").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let deps = std::env::var_os("S3MOUNT_DEPS_DIR")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            Path::new(&home).join(".cache/s3mount-deps")
-        });
-    deps.join("s3rver/node_modules/s3rver/bin/s3rver.js")
+    dependency_path("S3MOUNT_S3RVER", "s3rver/node_modules/s3rver/bin/s3rver.js")
 }
 
 /// A private s3rver (npm, found through `S3MOUNT_S3RVER`, exported by scripts/test.sh) on a
@@ -1459,3 +1454,31 @@ pub fn thread_runtime() -> tokio::runtime::Runtime {
 }
 
 // ----- end of the issue 4 additions -----
+
+/// close(2) the file and return close's result (dropping a `File` hides it).
+pub fn close(file: File) -> io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let fd = file.into_raw_fd();
+    // SAFETY: we own fd (just taken out of the File) and close it exactly once.
+    if unsafe { libc::close(fd) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Up to `len` bytes of `f` at `off` (fewer only at the end of the file), by pread(2).
+pub fn pread_all(f: &File, off: u64, len: usize) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let n = f.read_at(&mut buf[got..], off + got as u64)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
