@@ -395,9 +395,8 @@ impl S3Fs {
         }
     }
 
-    /// Records fresh headers `meta` of `node`'s object (its kind kept) for the TTL; returns
-    /// the updated node.
-    fn refresh(&self, node: &Inode, meta: Arc<ObjectMeta>) -> Option<Inode> {
+    /// Records fresh headers `meta` of `node`'s object (its kind kept) for the TTL.
+    fn refresh(&self, node: &Inode, meta: Arc<ObjectMeta>) {
         let entry = Entry {
             kind: node.kind,
             key: node.key.clone(),
@@ -405,8 +404,7 @@ impl S3Fs {
             meta: Some(meta),
         };
         let mut table = self.inodes.lock().unwrap();
-        let ino = table.upsert(node.parent, &node.name, entry, self.valid_until());
-        table.get(ino).cloned()
+        table.upsert(node.parent, &node.name, entry, self.valid_until());
     }
 
     /// Asks S3 what `name` in `dir` is, and records the answer: a LIST of `name/` (is it a
@@ -420,10 +418,6 @@ impl S3Fs {
             list.as_ref()
                 .is_ok_and(|page| !page.objects.is_empty() || !page.prefixes.is_empty())
         };
-        // Both at once; a LIST that finds the directory settles it without waiting for the
-        // GET (whose object the directory would hide anyway). The GET runs as its own task so
-        // that it still completes then: dropping a request mid-flight would close its pooled
-        // connection (a new TLS handshake for the next request).
         // The version seen last, if the name is being looked up again.
         let seen = self
             .inodes
@@ -431,6 +425,10 @@ impl S3Fs {
             .unwrap()
             .child(dir.ino, name)
             .and_then(|c| c.stat.etag.clone());
+        // Both at once; a LIST that finds the directory settles it without waiting for the
+        // GET (whose object the directory would hide anyway). The GET runs as its own task so
+        // that it still completes then: dropping a request mid-flight would close its pooled
+        // connection (a new TLS handshake for the next request).
         let mut head = tokio::spawn({
             let ctx = self.read_ctx.clone();
             let key = key.clone();
@@ -815,7 +813,13 @@ impl S3Fs {
                     }
                     FsError::from(e)
                 })?;
-            self.refresh(&node, Arc::new(meta)).unwrap_or(node)
+            self.refresh(&node, Arc::new(meta));
+            self.inodes
+                .lock()
+                .unwrap()
+                .get(ino)
+                .cloned()
+                .unwrap_or(node)
         };
         let etag = node.stat.etag.clone().unwrap_or_default();
         // The page cache is per inode, not per version: never let two versions' pages meet.
