@@ -29,7 +29,7 @@ use futures::FutureExt;
 use tracing::{debug, warn, Instrument};
 
 use crate::error::{FsError, FsResult};
-use crate::fs::write::AttrChange;
+use crate::fs::AttrChange;
 use crate::fs::{CacheMode, S3Fs};
 
 /// Where a handler's future is first polled (see [`FuseAdapter::run`]).

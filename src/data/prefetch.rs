@@ -23,7 +23,7 @@ use tracing::{debug, trace};
 use super::cache::{pending_from, BlockCache, BlockKey, Lookup};
 use crate::config::ReadConfig;
 use crate::error::{FsError, FsResult};
-use crate::storage::{ByteChunks, ObjectMeta, ObjectStore, StoreError};
+use crate::storage::{ByteChunks, ObjectMeta, ObjectStore};
 
 /// Shared pieces every reader uses.
 #[derive(Clone)]
@@ -54,51 +54,9 @@ impl ReadContext {
         }
     }
 
-    /// What a HEAD of `key` tells, learned from a GET of its first `len` bytes instead (at
-    /// most one block): the same request class and price (plus the transfer of those bytes),
-    /// and the bytes a reader of the object asks for first arrive with it. The answer comes
-    /// with the headers; the body goes on into the cache as block 0 of that version in a task
-    /// of its own, in flight (and so shared with a reader that wants it meanwhile) until it
-    /// has arrived. A GET can be refused where a HEAD is not — an archived object not
-    /// restored (`InvalidObjectState`), a KMS key we may not decrypt with — so a refusal is
-    /// asked again as a HEAD.
-    ///
-    /// `seen` is the ETag of the version seen last, if any: when block 0 of that version is
-    /// cached already, a plain HEAD asks whether it is still current, as there is nothing to
-    /// gain from the GET (revalidating a file that is being read, or was read recently).
-    pub async fn head_with_first_block(
-        &self,
-        key: &str,
-        len: u64,
-        seen: Option<&str>,
-    ) -> Result<ObjectMeta, StoreError> {
-        if seen.is_some_and(|etag| {
-            !etag.is_empty() && self.cache.contains(&BlockKey::new(key, etag, 0))
-        }) {
-            return self.store.head(key).await;
-        }
-        let len = len.min(self.config.block_size);
-        match self.store.head_and_start(key, len).await {
-            Ok((meta, body)) => {
-                self.adopt_first_block(key, &meta, body, len);
-                Ok(meta)
-            }
-            // A refusal of this GET. Not a server that is away, slow, throttling us or failing
-            // (a HEAD would only wait or fail as long again), nor an answer a HEAD would repeat.
-            Err(
-                e @ (StoreError::AccessDenied(_)
-                | StoreError::Invalid(_)
-                | StoreError::NotImplemented(_)
-                | StoreError::Other(_)),
-            ) => {
-                debug!(
-                    key,
-                    "GET for an object's headers failed ({e}); HEAD instead"
-                );
-                self.store.head(key).await
-            }
-            Err(e) => Err(e),
-        }
+    /// Whether block 0 of version `etag` of `key` is cached (or on its way).
+    pub fn has_first_block(&self, key: &str, etag: &str) -> bool {
+        !etag.is_empty() && self.cache.contains(&BlockKey::new(key, etag, 0))
     }
 
     /// Reads `body`, the first `asked` bytes of version `meta` of `key`, into the cache as
@@ -107,7 +65,7 @@ impl ReadContext {
     /// the block does not see that: the block is fetched again as the read path would. An
     /// unwanted body is read to its end (as far as `asked`), because a response dropped
     /// mid-body would close its pooled connection.
-    fn adopt_first_block(&self, key: &str, meta: &ObjectMeta, body: ByteChunks, asked: u64) {
+    pub fn adopt_first_block(&self, key: &str, meta: &ObjectMeta, body: ByteChunks, asked: u64) {
         let len = meta.size.min(self.config.block_size);
         let mut owed = Owed {
             cache: self.cache.clone(),

@@ -1,7 +1,7 @@
 //! Uploads: turning a staged local file into an object, as one PutObject or a multipart
 //! upload, and streaming parts while the application is still writing.
 //!
-//! Design note: the staged file (see [`crate::fs::write`]) is always the source of truth; the
+//! Design note: the staged file (see [`crate::fs::staged`]) is always the source of truth; the
 //! code here only reads it. Two paths lead to S3:
 //! - [`StreamingUpload`]: while a new file is written front to back, every part that fills up
 //!   is uploaded at once, with at most `max_parts_in_flight` parts in flight (a writer that
@@ -40,7 +40,7 @@ pub struct BaseVersion {
 }
 
 /// Reads `len` bytes at `offset` of the staged file.
-pub fn read_staged(file: &File, offset: u64, len: usize) -> FsResult<Bytes> {
+pub fn read_at(file: &File, offset: u64, len: usize) -> FsResult<Bytes> {
     let mut buf = vec![0u8; len];
     let mut done = 0;
     while done < len {
@@ -104,7 +104,7 @@ impl StreamingUpload {
             while self.in_flight.len() >= self.max_in_flight {
                 self.reap_one().await;
             }
-            let body = read_staged(file, self.uploaded, self.part_size as usize)?;
+            let body = read_at(file, self.uploaded, self.part_size as usize)?;
             let part_number = (self.uploaded / self.part_size) as i32 + 1;
             let store = self.store.clone();
             let key = self.key.clone();
@@ -155,7 +155,7 @@ impl StreamingUpload {
             .clone()
             .ok_or_else(|| FsError::new(libc::EIO, "no multipart upload to finish"))?;
         if size > self.uploaded || self.uploaded == 0 {
-            let body = read_staged(file, self.uploaded, (size - self.uploaded) as usize)?;
+            let body = read_at(file, self.uploaded, (size - self.uploaded) as usize)?;
             let n = (self.uploaded / self.part_size) as i32 + 1;
             let etag = self.store.upload_part(&self.key, &id, n, body).await?;
             self.done.push((n, etag));
@@ -219,7 +219,7 @@ pub async fn upload_staged(
     opts: &PutOptions,
 ) -> FsResult<String> {
     if staged.size <= plan.part_size {
-        let body = read_staged(staged.file, 0, staged.size as usize)?;
+        let body = read_at(staged.file, 0, staged.size as usize)?;
         return Ok(store.put(key, body, opts).await?);
     }
     let id = store.create_multipart(key, opts).await?;
@@ -278,7 +278,7 @@ async fn upload_parts(
                 })
             }
             None => {
-                let body = read_staged(file, start, (end - start) as usize)?;
+                let body = read_at(file, start, (end - start) as usize)?;
                 tokio::spawn(async move {
                     let etag = store.upload_part(&key, &id, number, body).await?;
                     Ok((number, etag))

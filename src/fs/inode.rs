@@ -4,10 +4,11 @@
 //! time the path is seen and kept for the life of the mount (the kernel's `forget` is not
 //! needed to keep memory small at the sizes this serves: one entry per path ever seen). If a
 //! path changes kind (a file replaced by a directory), it gets a new number, because the
-//! kernel must not see an inode change type. Each inode carries its last known [`Stat`] with
-//! a validity deadline (the metadata TTL); a listing refreshes the stats of everything it
-//! names, which is what lets `ls -l` and a following `cat` run without a `HeadObject` per
-//! file. Negative answers (no such name) are cached for the same TTL.
+//! kernel must not see an inode change type. Each inode carries its last known [`Stat`], where
+//! that stat came from ([`AttrSource`]), and a validity deadline (the metadata TTL). Per-kind
+//! state (a directory's listing bookkeeping, a file's page-cache bookkeeping) is an enum,
+//! [`Body`], so a file never carries directory fields. Negative answers (no such name) are
+//! cached for the same TTL.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,18 @@ pub enum Kind {
     Symlink,
 }
 
+/// Where a node's attributes came from, which says how far they can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrSource {
+    /// A listing: size, Last-Modified and ETag only. s3fs's mode, owner and mtime are
+    /// unknown, and a listed object may even be a symlink.
+    Listing,
+    /// The object's (or directory marker's) own headers, or a change made through this mount.
+    Headers,
+    /// A directory without a marker object: the mount's defaults are the whole truth.
+    NoMarker,
+}
+
 /// What we know of a node's attributes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stat {
@@ -36,7 +49,7 @@ pub struct Stat {
     pub size: u64,
     /// Modification time (s3fs `x-amz-meta-mtime`, else LastModified).
     pub mtime: SystemTime,
-    /// ETag of the object this came from.
+    /// ETag of the object (or marker) this came from.
     pub etag: Option<String>,
     /// Full `st_mode` from s3fs's `x-amz-meta-mode`, if the object carries one.
     pub mode: Option<u32>,
@@ -63,6 +76,50 @@ impl Stat {
 /// A tag set as read from S3.
 pub type TagSet = Arc<Vec<(String, String)>>;
 
+/// A directory's bookkeeping.
+#[derive(Clone, Debug, Default)]
+pub struct DirState {
+    /// Until when the table knows *every* child (after a complete listing, or for a
+    /// directory we just created), so a name it does not know is absent.
+    pub complete_until: Option<Instant>,
+    /// Names resolved through S3 since the last listing (see the namespace's lookup).
+    pub lookup_misses: u32,
+    /// Until when a listing for lookups is known to need more than one page, so lookups
+    /// that miss ask S3 about their name alone.
+    pub too_big_until: Option<Instant>,
+}
+
+/// A file's (or symlink's) page-cache bookkeeping.
+#[derive(Clone, Debug, Default)]
+pub struct FileState {
+    /// The version whose pages may be in the kernel's page cache (set by an open that let
+    /// the kernel cache; cleared when the file is opened for writing).
+    pub cache_etag: Option<String>,
+    /// Open handles that read through the kernel's page cache.
+    pub cached_opens: u32,
+}
+
+/// Per-kind state of a node.
+#[derive(Clone, Debug)]
+pub enum Body {
+    /// A directory.
+    Dir(DirState),
+    /// A regular file.
+    File(FileState),
+    /// A symbolic link.
+    Symlink(FileState),
+}
+
+impl Body {
+    fn of(kind: Kind) -> Body {
+        match kind {
+            Kind::Dir => Body::Dir(DirState::default()),
+            Kind::File => Body::File(FileState::default()),
+            Kind::Symlink => Body::Symlink(FileState::default()),
+        }
+    }
+}
+
 /// What a lookup, listing or change says a path is, for [`InodeTable::upsert`].
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -72,8 +129,23 @@ pub struct Entry {
     pub key: String,
     /// Attributes learned.
     pub stat: Stat,
+    /// Where they came from.
+    pub source: AttrSource,
     /// A fresh `HeadObject` answer, when the attributes came from one.
     pub meta: Option<Arc<ObjectMeta>>,
+}
+
+impl Entry {
+    /// An entry whose attributes come from the object's own headers (or our own change).
+    pub fn known(kind: Kind, key: String, stat: Stat, meta: Option<Arc<ObjectMeta>>) -> Self {
+        Entry {
+            kind,
+            key,
+            stat,
+            source: AttrSource::Headers,
+            meta,
+        }
+    }
 }
 
 /// One node.
@@ -87,31 +159,70 @@ pub struct Inode {
     pub name: String,
     /// Full key for files and symlinks; full prefix (ending in `/`, or empty) for directories.
     pub key: String,
-    /// Kind.
-    pub kind: Kind,
     /// Last known attributes.
     pub stat: Stat,
+    /// Where `stat` came from.
+    pub source: AttrSource,
     /// Until when `stat` may be served without asking S3 again.
     pub valid_until: Instant,
     /// Last `HeadObject` answer, if any (its ETag tells whether it still applies).
     pub meta: Option<Arc<ObjectMeta>>,
     /// Last tag set read, with its deadline.
     pub tags: Option<(Instant, TagSet)>,
-    /// The version whose pages may be in the kernel's page cache (set by an open that let
-    /// the kernel cache; cleared when the file is opened for writing).
-    pub cache_etag: Option<String>,
-    /// Open handles that read through the kernel's page cache.
-    pub cached_opens: u32,
-    /// For directories: until when the table knows *every* child (after a complete listing,
-    /// or for a directory we just created), so a name it does not know is absent.
-    pub complete_until: Option<Instant>,
-    /// For directories: names resolved through S3 since the last listing (see `lookup`).
-    pub lookup_misses: u32,
-    /// For directories: until when a listing for lookups is known to need more than one
-    /// page, so lookups that miss ask S3 about their name alone (see `lookup_by_listing`).
-    pub too_big_until: Option<Instant>,
-    /// For files: the attributes come from a listing only (no s3fs headers, kind unsure).
-    pub listing_only: bool,
+    /// Per-kind state.
+    pub body: Body,
+}
+
+impl Inode {
+    /// The node's kind.
+    pub fn kind(&self) -> Kind {
+        match self.body {
+            Body::Dir(_) => Kind::Dir,
+            Body::File(_) => Kind::File,
+            Body::Symlink(_) => Kind::Symlink,
+        }
+    }
+
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        matches!(self.body, Body::Dir(_))
+    }
+
+    /// A directory's bookkeeping (`None` for files).
+    pub fn dir(&self) -> Option<&DirState> {
+        match &self.body {
+            Body::Dir(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// A directory's bookkeeping, mutably.
+    pub fn dir_mut(&mut self) -> Option<&mut DirState> {
+        match &mut self.body {
+            Body::Dir(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// A file's page-cache bookkeeping (`None` for directories).
+    pub fn file_mut(&mut self) -> Option<&mut FileState> {
+        match &mut self.body {
+            Body::File(f) | Body::Symlink(f) => Some(f),
+            Body::Dir(_) => None,
+        }
+    }
+
+    /// Whether the table knows every child of this directory as of `now`.
+    pub fn is_complete(&self, now: Instant) -> bool {
+        self.dir()
+            .and_then(|d| d.complete_until)
+            .is_some_and(|until| until > now)
+    }
+
+    /// Whether the attributes are known from a listing only (the root never is).
+    pub fn is_partial(&self) -> bool {
+        self.source == AttrSource::Listing && self.ino != ROOT_INO
+    }
 }
 
 /// The table of every inode of the mount.
@@ -131,17 +242,12 @@ impl InodeTable {
             parent: ROOT_INO,
             name: String::new(),
             key: root_prefix.to_string(),
-            kind: Kind::Dir,
             stat: Stat::basic(0, SystemTime::now()),
+            source: AttrSource::NoMarker,
             valid_until: Instant::now() + Duration::from_secs(100 * 365 * 86400),
             meta: None,
             tags: None,
-            cache_etag: None,
-            cached_opens: 0,
-            complete_until: None,
-            lookup_misses: 0,
-            too_big_until: None,
-            listing_only: false,
+            body: Body::of(Kind::Dir),
         };
         InodeTable {
             by_ino: HashMap::from([(ROOT_INO, root)]),
@@ -159,6 +265,11 @@ impl InodeTable {
     /// The inode numbered `ino`, mutably.
     pub fn get_mut(&mut self, ino: u64) -> Option<&mut Inode> {
         self.by_ino.get_mut(&ino)
+    }
+
+    /// The directory state of `ino`, mutably, if it is a directory.
+    pub fn dir_mut(&mut self, ino: u64) -> Option<&mut DirState> {
+        self.by_ino.get_mut(&ino).and_then(Inode::dir_mut)
     }
 
     /// The child `name` of `parent`, if known (fresh or not).
@@ -191,46 +302,30 @@ impl InodeTable {
         self.by_name.remove(&(parent, name.to_string()));
     }
 
-    /// Records that `name` in `parent` is a `kind` with `stat`, valid until `valid_until`, and
-    /// returns its inode number. `meta`, when given, is a fresh `HeadObject` answer.
+    /// Records that `name` in `parent` is what `entry` says, valid until `valid_until`, and
+    /// returns its inode number.
     ///
-    /// When the new stat comes from a listing (no `meta`) and the object's ETag is unchanged,
-    /// the s3fs attributes learned by an earlier `HeadObject` are kept: a listing does not
-    /// carry them.
+    /// A listing carries less than the object's headers: when `entry` comes from one and the
+    /// object is unchanged (same ETag), what the headers taught is kept and only the deadline
+    /// moves.
     pub fn upsert(&mut self, parent: u64, name: &str, entry: Entry, valid_until: Instant) -> u64 {
-        let Entry {
-            kind,
-            key,
-            mut stat,
-            meta,
-        } = entry;
         self.negative.remove(&(parent, name.to_string()));
         if let Some(&ino) = self.by_name.get(&(parent, name.to_string())) {
             let node = self.by_ino.get_mut(&ino).expect("named inode exists");
-            if node.kind == kind {
-                if meta.is_none() && node.stat.etag.is_some() && node.stat.etag == stat.etag {
-                    stat.mode = stat.mode.or(node.stat.mode);
-                    stat.uid = stat.uid.or(node.stat.uid);
-                    stat.gid = stat.gid.or(node.stat.gid);
-                    if node.stat.mode.is_some() || node.meta.is_some() {
-                        stat.mtime = node.stat.mtime;
-                    }
-                }
-                if meta.is_some() {
-                    node.meta = meta;
-                } else if node.stat.etag != stat.etag {
-                    node.meta = None;
-                    node.tags = None;
-                }
-                node.stat = stat;
-                node.valid_until = valid_until;
-                node.key = key;
-                node.listing_only = false;
+            if node.kind() == entry.kind {
+                update_node(node, entry, valid_until);
                 return ino;
             }
         }
         let ino = self.next_ino;
         self.next_ino += 1;
+        let Entry {
+            kind,
+            key,
+            stat,
+            source,
+            meta,
+        } = entry;
         self.by_ino.insert(
             ino,
             Inode {
@@ -238,17 +333,12 @@ impl InodeTable {
                 parent,
                 name: name.to_string(),
                 key,
-                kind,
                 stat,
+                source,
                 valid_until,
                 meta,
                 tags: None,
-                cache_etag: None,
-                cached_opens: 0,
-                complete_until: None,
-                lookup_misses: 0,
-                too_big_until: None,
-                listing_only: false,
+                body: Body::of(kind),
             },
         );
         self.by_name.insert((parent, name.to_string()), ino);
@@ -283,7 +373,7 @@ impl InodeTable {
             if let Some(rest) = n.key.strip_prefix(old_prefix) {
                 n.key = format!("{new_prefix}{rest}");
                 // The copies have new ETags: ask S3 again before trusting the old ones.
-                if n.kind != Kind::Dir {
+                if !n.is_dir() {
                     n.valid_until = now;
                     n.meta = None;
                 }
@@ -311,51 +401,103 @@ impl InodeTable {
     }
 }
 
+/// Applies `entry` to an existing node of the same kind.
+fn update_node(node: &mut Inode, entry: Entry, valid_until: Instant) {
+    let Entry {
+        key,
+        stat,
+        source,
+        meta,
+        ..
+    } = entry;
+    let unchanged = node.stat.etag.is_some() && node.stat.etag == stat.etag;
+    // A listing says nothing of a directory's marker, nor more than a HEAD did of an
+    // unchanged object: what was learned earlier still holds.
+    let keep = unchanged || node.is_dir();
+    if source == AttrSource::Listing && node.source != AttrSource::Listing && keep {
+        node.stat.size = stat.size;
+    } else {
+        if !unchanged {
+            node.tags = None;
+        }
+        node.meta = meta.or_else(|| node.meta.take().filter(|_| unchanged));
+        node.stat = stat;
+        node.source = source;
+    }
+    node.valid_until = valid_until;
+    node.key = key;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(kind: Kind, key: &str, source: AttrSource, etag: &str) -> Entry {
+        Entry {
+            kind,
+            key: key.into(),
+            stat: Stat {
+                etag: Some(etag.into()),
+                ..Stat::basic(1, SystemTime::UNIX_EPOCH)
+            },
+            source,
+            meta: None,
+        }
+    }
 
     #[test]
     fn inode_numbers_are_stable_and_kind_changes_renumber() {
         let mut t = InodeTable::new("");
         let later = Instant::now() + Duration::from_secs(5);
-        let st = Stat::basic(1, SystemTime::UNIX_EPOCH);
         let a = t.upsert(
             ROOT_INO,
             "a",
-            Entry {
-                kind: Kind::File,
-                key: "a".into(),
-                stat: st.clone(),
-                meta: None,
-            },
+            entry(Kind::File, "a", AttrSource::Listing, "e"),
             later,
         );
         let a2 = t.upsert(
             ROOT_INO,
             "a",
-            Entry {
-                kind: Kind::File,
-                key: "a".into(),
-                stat: st.clone(),
-                meta: None,
-            },
+            entry(Kind::File, "a", AttrSource::Listing, "e"),
             later,
         );
         assert_eq!(a, a2);
         let d = t.upsert(
             ROOT_INO,
             "a",
-            Entry {
-                kind: Kind::Dir,
-                key: "a/".into(),
-                stat: st,
-                meta: None,
-            },
+            entry(Kind::Dir, "a/", AttrSource::Listing, "e"),
             later,
         );
         assert_ne!(a, d);
-        assert_eq!(t.child(ROOT_INO, "a").unwrap().kind, Kind::Dir);
+        assert_eq!(t.child(ROOT_INO, "a").unwrap().kind(), Kind::Dir);
+    }
+
+    #[test]
+    fn a_listing_keeps_what_headers_said_while_the_object_is_unchanged() {
+        let mut t = InodeTable::new("");
+        let later = Instant::now() + Duration::from_secs(5);
+        let mut known = entry(Kind::File, "f", AttrSource::Headers, "v1");
+        known.stat.mode = Some(libc::S_IFREG | 0o755);
+        let f = t.upsert(ROOT_INO, "f", known, later);
+        t.upsert(
+            ROOT_INO,
+            "f",
+            entry(Kind::File, "f", AttrSource::Listing, "v1"),
+            later,
+        );
+        let n = t.get(f).unwrap();
+        assert_eq!(n.stat.mode, Some(libc::S_IFREG | 0o755));
+        assert_eq!(n.source, AttrSource::Headers);
+        // A new version seen in a listing makes the attributes partial again.
+        t.upsert(
+            ROOT_INO,
+            "f",
+            entry(Kind::File, "f", AttrSource::Listing, "v2"),
+            later,
+        );
+        let n = t.get(f).unwrap();
+        assert_eq!(n.stat.mode, None);
+        assert!(n.is_partial());
     }
 
     #[test]
@@ -368,12 +510,7 @@ mod tests {
         t.upsert(
             ROOT_INO,
             "x",
-            Entry {
-                kind: Kind::File,
-                key: "x".into(),
-                stat: Stat::basic(0, SystemTime::UNIX_EPOCH),
-                meta: None,
-            },
+            entry(Kind::File, "x", AttrSource::Listing, "e"),
             now,
         );
         assert!(!t.is_negative(ROOT_INO, "x", now));

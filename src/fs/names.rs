@@ -4,6 +4,13 @@
 //! — empty (from `//` or a leading `/`), `.` or `..`, longer than 255 bytes, or holding a NUL —
 //! makes the key (or the whole prefix) unreachable through the mount; such entries are skipped
 //! with a log line instead of failing the listing.
+//!
+//! Names that come from the kernel go through [`parse_name`], the one validator: the same
+//! rules, and one errno for each way a name can be wrong.
+
+use std::ffi::OsStr;
+
+use crate::error::{FsError, FsResult};
 
 /// The longest file name Linux accepts, in bytes.
 pub const NAME_MAX: usize = 255;
@@ -11,7 +18,7 @@ pub const NAME_MAX: usize = 255;
 /// The longest key S3 accepts, in bytes.
 pub const KEY_MAX: usize = 1024;
 
-/// Why a listed name cannot appear in the mount.
+/// Why a name cannot appear in the mount.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BadName {
     /// Empty component (from `//` or a leading `/`).
@@ -22,6 +29,18 @@ pub enum BadName {
     TooLong,
     /// Contains a NUL byte.
     Nul,
+    /// Not UTF-8 (S3 keys are UTF-8).
+    NotUtf8,
+}
+
+impl BadName {
+    /// The errno a request with such a name gets.
+    pub fn errno(&self) -> i32 {
+        match self {
+            BadName::TooLong => libc::ENAMETOOLONG,
+            _ => libc::EINVAL,
+        }
+    }
 }
 
 impl std::fmt::Display for BadName {
@@ -31,6 +50,7 @@ impl std::fmt::Display for BadName {
             BadName::Dot => "'.' or '..' component",
             BadName::TooLong => "component longer than 255 bytes",
             BadName::Nul => "NUL byte in name",
+            BadName::NotUtf8 => "S3 keys must be UTF-8",
         })
     }
 }
@@ -48,6 +68,34 @@ pub fn check_name(name: &str) -> Result<(), BadName> {
     } else {
         Ok(())
     }
+}
+
+/// A name from the kernel, checked: the one validator of names asked for by a request.
+pub fn parse_name(name: &OsStr) -> FsResult<&str> {
+    let bad = |why: BadName| FsError::new(why.errno(), why.to_string());
+    let name = name.to_str().ok_or_else(|| bad(BadName::NotUtf8))?;
+    check_name(name).map_err(bad)?;
+    Ok(name)
+}
+
+/// A name the kernel looks up: one that no object can have is simply absent (ENOENT), except
+/// a name too long for any file system (ENAMETOOLONG).
+pub fn lookup_name(name: &OsStr) -> FsResult<&str> {
+    parse_name(name).map_err(|e| match e.errno {
+        libc::ENAMETOOLONG => e,
+        _ => FsError::not_found(),
+    })
+}
+
+/// Checks that a key stays within S3's limit.
+pub fn check_key(key: &str) -> FsResult<()> {
+    if key.len() > KEY_MAX {
+        return Err(FsError::new(
+            libc::ENAMETOOLONG,
+            "the key would exceed S3's 1,024 bytes",
+        ));
+    }
+    Ok(())
 }
 
 /// The key of child `name` of the directory whose prefix is `dir_prefix` (empty or ending in `/`).
@@ -73,5 +121,15 @@ mod tests {
         assert!(check_name(&"x".repeat(255)).is_ok());
         assert!(check_name("a b%+ü").is_ok());
         assert!(check_name("...").is_ok());
+    }
+
+    #[test]
+    fn parse_name_gives_one_errno_per_fault() {
+        use std::os::unix::ffi::OsStrExt;
+        let errno = |n: &[u8]| parse_name(OsStr::from_bytes(n)).unwrap_err().errno;
+        assert_eq!(errno(&[b'x'; 256]), libc::ENAMETOOLONG);
+        assert_eq!(errno(b".."), libc::EINVAL);
+        assert_eq!(errno(&[0xff, 0xfe]), libc::EINVAL);
+        assert_eq!(parse_name(OsStr::new("ok.txt")).unwrap(), "ok.txt");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::inode::ROOT_INO;
-use super::write::AttrChange;
+use super::AttrChange;
 use super::S3Fs;
 use crate::config::{FsConfig, WriteConfig};
 use crate::storage::mem::MemStore;

@@ -6,12 +6,8 @@
 //! - read-only facts: `user.s3.etag`, `user.s3.content-type`, `user.s3.storage-class`,
 //!   `user.s3.last-modified` (RFC 3339, UTC) and `user.s3.version-id` (when there is one).
 
-use std::ffi::OsStr;
-use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
-use super::inode::Kind;
-use super::S3Fs;
 use crate::error::{FsError, FsResult};
 use crate::storage::ObjectMeta;
 
@@ -22,18 +18,22 @@ pub const MAX_TAG_KEY: usize = 128;
 /// Longest tag value S3 accepts, in characters.
 pub const MAX_TAG_VALUE: usize = 256;
 /// setxattr(2) flag: fail if the attribute exists.
-const XATTR_CREATE: i32 = 1;
+pub const XATTR_CREATE: i32 = 1;
 /// setxattr(2) flag: fail if the attribute does not exist.
-const XATTR_REPLACE: i32 = 2;
+pub const XATTR_REPLACE: i32 = 2;
 
 /// What a `user.s3.*` name designates, for writing.
-enum Target<'a> {
+pub enum Target<'a> {
+    /// An object tag.
     Tag(&'a str),
+    /// A user-metadata entry (lower-cased, as S3 stores it).
     Meta(String),
+    /// The Content-Type.
     ContentType,
 }
 
-fn target(name: &str) -> FsResult<Target<'_>> {
+/// What `name` designates for writing; EPERM for a read-only fact, ENOTSUP otherwise.
+pub fn target(name: &str) -> FsResult<Target<'_>> {
     if let Some(k) = name.strip_prefix(TAG_PREFIX) {
         if k.is_empty() {
             return Err(FsError::new(libc::EINVAL, "empty tag key"));
@@ -60,7 +60,8 @@ fn target(name: &str) -> FsResult<Target<'_>> {
     }
 }
 
-fn check_flags(exists: bool, flags: i32) -> FsResult<()> {
+/// Applies setxattr(2)'s XATTR_CREATE / XATTR_REPLACE to an attribute that `exists` or not.
+pub fn check_flags(exists: bool, flags: i32) -> FsResult<()> {
     if flags & XATTR_CREATE != 0 && exists {
         return Err(FsError::new(libc::EEXIST, "attribute exists"));
     }
@@ -70,110 +71,40 @@ fn check_flags(exists: bool, flags: i32) -> FsResult<()> {
     Ok(())
 }
 
-impl S3Fs {
-    /// The file (or symlink) `ino`, with its pending writes saved so S3 calls can see it.
-    async fn xattr_target(&self, ino: u64) -> FsResult<super::inode::Inode> {
-        self.check_writable()?;
-        let node = self.node(ino)?;
-        if node.kind == Kind::Dir {
-            return Err(FsError::new(
-                libc::ENOTSUP,
-                "directories have no S3 attributes",
-            ));
+/// Sets tag `key` in `tags` (or removes it, with `value = None`) within S3's limits.
+pub fn edit_tags(
+    tags: &mut Vec<(String, String)>,
+    key: &str,
+    value: Option<&str>,
+    flags: i32,
+) -> FsResult<()> {
+    let pos = tags.iter().position(|(k, _)| k == key);
+    check_flags(pos.is_some(), flags)?;
+    match (value, pos) {
+        (Some(v), _) if key.chars().count() > MAX_TAG_KEY || v.chars().count() > MAX_TAG_VALUE => {
+            tracing::warn!(key, "refusing a tag over S3's size limits");
+            Err(FsError::new(
+                libc::E2BIG,
+                format!("S3 tag keys hold {MAX_TAG_KEY} and values {MAX_TAG_VALUE} characters"),
+            ))
         }
-        Ok(node)
-    }
-
-    /// Sets tag `key` (or removes it, with `value = None`) through Get/PutObjectTagging.
-    async fn edit_tag(&self, ino: u64, key: &str, value: Option<&str>, flags: i32) -> FsResult<()> {
-        self.commit_pending(ino).await?;
-        let node = self.node(ino)?;
-        let mut tags = self.store.get_tags(&node.key).await?;
-        let pos = tags.iter().position(|(k, _)| k == key);
-        check_flags(pos.is_some(), flags)?;
-        match (value, pos) {
-            (Some(v), _)
-                if key.chars().count() > MAX_TAG_KEY || v.chars().count() > MAX_TAG_VALUE =>
-            {
-                tracing::warn!(key, "refusing a tag over S3's size limits");
-                return Err(FsError::new(
-                    libc::E2BIG,
-                    format!("S3 tag keys hold {MAX_TAG_KEY} and values {MAX_TAG_VALUE} characters"),
-                ));
-            }
-            (Some(v), Some(i)) => tags[i].1 = v.to_string(),
-            (Some(v), None) => {
-                if tags.len() >= MAX_TAGS {
-                    tracing::warn!(key, "refusing an 11th tag");
-                    return Err(FsError::new(libc::ENOSPC, "S3 allows 10 tags per object"));
-                }
-                tags.push((key.to_string(), v.to_string()));
-            }
-            (None, Some(i)) => {
-                tags.remove(i);
-            }
-            (None, None) => return Err(FsError::new(libc::ENODATA, "no such tag")),
+        (Some(v), Some(i)) => {
+            tags[i].1 = v.to_string();
+            Ok(())
         }
-        self.store.put_tags(&node.key, &tags).await?;
-        if let Some(n) = self.inodes.lock().unwrap().get_mut(ino) {
-            n.tags = Some((Instant::now() + self.config.metadata_ttl, Arc::new(tags)));
+        (Some(_), None) if tags.len() >= MAX_TAGS => {
+            tracing::warn!(key, "refusing an 11th tag");
+            Err(FsError::new(libc::ENOSPC, "S3 allows 10 tags per object"))
         }
-        Ok(())
-    }
-
-    /// Sets extended attribute `name` of `ino` (see the module doc for what can be set).
-    pub async fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> FsResult<()> {
-        self.xattr_target(ino).await?;
-        let name = name.to_str().unwrap_or("");
-        let target = target(name)?;
-        let value = std::str::from_utf8(value)
-            .map_err(|_| FsError::new(libc::EINVAL, "S3 tags and metadata are UTF-8 text"))?;
-        match target {
-            Target::Tag(k) => self.edit_tag(ino, k, Some(value), flags).await,
-            Target::Meta(k) => {
-                self.rewrite_metadata(ino, |opts| {
-                    check_flags(opts.metadata.contains_key(&k), flags)?;
-                    opts.metadata.insert(k, value.to_string());
-                    Ok(())
-                })
-                .await
-            }
-            Target::ContentType => {
-                self.rewrite_metadata(ino, |opts| {
-                    check_flags(opts.content_type.is_some(), flags)?;
-                    opts.content_type = Some(value.to_string());
-                    Ok(())
-                })
-                .await
-            }
+        (Some(v), None) => {
+            tags.push((key.to_string(), v.to_string()));
+            Ok(())
         }
-    }
-
-    /// Removes extended attribute `name` of `ino`.
-    pub async fn removexattr(&self, ino: u64, name: &OsStr) -> FsResult<()> {
-        self.xattr_target(ino).await?;
-        let name = name.to_str().unwrap_or("");
-        match target(name)? {
-            Target::Tag(k) => self.edit_tag(ino, k, None, 0).await,
-            Target::Meta(k) => {
-                self.rewrite_metadata(ino, |opts| {
-                    opts.metadata
-                        .remove(&k)
-                        .map(|_| ())
-                        .ok_or_else(|| FsError::new(libc::ENODATA, "no such attribute"))
-                })
-                .await
-            }
-            Target::ContentType => {
-                self.rewrite_metadata(ino, |opts| {
-                    opts.content_type
-                        .take()
-                        .map(|_| ())
-                        .ok_or_else(|| FsError::new(libc::ENODATA, "no such attribute"))
-                })
-                .await
-            }
+        (None, Some(i)) => {
+            tags.remove(i);
+            Ok(())
         }
+        (None, None) => Err(FsError::new(libc::ENODATA, "no such tag")),
     }
 }
 
@@ -251,29 +182,9 @@ pub fn rfc3339(t: SystemTime) -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    aws_smithy_types::DateTime::from_secs(secs)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

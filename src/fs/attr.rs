@@ -1,0 +1,224 @@
+//! POSIX attributes in s3fs's headers: how they are read from an object, written back, and
+//! shown to the kernel.
+//!
+//! Design note: s3fs keeps what S3 has no place for in user metadata (`x-amz-meta-mode`,
+//! `-uid`, `-gid`, `-mtime`; see `shared/INTEROP.md`). This module is the one place that
+//! knows those names and formats: [`stat_from_meta`] reads them, [`apply_change`] writes them,
+//! and [`file_attr`] turns a node into what `stat` shows, filling what is unknown with the
+//! mount's defaults. Nothing here does I/O.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{FileAttr, FileType, INodeNo};
+
+use super::inode::{Inode, Kind, Stat};
+use crate::config::FsConfig;
+use crate::error::{FsError, FsResult};
+use crate::storage::{ObjectMeta, PutOptions};
+
+/// S3 allows 2 KB of user metadata (keys and values together).
+pub const MAX_METADATA_BYTES: usize = 2048;
+
+/// A change of attributes asked by `setattr`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AttrChange {
+    /// New permission bits (and type bits, ignored).
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size.
+    pub size: Option<u64>,
+    /// New modification time.
+    pub mtime: Option<SystemTime>,
+}
+
+impl AttrChange {
+    /// Whether the change touches what is kept in metadata (anything but the size).
+    pub fn touches_metadata(&self) -> bool {
+        self.mode.is_some() || self.uid.is_some() || self.gid.is_some() || self.mtime.is_some()
+    }
+}
+
+/// What `stat` shows for `node`, with the mount's defaults where the object says nothing.
+pub fn file_attr(node: &Inode, config: &FsConfig) -> FileAttr {
+    let (kind, default_perm) = match node.kind() {
+        Kind::Dir => (FileType::Directory, config.dir_mode),
+        Kind::File => (FileType::RegularFile, config.file_mode),
+        Kind::Symlink => (FileType::Symlink, 0o777),
+    };
+    let perm = node
+        .stat
+        .mode
+        .map(|m| (m & 0o7777) as u16)
+        .unwrap_or(default_perm);
+    let mtime = node.stat.mtime;
+    FileAttr {
+        ino: INodeNo(node.ino),
+        size: node.stat.size,
+        blocks: node.stat.size.div_ceil(512),
+        atime: mtime,
+        mtime,
+        ctime: mtime,
+        crtime: mtime,
+        kind,
+        perm,
+        nlink: if node.is_dir() { 2 } else { 1 },
+        uid: node.stat.uid.unwrap_or(config.uid),
+        gid: node.stat.gid.unwrap_or(config.gid),
+        rdev: 0,
+        blksize: config.read.block_size as u32,
+        flags: 0,
+    }
+}
+
+/// The file type bits of a kind.
+pub fn type_bits(kind: Kind) -> u32 {
+    match kind {
+        Kind::Dir => libc::S_IFDIR,
+        Kind::Symlink => libc::S_IFLNK,
+        Kind::File => libc::S_IFREG,
+    }
+}
+
+/// The kind of an object with s3fs mode `mode`.
+pub fn kind_from_mode(mode: Option<u32>) -> Kind {
+    match mode {
+        Some(m) if m & libc::S_IFMT == libc::S_IFLNK => Kind::Symlink,
+        _ => Kind::File,
+    }
+}
+
+/// Builds a [`Stat`] from a `HeadObject` answer, honouring s3fs's attribute headers.
+pub fn stat_from_meta(meta: &ObjectMeta) -> Stat {
+    let mut stat = stat_from_metadata(&meta.metadata, meta.last_modified);
+    stat.size = meta.size;
+    stat.etag = Some(meta.etag.clone());
+    stat
+}
+
+/// The s3fs attributes in `metadata`, with `last_modified` as the time when none is stored.
+pub fn stat_from_metadata(metadata: &HashMap<String, String>, last_modified: SystemTime) -> Stat {
+    let num = |k: &str| metadata.get(k).and_then(|v| v.trim().parse::<u32>().ok());
+    let mtime = metadata
+        .get("mtime")
+        .and_then(|v| parse_s3fs_time(v))
+        .unwrap_or(last_modified);
+    Stat {
+        mode: num("mode"),
+        uid: num("uid"),
+        gid: num("gid"),
+        ..Stat::basic(0, mtime)
+    }
+}
+
+/// Parses s3fs's `x-amz-meta-mtime`: seconds, `sec.nsec`, or a float.
+pub fn parse_s3fs_time(v: &str) -> Option<SystemTime> {
+    let v = v.trim();
+    let (secs, frac) = match v.split_once('.') {
+        Some((s, f)) => (s, f),
+        None => (v, ""),
+    };
+    let secs: u64 = secs.parse().ok()?;
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().take(9).collect();
+        if !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        format!("{digits:0<9}").parse::<u32>().ok()?
+    };
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// The s3fs metadata value for a time: `sec` or `sec.nsec`.
+pub fn s3fs_time(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+    }
+}
+
+/// Applies `change` to user metadata in s3fs's scheme; `file_type` is `S_IFREG`, `S_IFDIR`...
+pub fn apply_change(opts: &mut PutOptions, change: &AttrChange, file_type: u32, current_mode: u32) {
+    if let Some(mode) = change.mode {
+        opts.metadata
+            .insert("mode".into(), (file_type | (mode & 0o7777)).to_string());
+    } else if change.uid.is_some() || change.gid.is_some() {
+        opts.metadata
+            .entry("mode".into())
+            .or_insert_with(|| (file_type | (current_mode & 0o7777)).to_string());
+    }
+    if let Some(uid) = change.uid {
+        opts.metadata.insert("uid".into(), uid.to_string());
+    }
+    if let Some(gid) = change.gid {
+        opts.metadata.insert("gid".into(), gid.to_string());
+    }
+    if let Some(mtime) = change.mtime {
+        opts.metadata.insert("mtime".into(), s3fs_time(mtime));
+    }
+}
+
+/// Refuses metadata over S3's 2 KB limit (E2BIG), before anything is sent.
+pub fn check_metadata_size(opts: &PutOptions) -> FsResult<()> {
+    let total: usize = opts.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > MAX_METADATA_BYTES {
+        tracing::warn!(total, "refusing a metadata change over S3's 2 KB limit");
+        return Err(FsError::new(
+            libc::E2BIG,
+            format!("user metadata would be {total} bytes; S3 allows {MAX_METADATA_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The options to rewrite an object with the same metadata and content type.
+pub fn put_options_of(meta: &ObjectMeta) -> PutOptions {
+    PutOptions {
+        content_type: meta.content_type.clone(),
+        metadata: meta.metadata.clone(),
+    }
+}
+
+/// Content-Type for a new object, from its name (as `aws s3 cp` does).
+pub fn guess_content_type(name: &str) -> String {
+    mime_guess::from_path(name)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3fs_times_round_trip_with_nanoseconds() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(s3fs_time(t), "1700000000.123456789");
+        assert_eq!(parse_s3fs_time(&s3fs_time(t)), Some(t));
+        assert_eq!(
+            parse_s3fs_time("12.5"),
+            Some(UNIX_EPOCH + Duration::new(12, 500_000_000))
+        );
+        assert_eq!(parse_s3fs_time("x"), None);
+    }
+
+    #[test]
+    fn a_chown_keeps_the_current_mode_in_metadata() {
+        let mut opts = PutOptions::default();
+        let change = AttrChange {
+            uid: Some(7),
+            ..Default::default()
+        };
+        apply_change(&mut opts, &change, libc::S_IFREG, 0o640);
+        assert_eq!(opts.metadata["mode"], (libc::S_IFREG | 0o640).to_string());
+        assert_eq!(opts.metadata["uid"], "7");
+    }
+}

@@ -1,0 +1,439 @@
+//! Open files: the handle table, and reading and writing through it.
+//!
+//! Design note: a handle is an [`OpenFile`]: `Read` reads one object version through the
+//! block cache ([`ObjectReader`], bound to the ETag seen at open), `Staged` reads and writes
+//! the file's [`StagedFile`](super::staged::StagedFile). Once a file is being written, every
+//! handle of it reads the staged copy (read-your-writes), as on a local disk: a short read of
+//! the older version would make the kernel shrink the file under the writer.
+//!
+//! `flush` (every `close`) and `fsync` commit; a flush from a process other than the opener
+//! is ignored (after fork and exec, the child's copy of the descriptor is closed while the
+//! writer still writes). The last handle to close saves what is still unsaved.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use fuser::FileAttr;
+use futures::StreamExt;
+use tracing::debug;
+
+use super::attr::{guess_content_type, put_options_of};
+use super::inode::{Entry, Inode, Kind, Stat};
+use super::names::child_key;
+use super::namespace::Namespace;
+use super::staged::StagedFile;
+use super::writes::{SharedStaged, Writes};
+use crate::config::FsConfig;
+use crate::data::prefetch::{ObjectReader, ReadContext};
+use crate::error::{FsError, FsResult};
+use crate::storage::{ObjectStore, PutOptions, StoreError};
+
+/// Longest symlink target read (Linux's `PATH_MAX`).
+const PATH_MAX: u64 = 4096;
+
+/// How the kernel may use its page cache for a handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Keep the cached pages: they are of this very version.
+    Keep,
+    /// Drop the cached pages, then cache this version's.
+    Invalidate,
+    /// Bypass the page cache (direct I/O): the cache holds another version's pages that an
+    /// open handle may still be reading, or the file is being written.
+    Direct,
+}
+
+/// An open file.
+enum OpenFile {
+    /// Opened read-only while nobody writes it: reads go through the block cache.
+    Read {
+        ino: u64,
+        reader: ObjectReader,
+        /// Whether it reads through the kernel's page cache (not direct I/O).
+        cached: bool,
+    },
+    /// Opened for writing, or while someone writes it: reads and writes use the staged copy.
+    Staged {
+        state: SharedStaged,
+        writable: bool,
+        /// Thread group of the process that opened it (see [`Files::flush`]).
+        opener: Option<u32>,
+    },
+}
+
+/// The open-file component.
+pub struct Files {
+    store: Arc<dyn ObjectStore>,
+    config: Arc<FsConfig>,
+    ns: Arc<Namespace>,
+    writes: Arc<Writes>,
+    read_ctx: ReadContext,
+    handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    next_handle: AtomicU64,
+}
+
+impl Files {
+    /// The open-file component over its collaborators.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        config: Arc<FsConfig>,
+        ns: Arc<Namespace>,
+        writes: Arc<Writes>,
+        read_ctx: ReadContext,
+    ) -> Self {
+        Files {
+            store,
+            config,
+            ns,
+            writes,
+            read_ctx,
+            handles: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+        }
+    }
+
+    fn check_writable(&self) -> FsResult<()> {
+        match self.config.read_only {
+            true => Err(FsError::read_only()),
+            false => Ok(()),
+        }
+    }
+
+    fn add_handle(&self, file: OpenFile) -> u64 {
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().unwrap().insert(fh, Arc::new(file));
+        fh
+    }
+
+    fn file(&self, fh: u64) -> FsResult<Arc<OpenFile>> {
+        self.handles
+            .lock()
+            .unwrap()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| FsError::new(libc::EBADF, "unknown file handle"))
+    }
+
+    /// Whether `fh` is a handle that only reads S3 (no staged copy behind it): closing it
+    /// does no I/O.
+    pub fn is_read_handle(&self, fh: u64) -> bool {
+        self.file(fh)
+            .is_ok_and(|f| matches!(*f, OpenFile::Read { .. }))
+    }
+
+    /// Opens file `ino` with open(2) `flags`; returns the handle and how the kernel may use
+    /// its page cache: kept only while it can hold no other version's pages.
+    pub async fn open(&self, ino: u64, flags: i32, pid: u32) -> FsResult<(u64, CacheMode)> {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
+            let fh = self.open_for_write(ino, flags, pid).await?;
+            return Ok((fh, CacheMode::Direct));
+        }
+        let node = self.ns.node(ino)?;
+        if node.is_dir() {
+            return Err(FsError::new(libc::EISDIR, "is a directory"));
+        }
+        // Someone is writing this file: read their staged bytes (read-your-writes).
+        if let Some(state) = self.writes.get(ino) {
+            state.lock().await.add_handle();
+            let file = OpenFile::Staged {
+                state,
+                writable: false,
+                opener: tgid_of(pid),
+            };
+            return Ok((self.add_handle(file), CacheMode::Direct));
+        }
+        let node = self.current_version(node).await?;
+        let etag = node.stat.etag.clone().unwrap_or_default();
+        let mode = self.page_cache_mode(ino, &etag);
+        let reader = ObjectReader::new(self.read_ctx.clone(), &node.key, &etag, node.stat.size);
+        let cached = mode != CacheMode::Direct;
+        let fh = self.add_handle(OpenFile::Read {
+            ino,
+            reader,
+            cached,
+        });
+        debug!(ino, fh, key = %node.key, size = node.stat.size, cache = ?mode, "open");
+        Ok((fh, mode))
+    }
+
+    /// `node` as it is in S3 now: from the table while fresh, else asked again with the GET
+    /// of the first block that the read which follows wants anyway.
+    async fn current_version(&self, node: Inode) -> FsResult<Inode> {
+        if node.valid_until > Instant::now() && node.stat.etag.is_some() {
+            return Ok(node);
+        }
+        let seen = node.stat.etag.as_deref();
+        let meta = match self.ns.probe().headers(&node.key, u64::MAX, seen).await {
+            Ok(meta) => meta,
+            Err(e) => {
+                if matches!(e, StoreError::NotFound) {
+                    self.ns.table().forget_child(node.parent, &node.name);
+                }
+                return Err(e.into());
+            }
+        };
+        self.ns.refresh(&node, Arc::new(meta));
+        Ok(self.ns.node(node.ino).unwrap_or(node))
+    }
+
+    /// The page cache is per inode, not per version: never let two versions' pages meet.
+    fn page_cache_mode(&self, ino: u64, etag: &str) -> CacheMode {
+        let mut table = self.ns.table();
+        let Some(f) = table.get_mut(ino).and_then(Inode::file_mut) else {
+            return CacheMode::Direct;
+        };
+        let same = f.cache_etag.as_deref() == Some(etag) && !etag.is_empty();
+        if f.cached_opens > 0 && !same {
+            return CacheMode::Direct;
+        }
+        f.cached_opens += 1;
+        f.cache_etag = Some(etag.to_string());
+        match same {
+            true => CacheMode::Keep,
+            false => CacheMode::Invalidate,
+        }
+    }
+
+    /// Creates and opens `name` (validated, known to be new) in `parent`: the object appears
+    /// on the first flush.
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        flags: i32,
+        pid: u32,
+    ) -> FsResult<(FileAttr, u64)> {
+        let dir = self.ns.dir_node(parent)?;
+        let key = child_key(&dir.key, name);
+        let mut opts = PutOptions {
+            content_type: Some(guess_content_type(name)),
+            ..Default::default()
+        };
+        let perm = (mode & 0o7777) as u16;
+        let custom_mode = (perm != self.config.file_mode).then_some(libc::S_IFREG | perm as u32);
+        if let Some(m) = custom_mode {
+            opts.metadata.insert("mode".into(), m.to_string());
+        }
+        let stat = Stat {
+            mode: custom_mode,
+            ..Stat::basic(0, std::time::SystemTime::now())
+        };
+        let entry = Entry::known(Kind::File, key.clone(), stat, None);
+        let attr = self.ns.record(parent, name, entry);
+        let ino = attr.ino.0;
+        let staged = StagedFile::created(self.writes.ctx(), ino, key, opts)?;
+        let state = self.writes.insert_or_get(ino, staged);
+        let fh = self.add_handle(OpenFile::Staged {
+            state,
+            writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
+            opener: tgid_of(pid),
+        });
+        debug!(ino, fh, name, "created");
+        Ok((attr, fh))
+    }
+
+    /// Opens `ino` for writing (and maybe reading): joins or creates its staged file.
+    pub async fn open_for_write(&self, ino: u64, flags: i32, pid: u32) -> FsResult<u64> {
+        self.check_writable()?;
+        let state = self.staged_for_write(ino).await?;
+        if flags & libc::O_TRUNC != 0 {
+            let mut st = state.lock().await;
+            st.truncate_on_open().await?;
+            self.ns.note_local_size(ino, 0);
+        }
+        Ok(self.add_handle(OpenFile::Staged {
+            state,
+            writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
+            opener: tgid_of(pid),
+        }))
+    }
+
+    /// The staged file of `ino`, joined (one more handle) or made.
+    async fn staged_for_write(&self, ino: u64) -> FsResult<SharedStaged> {
+        let node = self.ns.node(ino)?;
+        if node.kind() != Kind::File {
+            return Err(FsError::new(
+                libc::EISDIR,
+                "only regular files can be written",
+            ));
+        }
+        if let Some(state) = self.writes.get(ino) {
+            state.lock().await.add_handle();
+            return Ok(state);
+        }
+        // Only "no such object" means there is nothing to keep: any other failure must not
+        // turn into an empty upload over the existing object.
+        let meta = match self.store.head(&node.key).await {
+            Ok(m) => Some(m),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let opts = meta
+            .as_ref()
+            .map(put_options_of)
+            .unwrap_or_else(|| PutOptions {
+                content_type: Some(guess_content_type(&node.name)),
+                ..Default::default()
+            });
+        let staged = StagedFile::opened(self.writes.ctx(), ino, node.key, meta.as_ref(), opts);
+        if let Some(f) = self.ns.table().get_mut(ino).and_then(Inode::file_mut) {
+            f.cache_etag = None;
+        }
+        Ok(self.writes.insert_or_get(ino, staged))
+    }
+
+    /// Reads from open file `fh`.
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+        match &*self.file(fh)? {
+            OpenFile::Read { ino, reader, .. } => match self.writes.get(*ino) {
+                Some(state) => state.lock().await.read_at(offset, size).await,
+                None => reader.read(offset, size).await,
+            },
+            OpenFile::Staged { state, .. } => state.lock().await.read_at(offset, size).await,
+        }
+    }
+
+    /// Writes `data` at `offset` through handle `fh`.
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let file = self.file(fh)?;
+        let OpenFile::Staged {
+            state,
+            writable: true,
+            ..
+        } = &*file
+        else {
+            return Err(FsError::new(libc::EBADF, "not open for writing"));
+        };
+        let mut st = state.lock().await;
+        let size = st.write_at(offset, data).await?;
+        self.ns.note_local_size(st.ino, size);
+        Ok(data.len() as u32)
+    }
+
+    /// `flush` (every `close`) from process `pid`: commits the file of handle `fh`, unless
+    /// another process flushes or an `open(O_TRUNC)` with nothing written yet would empty it.
+    pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
+        let file = self.file(fh)?;
+        let OpenFile::Staged { state, opener, .. } = &*file else {
+            return Ok(());
+        };
+        if opener.is_some_and(|o| tgid_of(pid).is_some_and(|t| t != o)) {
+            debug!(fh, pid, "flush from another process: not committing");
+            return Ok(());
+        }
+        let mut st = state.lock().await;
+        if st.defers_flush() {
+            debug!(fh, key = %st.key, "flush of a truncated, unwritten file deferred");
+            return Ok(());
+        }
+        self.commit(&mut st).await
+    }
+
+    /// `fsync`: commits the file of handle `fh`; returns once S3 has the object.
+    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
+        let file = self.file(fh)?;
+        let OpenFile::Staged { state, .. } = &*file else {
+            return Ok(());
+        };
+        let mut st = state.lock().await;
+        self.commit(&mut st).await
+    }
+
+    /// Commits `st` and records the new object.
+    pub async fn commit(&self, st: &mut StagedFile) -> FsResult<()> {
+        if let Some(meta) = st.commit().await? {
+            self.ns.record_commit(st.ino, &meta);
+        }
+        Ok(())
+    }
+
+    /// Commits pending writes of `ino`, if it is being written.
+    pub async fn commit_pending(&self, ino: u64) -> FsResult<()> {
+        match self.writes.get(ino) {
+            Some(state) => self.commit(&mut *state.lock().await).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Closes handle `fh`. The last handle of a staged file saves what is still unsaved.
+    pub async fn release(&self, fh: u64) {
+        let Some(file) = self.handles.lock().unwrap().remove(&fh) else {
+            return;
+        };
+        match &*file {
+            OpenFile::Read { ino, cached, .. } => {
+                if *cached {
+                    if let Some(f) = self.ns.table().get_mut(*ino).and_then(Inode::file_mut) {
+                        f.cached_opens = f.cached_opens.saturating_sub(1);
+                    }
+                }
+            }
+            OpenFile::Staged { state, .. } => {
+                let mut st = state.lock().await;
+                if st.drop_handle() > 0 {
+                    return;
+                }
+                if let Ok(Some(meta)) = st.save_on_close().await {
+                    self.ns.record_commit(st.ino, &meta);
+                }
+                self.writes.remove(st.ino);
+            }
+        }
+    }
+
+    /// Before unmounting: saves every dirty file. Files whose last upload failed are not
+    /// retried behind the application's back: their staged data is kept and logged.
+    pub async fn commit_all(&self) -> Vec<(String, FsError)> {
+        let mut failures = Vec::new();
+        for (_, state) in self.writes.all() {
+            let mut st = state.lock().await;
+            match st.save_on_close().await {
+                Ok(Some(meta)) => self.ns.record_commit(st.ino, &meta),
+                Ok(None) => {}
+                Err(e) => failures.push((st.key.clone(), e)),
+            }
+        }
+        failures
+    }
+
+    /// The target of symlink `ino` (the object's body).
+    pub async fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
+        let node = self.ns.node(ino)?;
+        if node.kind() != Kind::Symlink {
+            return Err(FsError::new(libc::EINVAL, "not a symlink"));
+        }
+        // Through the block cache (a lookup that found the symlink has usually cached it)
+        // when its version is known; otherwise, or if it changed since, straight from S3.
+        if let Some(etag) = node.stat.etag.as_deref().filter(|e| !e.is_empty()) {
+            let size = node.stat.size;
+            let reader = ObjectReader::new(self.read_ctx.clone(), &node.key, etag, size);
+            match reader.read(0, size.min(u32::MAX as u64) as u32).await {
+                Ok(target) => return Ok(target.to_vec()),
+                Err(e) if e.errno == libc::ESTALE => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut body = self.store.get_range(&node.key, 0..PATH_MAX, None).await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+}
+
+/// The thread group (process id) of thread `pid`, from /proc; `None` if unknown.
+fn tgid_of(pid: u32) -> Option<u32> {
+    if pid == 0 {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}

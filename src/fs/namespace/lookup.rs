@@ -1,0 +1,265 @@
+//! Lookup: answering a name from the table when it can, from S3 when it must.
+//!
+//! A fresh entry is answered as it is; one known from a listing only is completed with its
+//! headers; a name absent from a directory listed within the TTL, or cached as missing, is
+//! ENOENT with no request. Otherwise the name is resolved: `ListObjectsV2(prefix "name/",
+//! max 1)` (is it a directory?) and a probe of the object run at the same time. When a
+//! directory has to resolve a second name through S3, it is listed once instead, so the
+//! names that follow cost nothing: the pattern of `cat dir/*`, `cp -r` and `tar x`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use fuser::FileAttr;
+
+use super::super::inode::{Entry, Inode, Kind};
+use super::super::names::{child_key, child_prefix};
+use super::Namespace;
+use crate::error::{FsError, FsResult};
+use crate::storage::{ListPage, StoreError};
+
+/// Largest file known from a listing that a lookup completes with a GET of the whole object
+/// rather than a HEAD (see [`Namespace::complete_entry`]). 64 KiB: the GET costs a HEAD's
+/// round trip plus at most 64 KiB, and covers s3fs symlinks (≤ `PATH_MAX`) and the small files
+/// that are usually read whole right after they are looked up.
+const SMALL_FILE_GET: u64 = 64 << 10;
+
+/// What the table alone says about a name.
+enum Known {
+    /// Fresh and complete: the answer.
+    Fresh(FileAttr),
+    /// Fresh, but known from a listing only.
+    Partial(Inode),
+    /// Known not to exist.
+    Absent,
+    /// The table cannot tell.
+    Unknown,
+}
+
+/// What a listing taken for a lookup says about the name.
+enum Listed {
+    /// The directory needs more than one page: ask S3 about the name alone.
+    TooBig,
+    /// The name is this child.
+    Found(Box<Inode>),
+    /// The directory has no such child.
+    Absent,
+}
+
+impl Namespace {
+    /// Looks `name` (already validated) up in directory `parent`.
+    pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<FileAttr> {
+        let dir = self.dir_node(parent)?;
+        match self.known(parent, name) {
+            Known::Fresh(attr) => return Ok(attr),
+            Known::Partial(child) => return self.complete_entry(child).await,
+            Known::Absent => return Err(FsError::not_found()),
+            Known::Unknown => {}
+        }
+        if self.second_miss(parent) {
+            match self.lookup_by_listing(parent, name).await? {
+                Listed::Found(child) if child.is_partial() => {
+                    return self.complete_entry(*child).await
+                }
+                Listed::Found(child) => return Ok(self.attr_of(&child)),
+                Listed::Absent => return Err(FsError::not_found()),
+                Listed::TooBig => {}
+            }
+        }
+        self.resolve(&dir, name).await
+    }
+
+    fn known(&self, parent: u64, name: &str) -> Known {
+        let now = Instant::now();
+        let table = self.table();
+        if let Some(child) = table.child(parent, name) {
+            if self.writes.is_local(child.ino) {
+                return Known::Fresh(self.attr_of(child));
+            }
+            if child.valid_until > now {
+                return match child.is_partial() {
+                    false => Known::Fresh(self.attr_of(child)),
+                    true => Known::Partial(child.clone()),
+                };
+            }
+        }
+        if table.is_negative(parent, name, now) {
+            return Known::Absent;
+        }
+        // A directory listed (or created) within the TTL has no children we don't know.
+        let complete = table.get(parent).is_some_and(|d| d.is_complete(now));
+        if complete && table.child(parent, name).is_none() {
+            return Known::Absent;
+        }
+        Known::Unknown
+    }
+
+    /// Counts a name `parent` could not answer; whether it is the second since its last
+    /// listing and the directory may be listed in one page.
+    fn second_miss(&self, parent: u64) -> bool {
+        let misses = self.table().dir_mut(parent).map_or(0, |d| {
+            d.lookup_misses += 1;
+            d.lookup_misses
+        });
+        misses >= 2 && !self.too_big_to_list(parent)
+    }
+
+    /// Whether directory `dir` was found, within the TTL, to need more than one listing page.
+    fn too_big_to_list(&self, dir: u64) -> bool {
+        self.table()
+            .get(dir)
+            .and_then(|d| d.dir()?.too_big_until)
+            .is_some_and(|until| until > Instant::now())
+    }
+
+    /// Answers a lookup of `name` in `parent` from a listing of the whole directory, taken
+    /// now unless a concurrent lookup has just taken one: lookups that miss at the same time
+    /// (`xargs -P`, a parallel build, 16 readers opening their files) wait for one listing
+    /// instead of each sending their own.
+    async fn lookup_by_listing(&self, parent: u64, name: &str) -> FsResult<Listed> {
+        let gate = self
+            .listing_gates
+            .lock()
+            .unwrap()
+            .entry(parent)
+            .or_default()
+            .clone();
+        let result = async {
+            let _turn = gate.lock().await;
+            let complete = self
+                .table()
+                .get(parent)
+                .is_some_and(|d| d.is_complete(Instant::now()));
+            if self.too_big_to_list(parent) {
+                return Ok(Listed::TooBig);
+            }
+            if !complete && self.list_dir_limited(parent, Some(1)).await?.is_none() {
+                // Remember it for the TTL: lookups waiting behind us, and those that
+                // follow, go straight to S3 instead of each listing a first page again.
+                let until = self.valid_until();
+                if let Some(d) = self.table().dir_mut(parent) {
+                    d.too_big_until = Some(until);
+                }
+                return Ok(Listed::TooBig);
+            }
+            Ok(match self.table().child(parent, name) {
+                Some(child) => Listed::Found(Box::new(child.clone())),
+                None => Listed::Absent,
+            })
+        }
+        .await;
+        let mut gates = self.listing_gates.lock().unwrap();
+        // Two references: the map's and ours; nobody else waits, so the gate can go.
+        if Arc::strong_count(&gate) == 2 {
+            gates.remove(&parent);
+        }
+        result
+    }
+
+    /// Completes an entry known from a listing only with its object's (or marker's) headers:
+    /// s3fs's mode, owner, time and symlink type are not in listings.
+    ///
+    /// A small file (up to [`SMALL_FILE_GET`]) is completed with a GET of the whole object
+    /// instead of a HEAD: one request of the same cost that also puts its bytes in the block
+    /// cache, so `cat` of a listed file costs one request, as `curl` would, and an s3fs
+    /// symlink (whose target is at most `PATH_MAX` bytes) is still seen as one. A larger file
+    /// keeps its listing attributes when they may be trusted (see
+    /// [`crate::config::FsConfig::trust_listing_attrs`]): its first GET follows at once anyway.
+    pub(super) async fn complete_entry(&self, node: Inode) -> FsResult<FileAttr> {
+        if node.is_dir() {
+            let (stat, source) = self.dir_stat(&node.key, true).await?;
+            let mut table = self.table();
+            let n = table.get_mut(node.ino).ok_or_else(FsError::not_found)?;
+            n.stat = stat;
+            n.source = source;
+            return Ok(self.attr_of(n));
+        }
+        let small = SMALL_FILE_GET.min(self.config.read.block_size);
+        let fetched = if node.stat.size > 0 && node.stat.size <= small {
+            self.probe
+                .headers(&node.key, small, node.stat.etag.as_deref())
+                .await
+        } else if self.config.trust_listing_attrs {
+            return Ok(self.attr_of(&node));
+        } else {
+            self.probe.head(&node.key).await
+        };
+        self.record_object(node.parent, &node.name, node.key.clone(), fetched)
+    }
+
+    /// Asks S3 what `name` in `dir` is, and records the answer: a LIST of `name/` (is it a
+    /// directory?) and, at the same time, a probe of the object `name`: a file looked up by
+    /// name is most often opened and read next, and its first read then waits for no request.
+    pub(super) async fn resolve(&self, dir: &Inode, name: &str) -> FsResult<FileAttr> {
+        let key = child_key(&dir.key, name);
+        let prefix = child_prefix(&dir.key, name);
+        // The version seen last, if the name is being looked up again.
+        let seen = self
+            .table()
+            .child(dir.ino, name)
+            .and_then(|c| c.stat.etag.clone());
+        // Both at once; a LIST that finds the directory settles it without waiting for the
+        // probe (whose object the directory would hide anyway). The probe runs as its own task
+        // so that it still completes then: dropping a request mid-flight would close its
+        // pooled connection (a new TLS handshake for the next request).
+        let mut head = tokio::spawn({
+            let probe = self.probe.clone();
+            let key = key.clone();
+            async move { probe.headers(&key, u64::MAX, seen.as_deref()).await }
+        });
+        let joined = |r: Result<_, tokio::task::JoinError>| {
+            r.unwrap_or_else(|e| Err(StoreError::Other(format!("GET task failed: {e}"))))
+        };
+        let (head, list) = {
+            let list = self.store.list(&prefix, Some("/"), None, Some(1));
+            tokio::pin!(list);
+            tokio::select! {
+                list = &mut list => {
+                    if says_dir(&list) { (None, list) } else { (Some(joined(head.await)), list) }
+                }
+                h = &mut head => (Some(joined(h)), list.await),
+            }
+        };
+        if says_dir(&list) {
+            let has_marker = list
+                .as_ref()
+                .is_ok_and(|p| p.objects.first().is_some_and(|o| o.key == prefix));
+            let (stat, source) = self.dir_stat(&prefix, has_marker).await?;
+            let entry = Entry {
+                kind: Kind::Dir,
+                key: prefix,
+                stat,
+                source,
+                meta: None,
+            };
+            return Ok(self.record(dir.ino, name, entry));
+        }
+        let head = head.expect("the object's answer unless the LIST found a directory");
+        if let (Err(StoreError::NotFound), Err(e)) = (&head, list) {
+            // "Not found" is only known when the LIST could say there is no directory either.
+            return Err(e.into());
+        }
+        self.record_object(dir.ino, name, key, head)
+    }
+}
+
+/// Whether a LIST of `name/` found anything under it.
+fn says_dir(list: &Result<ListPage, StoreError>) -> bool {
+    list.as_ref()
+        .is_ok_and(|page| !page.objects.is_empty() || !page.prefixes.is_empty())
+}
+
+impl Namespace {
+    /// Validates `name` for a new entry in `parent` and checks that nothing of that name
+    /// exists (EEXIST) and that its key fits in S3's 1,024 bytes (ENAMETOOLONG).
+    pub async fn new_name<'a>(&self, parent: u64, name: &'a std::ffi::OsStr) -> FsResult<&'a str> {
+        let name = super::super::names::parse_name(name)?;
+        let dir = self.dir_node(parent)?;
+        super::super::names::check_key(&child_key(&dir.key, name))?;
+        match self.lookup(parent, name).await {
+            Ok(_) => Err(FsError::new(libc::EEXIST, format!("{name} exists"))),
+            Err(e) if e.errno == libc::ENOENT => Ok(name),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The namespace: the inode table, and how names become inodes (lookup, getattr, listings).
+//!
+//! Design note: [`Namespace`] owns the [`InodeTable`] (one `std::sync::Mutex`, never held
+//! across an `.await`), the open directory handles and the per-directory listing gates. It
+//! asks S3 through the [`Probe`] (a GET of the first block standing in for a HEAD) and
+//! `ListObjectsV2`; it reads the [`Writes`] registry only to know which files are being
+//! written (their attributes are local). Namespace rules:
+//! - a directory is a common prefix (`a/…` exists) or a marker object (`a/`);
+//! - when a file `a` and a directory `a/` both exist, the directory wins and the file is
+//!   hidden (as Mountpoint does): a directory can hold many objects, a shadowed file only one;
+//! - what was learned is fresh for the metadata TTL, and so are negative answers.
+//!
+//! `lookup.rs` answers names, `listing.rs` lists directories, `probe.rs` asks about objects.
+
+mod listing;
+mod lookup;
+pub mod probe;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+
+use fuser::FileAttr;
+
+use super::attr::{file_attr, kind_from_mode, stat_from_meta};
+use super::inode::{AttrSource, Entry, Inode, InodeTable, Stat};
+use super::writes::Writes;
+use crate::config::FsConfig;
+use crate::error::{FsError, FsResult};
+use crate::storage::{ObjectMeta, ObjectStore, PutOptions, StoreError};
+pub use listing::DirEntry;
+use listing::DirHandle;
+use probe::Probe;
+
+/// The namespace component.
+pub struct Namespace {
+    store: Arc<dyn ObjectStore>,
+    config: Arc<FsConfig>,
+    table: Mutex<InodeTable>,
+    dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
+    /// Per directory, the turn to list it for lookups that missed; present only while a
+    /// lookup uses it.
+    listing_gates: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    next_dir_handle: AtomicU64,
+    probe: Probe,
+    writes: Arc<Writes>,
+    /// When the mount started: the stable time of directories without a marker.
+    started: SystemTime,
+}
+
+impl Namespace {
+    /// A namespace rooted at `config.prefix`.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        config: Arc<FsConfig>,
+        probe: Probe,
+        writes: Arc<Writes>,
+    ) -> Self {
+        Namespace {
+            table: Mutex::new(InodeTable::new(&config.prefix)),
+            store,
+            config,
+            dirs: Mutex::new(HashMap::new()),
+            listing_gates: Mutex::new(HashMap::new()),
+            next_dir_handle: AtomicU64::new(1),
+            probe,
+            writes,
+            started: SystemTime::now(),
+        }
+    }
+
+    /// The inode table, locked. Never hold it across an `.await`.
+    pub fn table(&self) -> MutexGuard<'_, InodeTable> {
+        self.table.lock().unwrap()
+    }
+
+    /// The metadata probe.
+    pub fn probe(&self) -> &Probe {
+        &self.probe
+    }
+
+    /// A copy of inode `ino`, or ESTALE.
+    pub fn node(&self, ino: u64) -> FsResult<Inode> {
+        self.table()
+            .get(ino)
+            .cloned()
+            .ok_or_else(|| FsError::new(libc::ESTALE, format!("unknown inode {ino}")))
+    }
+
+    /// A copy of directory inode `ino`, or ENOTDIR.
+    pub fn dir_node(&self, ino: u64) -> FsResult<Inode> {
+        let node = self.node(ino)?;
+        if !node.is_dir() {
+            return Err(FsError::new(libc::ENOTDIR, "not a directory"));
+        }
+        Ok(node)
+    }
+
+    /// What `stat` shows for `node`.
+    pub fn attr_of(&self, node: &Inode) -> FileAttr {
+        file_attr(node, &self.config)
+    }
+
+    /// What `stat` shows for `ino` as the table knows it now.
+    pub fn attr(&self, ino: u64) -> FsResult<FileAttr> {
+        Ok(self.attr_of(&self.node(ino)?))
+    }
+
+    /// Whether the kernel may cache `node`'s attributes: not while a subdirectory's marker,
+    /// or (unless listings are trusted) a file's headers, are still unknown.
+    pub fn attr_known(&self, node: &Inode) -> bool {
+        !node.is_partial() || (!node.is_dir() && self.config.trust_listing_attrs)
+    }
+
+    /// The deadline of what is learned now.
+    pub fn valid_until(&self) -> Instant {
+        Instant::now() + self.config.metadata_ttl
+    }
+
+    /// Records `entry` as `name` in `parent`, fresh for the TTL; returns its attributes.
+    pub fn record(&self, parent: u64, name: &str, entry: Entry) -> FileAttr {
+        let mut table = self.table();
+        let ino = table.upsert(parent, name, entry, self.valid_until());
+        self.attr_of(table.get(ino).expect("just recorded"))
+    }
+
+    /// Records that `name` in `parent` does not exist, for the TTL.
+    pub fn record_absent(&self, parent: u64, name: &str) {
+        self.table().set_negative(parent, name, self.valid_until());
+    }
+
+    /// Records what S3 answered about the object `key`, named `name` in `parent`: its
+    /// attributes (a file, or an s3fs symlink by its mode) or, for "not found", a negative
+    /// entry; both fresh for the TTL.
+    pub fn record_object(
+        &self,
+        parent: u64,
+        name: &str,
+        key: String,
+        answer: Result<ObjectMeta, StoreError>,
+    ) -> FsResult<FileAttr> {
+        match answer {
+            Ok(meta) => {
+                let stat = stat_from_meta(&meta);
+                let kind = kind_from_mode(stat.mode);
+                let entry = Entry::known(kind, key, stat, Some(Arc::new(meta)));
+                Ok(self.record(parent, name, entry))
+            }
+            Err(StoreError::NotFound) => {
+                self.record_absent(parent, name);
+                Err(FsError::not_found())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records fresh headers `meta` of `node`'s object (its kind kept) for the TTL.
+    pub fn refresh(&self, node: &Inode, meta: Arc<ObjectMeta>) {
+        let entry = Entry::known(
+            node.kind(),
+            node.key.clone(),
+            stat_from_meta(&meta),
+            Some(meta),
+        );
+        self.table()
+            .upsert(node.parent, &node.name, entry, self.valid_until());
+    }
+
+    /// Records the object a commit of `ino` produced.
+    pub fn record_commit(&self, ino: u64, meta: &ObjectMeta) {
+        let until = self.valid_until();
+        if let Some(n) = self.table().get_mut(ino) {
+            n.stat = stat_from_meta(meta);
+            n.source = AttrSource::Headers;
+            n.meta = None;
+            n.tags = None;
+            n.valid_until = until;
+        }
+    }
+
+    /// Records a staged file's new size (and a fresh mtime).
+    pub fn note_local_size(&self, ino: u64, size: u64) {
+        if let Some(n) = self.table().get_mut(ino) {
+            n.stat.size = size;
+            n.stat.mtime = SystemTime::now();
+        }
+    }
+
+    /// Reflects the s3fs attributes of `opts` into the inode's stat.
+    pub fn note_attrs(&self, ino: u64, opts: &PutOptions) {
+        let stored = super::attr::stat_from_metadata(&opts.metadata, SystemTime::UNIX_EPOCH);
+        if let Some(n) = self.table().get_mut(ino) {
+            n.stat.mode = stored.mode.or(n.stat.mode);
+            n.stat.uid = stored.uid.or(n.stat.uid);
+            n.stat.gid = stored.gid.or(n.stat.gid);
+            if opts.metadata.contains_key("mtime") {
+                n.stat.mtime = stored.mtime;
+            }
+        }
+    }
+
+    /// A directory's attributes: from its marker's s3fs headers when it has a marker
+    /// (`has_marker`: known from a listing), else the mount's defaults.
+    async fn dir_stat(&self, prefix: &str, has_marker: bool) -> FsResult<(Stat, AttrSource)> {
+        let no_marker = (Stat::basic(0, self.started), AttrSource::NoMarker);
+        if !has_marker {
+            return Ok(no_marker);
+        }
+        match self.probe.head(prefix).await {
+            Ok(meta) => Ok((
+                Stat {
+                    size: 0,
+                    ..stat_from_meta(&meta)
+                },
+                AttrSource::Headers,
+            )),
+            Err(StoreError::NotFound) => Ok(no_marker),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The attributes of `ino`, refreshed from S3 when older than the metadata TTL.
+    pub async fn getattr(&self, ino: u64) -> FsResult<FileAttr> {
+        let node = self.node(ino)?;
+        let local = self.writes.is_local(ino);
+        if node.is_partial() && (node.is_dir() || !(self.config.trust_listing_attrs || local)) {
+            // Seen only in a listing: read its headers (a directory's marker) once.
+            return self.complete_entry(node).await;
+        }
+        if node.valid_until > Instant::now() || node.is_dir() || local {
+            return Ok(self.attr_of(&node));
+        }
+        let parent = self.node(node.parent)?;
+        match self.resolve(&parent, &node.name).await {
+            // The path now names another inode (e.g. it became a directory): this one is gone.
+            Ok(attr) if attr.ino.0 != ino => Err(FsError::new(libc::ESTALE, "replaced")),
+            other => other,
+        }
+    }
+}

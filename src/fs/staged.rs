@@ -1,0 +1,516 @@
+//! A staged file: the local copy of one object being written, and its way back to S3.
+//!
+//! Design note: a file open for writing has one [`StagedFile`] per inode, shared by all its
+//! handles (so a second descriptor reads what the first wrote). Its bytes live in a temp file
+//! (under `--cache-dir`, else the system temp dir); where they stand is [`Content`], and how
+//! they relate to S3 is [`Sync`]:
+//! - created files and `O_TRUNC` opens start empty, and stream their parts to S3 while the
+//!   application writes front to back ([`StreamingUpload`]);
+//! - other opens stage the current object lazily — on the first write, read or truncate — so
+//!   `touch` or an open that never writes costs no download.
+//!
+//! [`StagedFile::commit`] uploads: nothing is reported written before S3 answered success,
+//! and a failure comes back as an errno while the previous object stays as it was (S3
+//! replaces objects atomically). The staged bytes stay on disk until they are uploaded; a file
+//! closed after a failed upload is moved aside ([`StagedFile::keep_aside`]) and its path logged,
+//! so what the user wrote is never silently dropped. This module knows nothing of inodes:
+//! the caller records what a commit produced.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tempfile::NamedTempFile;
+use tracing::{debug, error, info};
+
+use crate::config::WriteConfig;
+use crate::data::upload::{read_at, upload_staged, BaseVersion, PartPlan, Staged, StreamingUpload};
+use crate::error::{FsError, FsResult};
+use crate::storage::{ObjectMeta, ObjectStore, PutOptions};
+
+/// Attempts at downloading an object for staging when its body breaks off.
+const STAGING_ATTEMPTS: u32 = 3;
+
+/// What a staged file needs from the rest of the mount.
+pub struct WriteCtx {
+    /// The store to upload to.
+    pub store: Arc<dyn ObjectStore>,
+    /// Upload settings.
+    pub config: WriteConfig,
+}
+
+impl WriteCtx {
+    fn new_stream(&self, key: &str) -> StreamingUpload {
+        StreamingUpload::new(
+            self.store.clone(),
+            key,
+            self.config.part_size,
+            self.config.max_parts_in_flight,
+        )
+    }
+
+    fn temp_file(&self) -> FsResult<NamedTempFile> {
+        let dir = self
+            .config
+            .cache_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
+        tempfile::Builder::new()
+            .prefix("s3mount-staged-")
+            .tempfile_in(&dir)
+            .map_err(|e| {
+                FsError::new(
+                    libc::EIO,
+                    format!("cannot create a staging file in {}: {e}", dir.display()),
+                )
+            })
+    }
+}
+
+/// Where the bytes of a staged file are.
+enum Content {
+    /// Not downloaded yet: the base object is the content.
+    Lazy,
+    /// In the temp file.
+    Staged(NamedTempFile),
+    /// The temp file was moved aside after a failed save (its path was logged).
+    MovedAside,
+}
+
+/// How a staged file stands against S3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sync {
+    /// S3 has what the file holds.
+    Clean,
+    /// Changed and not uploaded yet.
+    Dirty,
+    /// Emptied by `open(O_TRUNC)` and nothing done since (dirty; see [`StagedFile::defers_flush`]).
+    Truncated,
+    /// Dirty, and the last upload failed and was reported: kept, not retried behind the
+    /// application's back.
+    Failed,
+    /// Unlinked (or replaced by a rename) while open: never uploaded again.
+    Unlinked,
+}
+
+/// The staged copy of one file open for writing.
+pub struct StagedFile {
+    ctx: Arc<WriteCtx>,
+    /// The inode it belongs to.
+    pub ino: u64,
+    /// The key it uploads to.
+    pub key: String,
+    content: Content,
+    /// Size of the content.
+    pub size: u64,
+    dirty_parts: BTreeSet<u64>,
+    /// The version the content started from, for server-side copies of unchanged parts.
+    pub base: Option<BaseVersion>,
+    stream: Option<StreamingUpload>,
+    /// Content type and user metadata the upload will carry.
+    pub opts: PutOptions,
+    handles: usize,
+    sync: Sync,
+}
+
+impl StagedFile {
+    /// A new, empty file (create): dirty, streaming from its first full part.
+    pub fn created(ctx: Arc<WriteCtx>, ino: u64, key: String, opts: PutOptions) -> FsResult<Self> {
+        let file = ctx.temp_file()?;
+        let stream = Some(ctx.new_stream(&key));
+        Ok(StagedFile {
+            ino,
+            key,
+            content: Content::Staged(file),
+            size: 0,
+            dirty_parts: BTreeSet::new(),
+            base: None,
+            stream,
+            opts,
+            handles: 1,
+            sync: Sync::Dirty,
+            ctx,
+        })
+    }
+
+    /// An existing object (or none yet) opened for writing: staged when first needed.
+    pub fn opened(
+        ctx: Arc<WriteCtx>,
+        ino: u64,
+        key: String,
+        base: Option<&ObjectMeta>,
+        opts: PutOptions,
+    ) -> Self {
+        StagedFile {
+            ino,
+            size: base.map_or(0, |m| m.size),
+            base: base.map(|m| BaseVersion {
+                key: key.clone(),
+                etag: m.etag.clone(),
+                size: m.size,
+            }),
+            key,
+            content: Content::Lazy,
+            dirty_parts: BTreeSet::new(),
+            stream: None,
+            opts,
+            handles: 1,
+            sync: Sync::Clean,
+            ctx,
+        }
+    }
+
+    /// Counts one more handle on this file.
+    pub fn add_handle(&mut self) {
+        self.handles += 1;
+    }
+
+    /// Counts one handle less; returns how many are left.
+    pub fn drop_handle(&mut self) -> usize {
+        self.handles = self.handles.saturating_sub(1);
+        self.handles
+    }
+
+    /// How the file stands against S3.
+    pub fn sync(&self) -> Sync {
+        self.sync
+    }
+
+    /// Whether there is something to upload.
+    pub fn is_dirty(&self) -> bool {
+        matches!(self.sync, Sync::Dirty | Sync::Truncated | Sync::Failed)
+    }
+
+    /// Marks the file unlinked: it will not be uploaded.
+    pub fn unlink(&mut self) {
+        self.sync = Sync::Unlinked;
+    }
+
+    /// Points the file at `key` after a rename; it uploads whole from now on.
+    pub fn rekey(&mut self, key: &str) {
+        self.key = key.to_string();
+        self.base = None;
+        self.dirty_parts.clear();
+    }
+
+    /// Whether a flush now should be left to a later one: `cmd > file` opens with O_TRUNC,
+    /// moves the descriptor to stdout and closes the original before writing anything, and
+    /// committing then would replace the object with an empty one for a moment.
+    pub fn defers_flush(&self) -> bool {
+        self.sync == Sync::Truncated && self.base.as_ref().is_some_and(|b| b.size > 0)
+    }
+
+    /// Downloads the current object into the staging file, once.
+    pub async fn ensure_staged(&mut self) -> FsResult<()> {
+        if !matches!(self.content, Content::Lazy) {
+            return Ok(());
+        }
+        let file = self.ctx.temp_file()?;
+        if let Some(base) = &self.base {
+            download(&self.ctx, base, &file).await?;
+            self.size = base.size;
+        }
+        debug!(key = %self.key, size = self.size, "staged");
+        self.content = Content::Staged(file);
+        Ok(())
+    }
+
+    fn file(&self) -> FsResult<&std::fs::File> {
+        match &self.content {
+            Content::Staged(f) => Ok(f.as_file()),
+            Content::Lazy => Err(FsError::new(libc::EIO, "the file is not staged")),
+            Content::MovedAside => Err(FsError::new(
+                libc::EIO,
+                "the unsaved data was moved aside (see the log)",
+            )),
+        }
+    }
+
+    fn mark_dirty(&mut self, from: u64, to: u64) {
+        if self.sync != Sync::Unlinked {
+            self.sync = Sync::Dirty;
+        }
+        let ps = self.ctx.config.part_size;
+        if to > from {
+            self.dirty_parts.extend(from / ps..=(to - 1) / ps);
+        }
+    }
+
+    /// Writes `data` at `offset`; returns the new size.
+    pub async fn write_at(&mut self, offset: u64, data: &[u8]) -> FsResult<u64> {
+        self.ensure_staged().await?;
+        let end = offset + data.len() as u64;
+        self.file()?.write_all_at(data, offset)?;
+        if self.stream.as_ref().is_some_and(|s| offset < s.uploaded) {
+            // Rewriting bytes already sent: fall back to uploading the staged file whole.
+            debug!(key = %self.key, offset, "non-sequential write; streaming upload dropped");
+            self.drop_stream().await;
+        }
+        self.size = self.size.max(end);
+        self.mark_dirty(offset, end);
+        self.advance_stream().await;
+        Ok(self.size)
+    }
+
+    /// Uploads the parts that have filled up, when streaming.
+    async fn advance_stream(&mut self) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let Content::Staged(file) = &self.content else {
+            return;
+        };
+        if let Err(e) = stream.advance(file.as_file(), self.size, &self.opts).await {
+            debug!("streaming part failed, will upload the file whole at commit: {e}");
+            self.drop_stream().await;
+        }
+    }
+
+    async fn drop_stream(&mut self) {
+        if let Some(s) = self.stream.take() {
+            s.abort().await;
+        }
+    }
+
+    /// Reads up to `len` bytes at `offset` (read-your-writes).
+    pub async fn read_at(&mut self, offset: u64, len: u32) -> FsResult<Bytes> {
+        self.ensure_staged().await?;
+        if offset >= self.size {
+            return Ok(Bytes::new());
+        }
+        let len = (len as u64).min(self.size - offset) as usize;
+        read_at(self.file()?, offset, len)
+    }
+
+    /// Sets the size to `size`, as truncate(2) does.
+    pub async fn truncate(&mut self, size: u64) -> FsResult<()> {
+        if size == 0 && matches!(self.content, Content::Lazy) {
+            // Nothing to download: the new content is empty.
+            self.content = Content::Staged(self.ctx.temp_file()?);
+        } else {
+            self.ensure_staged().await?;
+        }
+        self.file()?.set_len(size)?;
+        if self.stream.as_ref().is_some_and(|s| size < s.uploaded) {
+            self.drop_stream().await;
+        }
+        let old = self.size;
+        self.size = size;
+        let ps = self.ctx.config.part_size;
+        let from = old.min(size) / ps * ps;
+        self.mark_dirty(from, old.max(size).max(from + 1));
+        Ok(())
+    }
+
+    /// `open(O_TRUNC)`: empties the file and streams what is written next.
+    pub async fn truncate_on_open(&mut self) -> FsResult<()> {
+        self.truncate(0).await?;
+        if self.sync == Sync::Dirty {
+            self.sync = Sync::Truncated;
+        }
+        if self.stream.is_none() {
+            self.stream = Some(self.ctx.new_stream(&self.key));
+        }
+        Ok(())
+    }
+
+    /// Uploads the file if it is dirty. Returns once S3 has the new object, with what it now
+    /// says about it (`None` when there was nothing to upload), or with the error.
+    pub async fn commit(&mut self) -> FsResult<Option<ObjectMeta>> {
+        if !self.is_dirty() {
+            return Ok(None);
+        }
+        self.ensure_staged().await?;
+        let started = std::time::Instant::now();
+        match self.upload().await {
+            Ok(etag) => {
+                info!(key = %self.key, size = self.size, ms = started.elapsed().as_millis() as u64, "uploaded");
+                self.sync = Sync::Clean;
+                self.dirty_parts.clear();
+                self.base = Some(BaseVersion {
+                    key: self.key.clone(),
+                    etag: etag.clone(),
+                    size: self.size,
+                });
+                Ok(Some(ObjectMeta {
+                    size: self.size,
+                    last_modified: SystemTime::now(),
+                    etag,
+                    content_type: self.opts.content_type.clone(),
+                    storage_class: None,
+                    version_id: None,
+                    metadata: self.opts.metadata.clone(),
+                }))
+            }
+            Err(e) => {
+                self.sync = Sync::Failed;
+                error!(
+                    key = %self.key,
+                    staged = %self.staged_path(),
+                    "upload failed; the previous object is unchanged and the written data is \
+                     kept in the staging file: {e}"
+                );
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload(&mut self) -> FsResult<String> {
+        let stream = self.stream.take();
+        let file = self.file()?;
+        match stream {
+            Some(stream) if stream.started() && !stream.failed() => {
+                stream.finish(file, self.size).await
+            }
+            other => {
+                if let Some(s) = other {
+                    s.abort().await;
+                }
+                let staged = Staged {
+                    file,
+                    size: self.size,
+                    base: self.base.as_ref(),
+                    dirty_parts: &self.dirty_parts,
+                };
+                let plan = PartPlan {
+                    part_size: self.ctx.config.part_size,
+                    max_in_flight: self.ctx.config.max_parts_in_flight,
+                };
+                upload_staged(&self.ctx.store, &self.key, staged, plan, &self.opts).await
+            }
+        }
+    }
+
+    /// Saves the file when its last handle closes (or at unmount). A file whose last upload
+    /// failed is not retried behind the application's back, which was told; its data is
+    /// moved aside and the path logged instead.
+    pub async fn save_on_close(&mut self) -> FsResult<Option<ObjectMeta>> {
+        let result = match self.sync {
+            Sync::Failed => Err(FsError::new(libc::EIO, "the last upload failed")),
+            _ => self.commit().await,
+        };
+        if let Err(e) = &result {
+            if let Some(kept) = self.keep_aside() {
+                error!(key = %self.key, "unsaved data kept at {kept}: {e}");
+            }
+        }
+        result
+    }
+
+    /// Moves the staging file out of the temp file's life; returns where it is.
+    fn keep_aside(&mut self) -> Option<String> {
+        let Content::Staged(tmp) = std::mem::replace(&mut self.content, Content::MovedAside) else {
+            return None;
+        };
+        Some(match tmp.keep() {
+            Ok((_, path)) => path.display().to_string(),
+            Err(e) => {
+                let path: PathBuf = e.file.path().to_path_buf();
+                format!("{} (could not be kept: {})", path.display(), e.error)
+            }
+        })
+    }
+
+    fn staged_path(&self) -> String {
+        match &self.content {
+            Content::Staged(f) => f.path().display().to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Downloads `base` into `file`. A body that breaks off is resumed where it stopped (failures
+/// before the body were already retried by the S3 client).
+async fn download(ctx: &WriteCtx, base: &BaseVersion, file: &NamedTempFile) -> FsResult<()> {
+    let mut offset = 0u64;
+    let mut attempt = 0;
+    while offset < base.size {
+        attempt += 1;
+        let mut body = ctx
+            .store
+            .get_range(&base.key, offset..base.size, Some(&base.etag))
+            .await?;
+        let mut broke = None;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    file.as_file().write_all_at(&chunk, offset)?;
+                    offset += chunk.len() as u64;
+                }
+                Err(e) => {
+                    broke = Some(FsError::from(e));
+                    break;
+                }
+            }
+        }
+        if offset < base.size && attempt >= STAGING_ATTEMPTS {
+            return Err(
+                broke.unwrap_or_else(|| FsError::new(libc::EIO, "short download while staging"))
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::mem::MemStore;
+
+    fn ctx(store: &Arc<MemStore>) -> Arc<WriteCtx> {
+        Arc::new(WriteCtx {
+            store: store.clone() as Arc<dyn ObjectStore>,
+            config: WriteConfig {
+                part_size: 5 << 20,
+                ..WriteConfig::default()
+            },
+        })
+    }
+
+    #[tokio::test]
+    async fn a_staged_edit_is_clean_after_commit_and_uploads_the_edit() {
+        let store = Arc::new(MemStore::new());
+        store.insert("k", "hello world");
+        let meta = store.head("k").await.unwrap();
+        let mut f = StagedFile::opened(ctx(&store), 2, "k".into(), Some(&meta), Default::default());
+        assert_eq!(f.sync(), Sync::Clean);
+        assert!(f.commit().await.unwrap().is_none(), "nothing to upload yet");
+        f.write_at(0, b"HELLO").await.unwrap();
+        assert_eq!(f.sync(), Sync::Dirty);
+        assert_eq!(&f.read_at(0, 100).await.unwrap()[..], b"HELLO world");
+        let new = f.commit().await.unwrap().expect("uploaded");
+        assert_eq!(new.size, 11);
+        assert_eq!(f.sync(), Sync::Clean);
+        assert_eq!(store.body("k").unwrap(), &b"HELLO world"[..]);
+    }
+
+    #[tokio::test]
+    async fn open_trunc_defers_a_flush_until_something_is_written() {
+        let store = Arc::new(MemStore::new());
+        store.insert("k", "old");
+        let meta = store.head("k").await.unwrap();
+        let mut f = StagedFile::opened(ctx(&store), 2, "k".into(), Some(&meta), Default::default());
+        f.truncate_on_open().await.unwrap();
+        assert_eq!(f.sync(), Sync::Truncated);
+        assert!(f.defers_flush());
+        f.write_at(0, b"new").await.unwrap();
+        assert!(!f.defers_flush());
+    }
+
+    #[tokio::test]
+    async fn an_unlinked_file_is_never_uploaded() {
+        let store = Arc::new(MemStore::new());
+        let mut f = StagedFile::created(ctx(&store), 2, "gone".into(), Default::default()).unwrap();
+        f.write_at(0, b"data").await.unwrap();
+        f.unlink();
+        f.write_at(4, b"more").await.unwrap();
+        assert_eq!(f.sync(), Sync::Unlinked);
+        assert!(f.commit().await.unwrap().is_none());
+        assert!(store.body("gone").is_none());
+        assert_eq!(&f.read_at(0, 100).await.unwrap()[..], b"datamore");
+    }
+}
