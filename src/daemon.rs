@@ -15,6 +15,9 @@
 //! Design note: "the mount is live" is proven, not assumed: the FUSE handshake has completed
 //! when `fuser::Session::new` returns, and `mount.rs` then `stat`s the mount point through the
 //! kernel (answered by the session threads) before declaring readiness.
+//!
+//! The system calls (pipe2, fork, waitpid, dup2, setsid) go through `nix`; only `fork` needs
+//! the caller to vouch for it, and it is sound because the process has one thread then.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};

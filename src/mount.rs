@@ -2,13 +2,17 @@
 //! session until it is unmounted or the process is told to stop.
 //!
 //! Design note: every check here turns a failure into one line that says what is wrong and
-//! what to do, because a mount that fails later, inside `ls`, only says "Input/output error".
+//! what to do (a [`StartupError`], whose `Display` is that line), because a mount that fails
+//! later, inside `ls`, only says "Input/output error".
 //! The order is: mount point (cheap, local), credentials and region, then one
 //! `ListObjectsV2` that proves the bucket exists and that we may list it.
 //!
 //! Readiness (see [`crate::daemon`]) is declared only once the kernel answers a `stat` of the
 //! mount point through the new session; until then every failure is still reported to
 //! whoever started s3mount.
+//!
+//! [`run`] is a list of steps, each a function below. mount(2) and umount2(2) go through
+//! `nix`, so nothing here calls libc directly.
 
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};
