@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 
 use crate::config::{FsConfig, ReadConfig, WriteConfig};
+use crate::startup::StartupError;
 use crate::storage::s3::S3Settings;
 use crate::storage::BucketLocation;
 
@@ -231,13 +232,15 @@ pub struct Args {
 }
 
 /// Why the command line was refused.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ArgsError {
     /// clap's own error (usage, --help, --version): it knows how to print itself and its
     /// exit code.
+    #[error(transparent)]
     Clap(clap::Error),
     /// A bad `-o` option: one line, exit status 1.
-    Options(String),
+    #[error(transparent)]
+    Options(StartupError),
 }
 
 /// Standard mount options that s3mount accepts and ignores: they are either handled by
@@ -280,7 +283,7 @@ const NOT_MOUNT_OPTIONS: &[&str] = &["help", "version", "generate-man", "generat
 
 /// Turns `-o` option strings into the equivalent flags. Returns the flags and whether
 /// `noexec` is in force.
-pub fn translate_mount_options(options: &[String]) -> Result<(Vec<OsString>, bool), String> {
+pub fn translate_mount_options(options: &[String]) -> Result<(Vec<OsString>, bool), StartupError> {
     let cmd = Args::command();
     let mut flags = Vec::new();
     let mut read_only = None;
@@ -316,7 +319,7 @@ fn option_to_flag(
     cmd: &clap::Command,
     name: &str,
     value: Option<&str>,
-) -> Result<OsString, String> {
+) -> Result<OsString, StartupError> {
     let long = name.replace('_', "-");
     let arg = cmd
         .get_arguments()
@@ -326,11 +329,7 @@ fn option_to_flag(
                 || a.get_all_aliases()
                     .is_some_and(|aliases| aliases.contains(&long.as_str()))
         })
-        .ok_or_else(|| {
-            format!(
-                "unknown mount option '{name}': use s3mount's flags without their dashes                  (e.g. endpoint-url=URL, region=REGION, allow_other, uid=1000), or ro; see                  `s3mount --help`"
-            )
-        })?;
+        .ok_or_else(|| StartupError::UnknownMountOption { name: name.into() })?;
     let canonical = arg.get_long().unwrap_or(long.as_str());
     let takes_value = arg.get_action().takes_values();
     let optional_value = arg
@@ -338,14 +337,10 @@ fn option_to_flag(
         .is_some_and(|n| n.min_values() == 0 && n.max_values() > 0);
     match (takes_value, value) {
         (false, None) => Ok(format!("--{canonical}").into()),
-        (false, Some(_)) => Err(format!(
-            "mount option '{name}' takes no value: write just '{name}'"
-        )),
+        (false, Some(_)) => Err(StartupError::MountOptionTakesNoValue { name: name.into() }),
         (true, Some(v)) => Ok(format!("--{canonical}={v}").into()),
         (true, None) if optional_value => Ok(format!("--{canonical}").into()),
-        (true, None) => Err(format!(
-            "mount option '{name}' needs a value: write '{name}=VALUE'"
-        )),
+        (true, None) => Err(StartupError::MountOptionNeedsValue { name: name.into() }),
     }
 }
 
@@ -367,15 +362,15 @@ impl Args {
         full.extend(argv.first().cloned());
         full.extend(flags);
         full.extend(argv.iter().skip(1).cloned());
-        let mut args = Args::try_parse_from(&full).map_err(|e| {
-            ArgsError::Options(format!(
-                "in the -o options: {}",
-                e.to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid option")
-                    .trim_start_matches("error: ")
-            ))
+        let mut args = Args::try_parse_from(&full).map_err(|source| {
+            let reason = source
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid option")
+                .trim_start_matches("error: ")
+                .to_string();
+            ArgsError::Options(StartupError::MountOptionsRejected { reason, source })
         })?;
         args.noexec = noexec;
         Ok(args)
@@ -393,7 +388,7 @@ impl Args {
 
     /// Makes every path absolute, so that they keep their meaning after the background
     /// process moves to `/`.
-    pub fn absolutize_paths(&mut self) -> Result<(), String> {
+    pub fn absolutize_paths(&mut self) -> Result<(), StartupError> {
         for path in [
             self.mountpoint.as_mut(),
             self.log_directory.as_mut(),
@@ -403,8 +398,11 @@ impl Args {
         .flatten()
         {
             if path.is_relative() {
-                *path = std::path::absolute(&*path)
-                    .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+                *path =
+                    std::path::absolute(&*path).map_err(|source| StartupError::ResolvePath {
+                        path: path.clone(),
+                        source,
+                    })?;
             }
         }
         Ok(())
@@ -412,8 +410,11 @@ impl Args {
 }
 
 /// Writes the man page, `s3mount.1`, into `dir`; returns its path.
-pub fn write_man_page(dir: &Path) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+pub fn write_man_page(dir: &Path) -> Result<PathBuf, StartupError> {
+    std::fs::create_dir_all(dir).map_err(|source| StartupError::CreateDirectory {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let path = dir.join("s3mount.1");
     let man = clap_mangen::Man::new(Args::command())
         .section("1")
@@ -429,8 +430,11 @@ pub fn write_man_page(dir: &Path) -> Result<PathBuf, String> {
         man.render_version_section(out)?;
         Ok(())
     };
-    render(&mut out).map_err(|e| format!("cannot render the man page: {e}"))?;
-    std::fs::write(&path, out).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    render(&mut out).map_err(StartupError::RenderManPage)?;
+    std::fs::write(&path, out).map_err(|source| StartupError::WriteFile {
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }
 
@@ -492,25 +496,27 @@ Where logs go in the background without B\-\-log\-directoryR (syslog or journa
 BmountR(8), Bmount.fuse3R(8), Bfusermount3R(1), BfstabR(5), Bsystemd.mountR(5)
 "#;
 
-fn parse_octal(s: &str) -> Result<u16, String> {
+fn parse_octal(s: &str) -> Result<u16, StartupError> {
     u16::from_str_radix(s.trim_start_matches("0o"), 8)
         .ok()
         .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("'{s}' is not an octal permission mode like 0644"))
+        .ok_or_else(|| StartupError::NotOctalMode { value: s.into() })
 }
 
 /// Splits `BUCKET` (and `--prefix`) into a bucket location.
-pub fn parse_location(bucket: &str, prefix: Option<&str>) -> Result<BucketLocation, String> {
+pub fn parse_location(bucket: &str, prefix: Option<&str>) -> Result<BucketLocation, StartupError> {
     let rest = bucket.strip_prefix("s3://").unwrap_or(bucket);
     let (name, inline_prefix) = match rest.split_once('/') {
         Some((n, p)) => (n, p),
         None => (rest, ""),
     };
     if name.is_empty() {
-        return Err(format!("'{bucket}' does not name a bucket"));
+        return Err(StartupError::NoBucketName {
+            bucket: bucket.into(),
+        });
     }
     if !inline_prefix.is_empty() && prefix.is_some() {
-        return Err("give the prefix either in BUCKET or with --prefix, not both".into());
+        return Err(StartupError::PrefixTwice);
     }
     let mut p = prefix
         .unwrap_or(inline_prefix)
@@ -609,7 +615,7 @@ mod tests {
     fn parse(argv: &[&str]) -> Result<Args, String> {
         Args::parse_from_args(argv).map_err(|e| match e {
             ArgsError::Clap(e) => e.to_string(),
-            ArgsError::Options(m) => m,
+            ArgsError::Options(m) => m.to_string(),
         })
     }
 

@@ -106,8 +106,10 @@ impl Default for WriteConfig {
 
 impl Default for FsConfig {
     fn default() -> Self {
-        // SAFETY: getuid/getgid cannot fail and touch no memory.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
         FsConfig {
             prefix: String::new(),
             read_only: false,

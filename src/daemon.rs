@@ -15,10 +15,18 @@
 //! Design note: "the mount is live" is proven, not assumed: the FUSE handshake has completed
 //! when `fuser::Session::new` returns, and `mount.rs` then `stat`s the mount point through the
 //! kernel (answered by the session threads) before declaring readiness.
+//!
+//! The system calls (pipe2, fork, waitpid, dup2, setsid) go through `nix`; only `fork` needs
+//! the caller to vouch for it, and it is sound because the process has one thread then.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
+
+use nix::fcntl::OFlag;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, setsid, ForkResult, Pid};
+
+use crate::startup::StartupError;
 
 /// How the outcome of mounting is reported.
 #[derive(Clone)]
@@ -104,36 +112,23 @@ impl Readiness {
 /// the parent never returns: it exits with the child's outcome.
 ///
 /// Must be called while the process has a single thread (checked).
-pub fn daemonize() -> Result<Readiness, String> {
+pub fn daemonize() -> Result<Readiness, StartupError> {
     let threads = std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())
         .unwrap_or(1);
     if threads > 1 {
-        return Err(format!(
-            "internal error: cannot go to the background with {threads} threads running"
-        ));
+        return Err(StartupError::ThreadsRunning { threads });
     }
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 writes two descriptors into the array we pass.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!(
-            "cannot create a pipe: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: both descriptors were just created and are owned by nothing else.
     let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| StartupError::Pipe(e.into()))?;
     // Anything buffered would be written twice otherwise.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    // SAFETY: the process is single-threaded (checked above), so the child may run any code.
-    match unsafe { libc::fork() } {
-        -1 => Err(format!(
-            "cannot fork into the background: {}",
-            std::io::Error::last_os_error()
-        )),
-        0 => {
+    // SAFETY: fork is sound here because the process has one thread (checked above): no lock
+    // can be held by a thread that the child would lack, so the child may run any code.
+    match unsafe { fork() } {
+        Err(e) => Err(StartupError::Fork(e.into())),
+        Ok(ForkResult::Child) => {
             drop(read_end);
             Ok(Readiness {
                 foreground: false,
@@ -143,7 +138,7 @@ pub fn daemonize() -> Result<Readiness, String> {
                 stopping: Default::default(),
             })
         }
-        child => {
+        Ok(ForkResult::Parent { child }) => {
             drop(write_end);
             wait_for_child(child, std::fs::File::from(read_end))
         }
@@ -151,7 +146,7 @@ pub fn daemonize() -> Result<Readiness, String> {
 }
 
 /// The parent's side: wait for the child's report and exit accordingly.
-fn wait_for_child(child: libc::pid_t, mut pipe: std::fs::File) -> ! {
+fn wait_for_child(child: Pid, mut pipe: std::fs::File) -> ! {
     let mut message = String::new();
     let read = pipe.read_to_string(&mut message);
     let mut lines = message.lines();
@@ -180,19 +175,11 @@ fn wait_for_child(child: libc::pid_t, mut pipe: std::fs::File) -> ! {
 }
 
 /// Waits for `child` and describes how it ended.
-fn reap(child: libc::pid_t) -> String {
-    let mut status: libc::c_int = 0;
-    // SAFETY: waiting on our own child.
-    let r = unsafe { libc::waitpid(child, &mut status, 0) };
-    if r != child {
-        return "status unknown".into();
-    }
-    if libc::WIFEXITED(status) {
-        format!("exit status {}", libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        format!("killed by signal {}", libc::WTERMSIG(status))
-    } else {
-        "status unknown".into()
+fn reap(child: Pid) -> String {
+    match waitpid(child, None) {
+        Ok(WaitStatus::Exited(_, code)) => format!("exit status {code}"),
+        Ok(WaitStatus::Signaled(_, signal, _)) => format!("killed by signal {}", signal as i32),
+        _ => "status unknown".into(),
     }
 }
 
@@ -203,18 +190,12 @@ fn detach() {
         .write(true)
         .open("/dev/null")
     {
-        for fd in 0..=2 {
-            // SAFETY: dup2 onto the standard descriptors, which this process owns.
-            unsafe {
-                libc::dup2(null.as_raw_fd(), fd);
-            }
-        }
+        let _ = dup2_stdin(&null);
+        let _ = dup2_stdout(&null);
+        let _ = dup2_stderr(&null);
     }
-    // SAFETY: plain syscalls without memory arguments (chdir takes a static C string).
-    unsafe {
-        libc::setsid();
-        libc::chdir(c"/".as_ptr());
-    }
+    let _ = setsid();
+    let _ = std::env::set_current_dir("/");
 }
 
 /// Sends `message` to systemd's notification socket, if `NOTIFY_SOCKET` names one.

@@ -3,6 +3,7 @@
 //! Layers, top to bottom (see `docs/ARCHITECTURE.md`):
 //! - [`cli`] and [`config`]: flags and the settings they produce;
 //! - [`mount`]: mount-time checks, the runtime and the FUSE session;
+//!   [`daemon`] and [`logging`] around it; [`startup`]: why it could not start, in one line;
 //! - [`fuse`]: the thin adapter from fuser callbacks to the core;
 //! - [`fs`]: the filesystem core (inodes, directory and file handles, xattrs);
 //! - [`data`]: block cache and read-ahead;
@@ -19,4 +20,5 @@ pub mod fuse;
 pub mod logging;
 pub mod metrics;
 pub mod mount;
+pub mod startup;
 pub mod storage;

@@ -27,6 +27,8 @@ use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
+use crate::startup::StartupError;
+
 /// Where the logs go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogTarget {
@@ -43,7 +45,7 @@ const KEEP_LOG_FILES: usize = 7;
 
 /// Installs the global subscriber. Returns a note for the user when the logs went somewhere
 /// other than asked (syslog missing).
-pub fn init(debug: bool, target: &LogTarget) -> Result<Option<String>, String> {
+pub fn init(debug: bool, target: &LogTarget) -> Result<Option<String>, StartupError> {
     let default = if debug {
         "warn,s3mount=debug,fuser=warn"
     } else {
@@ -91,16 +93,21 @@ pub fn init(debug: bool, target: &LogTarget) -> Result<Option<String>, String> {
     }
 }
 
-fn init_files(dir: &Path, filter: EnvFilter) -> Result<(), String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
+fn init_files(dir: &Path, filter: EnvFilter) -> Result<(), StartupError> {
+    std::fs::create_dir_all(dir).map_err(|source| StartupError::CreateLogDirectory {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let appender = tracing_appender::rolling::RollingFileAppender::builder()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix("s3mount")
         .filename_suffix("log")
         .max_log_files(KEEP_LOG_FILES)
         .build(dir)
-        .map_err(|e| format!("cannot write logs in {}: {e}", dir.display()))?;
+        .map_err(|source| StartupError::LogFiles {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(appender)
@@ -119,8 +126,7 @@ fn syslog_socket_path() -> PathBuf {
 
 /// Where logs go in the background when there is no syslog.
 pub fn fallback_log_directory() -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if nix::unistd::geteuid().is_root() {
         return PathBuf::from("/var/log/s3mount");
     }
     if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {

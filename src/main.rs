@@ -4,6 +4,7 @@
 use s3mount::cli::{self, ArgsError};
 use s3mount::daemon::{self, Readiness};
 use s3mount::logging::{self, LogTarget};
+use s3mount::startup::StartupError;
 
 /// glibc malloc arenas for the whole process (unless `MALLOC_ARENA_MAX` says otherwise).
 /// glibc gives each thread that allocates its own arena, up to 8 per core; blocks freed on
@@ -26,7 +27,7 @@ fn main() {
     let mut args = match cli::Args::parse_from_args(std::env::args_os()) {
         Ok(args) => args,
         Err(ArgsError::Clap(e)) => e.exit(),
-        Err(ArgsError::Options(message)) => die(&message),
+        Err(ArgsError::Options(e)) => die(&e),
     };
     if let Some(dir) = &args.generate_man {
         match cli::write_man_page(dir) {
@@ -57,7 +58,7 @@ fn main() {
     let notes = match logging::init(args.debug, &target) {
         Ok(note) => note.into_iter().collect(),
         Err(e) => {
-            readiness.fail(&e);
+            readiness.fail(&e.to_string());
             std::process::exit(1);
         }
     };
@@ -65,12 +66,13 @@ fn main() {
         if target != LogTarget::Stderr {
             tracing::error!("{e}");
         }
-        readiness.fail(&e);
+        readiness.fail(&e.to_string());
         std::process::exit(1);
     }
 }
 
-fn die(message: &str) -> ! {
-    eprintln!("s3mount: error: {message}");
+/// Prints the one-line error the way [`Readiness::fail`] does in the foreground, and exits 1.
+fn die(error: &StartupError) -> ! {
+    eprintln!("s3mount: error: {error}");
     std::process::exit(1);
 }

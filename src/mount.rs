@@ -2,20 +2,30 @@
 //! session until it is unmounted or the process is told to stop.
 //!
 //! Design note: every check here turns a failure into one line that says what is wrong and
-//! what to do, because a mount that fails later, inside `ls`, only says "Input/output error".
+//! what to do (a [`StartupError`], whose `Display` is that line), because a mount that fails
+//! later, inside `ls`, only says "Input/output error".
 //! The order is: mount point (cheap, local), credentials and region, then one
 //! `ListObjectsV2` that proves the bucket exists and that we may list it.
 //!
 //! Readiness (see [`crate::daemon`]) is declared only once the kernel answers a `stat` of the
 //! mount point through the new session; until then every failure is still reported to
 //! whoever started s3mount.
+//!
+//! [`run`] is a list of steps, each a function below. mount(2) and umount2(2) go through
+//! `nix`, so nothing here calls libc directly.
 
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{Config, MountOption, SessionACL};
+use nix::errno::Errno;
+use nix::mount::{umount2, MntFlags, MsFlags};
+use nix::unistd::{getgid, getuid};
+use tokio::runtime::Runtime;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::{parse_location, Args};
@@ -23,53 +33,106 @@ use crate::daemon::Readiness;
 use crate::fs::S3Fs;
 use crate::fuse::FuseAdapter;
 use crate::metrics::Metrics;
+use crate::startup::StartupError;
 use crate::storage::metered::MeteredStore;
 use crate::storage::s3::S3Store;
 use crate::storage::{BucketLocation, ObjectStore, StoreError};
 
-/// Mounts as `args` say and serves until unmounted. The error is a one-line message.
-/// `readiness` is told once the mount answers; `notes` are passed on with it.
-pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), String> {
+/// Mounts as `args` say and serves until unmounted. The error's `Display` is a one-line
+/// message. `readiness` is told once the mount answers; `notes` are passed on with it.
+pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), StartupError> {
     let location = parse_location(args.bucket(), args.prefix.as_deref())?;
     let mountpoint = check_mountpoint(args.mountpoint())?;
     // Bound before mounting, so a taken port fails the mount rather than the metrics.
     let metrics_listener = args
         .metrics_addr
         .map(|addr| crate::metrics::bind(addr, args.metrics_allow_remote))
-        .transpose()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .transpose()
+        .map_err(StartupError::Metrics)?;
+    let runtime = start_runtime()?;
+    let metrics = Arc::new(Metrics::new());
+    let store = runtime.block_on(connect(&args, &location, &mountpoint, &metrics))?;
+    let config = args.fs_config(&location);
+    let fs = Arc::new(S3Fs::new(Arc::new(store) as Arc<dyn ObjectStore>, config));
+    start_metrics(&runtime, &args, &metrics, &fs, metrics_listener);
+    let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone());
+
+    let fsname = format!("s3mount:{}", location.bucket);
+    let fuse_config = fuse_config(&args, &fsname);
+    let (session, unmounter) = open_session(adapter, &mountpoint, &fuse_config, &fsname)?;
+    let unmounter_after = unmounter.after_session();
+    runtime.spawn(unmount_on_signal(
+        fs,
+        unmounter,
+        readiness.clone(),
+        mountpoint.clone(),
+    ));
+
+    // The session answers from its own threads once `run` starts; this thread proves it.
+    let status = format!("mounted {location} at {}", mountpoint.display());
+    let probe = spawn_readiness_probe(readiness.clone(), mountpoint, status, notes)?;
+    let result = session.run().map_err(StartupError::Session);
+    let _ = probe.join();
+    // The session ended by itself (not by an unmount): never leave a dead mount behind.
+    unmounter_after.detach_if_still_mounted();
+    readiness.stopping();
+    info!("unmounted");
+    if args.log_metrics.is_some() {
+        for line in crate::metrics::summary_lines(&metrics.snapshot()) {
+            info!(target: "s3mount::metrics", "{line}");
+        }
+    }
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+/// The runtime every S3 request and every FUSE request's future runs on.
+fn start_runtime() -> Result<Runtime, StartupError> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(4, |n| n.get().max(4)))
         .thread_name("s3mount-io")
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(StartupError::Runtime)
+}
 
+/// Connects to the bucket and proves, with one listing, that it exists and may be listed.
+/// Every request goes through the metered store, which is returned.
+async fn connect(
+    args: &Args,
+    location: &BucketLocation,
+    mountpoint: &Path,
+    metrics: &Arc<Metrics>,
+) -> Result<MeteredStore, StartupError> {
     let settings = args.s3_settings();
     let endpoint = settings
         .endpoint_url
         .clone()
         .unwrap_or_else(|| "the AWS S3 endpoint".to_string());
-    let metrics = Arc::new(Metrics::new());
-    let store = runtime.block_on(async {
-        let s3 = S3Store::connect(&location, settings)
-            .await
-            .map_err(|e| explain(&e, &location, &endpoint))?;
-        let region = s3.region().to_string();
-        let store = MeteredStore::new(Arc::new(s3), metrics.clone());
-        store
-            .check_access()
-            .await
-            .map_err(|e| explain(&e, &location, &endpoint))?;
-        info!(%location, %region, mountpoint = %mountpoint.display(), "bucket reachable");
-        Ok::<_, String>(store)
-    })?;
+    let failed = |source: StoreError| StartupError::Bucket {
+        message: explain(&source, location, &endpoint),
+        source: Box::new(source),
+    };
+    let s3 = S3Store::connect(location, settings).await.map_err(failed)?;
+    let region = s3.region().to_string();
+    let store = MeteredStore::new(Arc::new(s3), metrics.clone());
+    store.check_access().await.map_err(failed)?;
+    info!(%location, %region, mountpoint = %mountpoint.display(), "bucket reachable");
+    Ok(store)
+}
 
-    let config = args.fs_config(&location);
-    let read_only = config.read_only;
-    let fs = Arc::new(S3Fs::new(Arc::new(store) as Arc<dyn ObjectStore>, config));
-    let weak = Arc::downgrade(&fs);
+/// Lets the metrics read the block cache's counters, and starts the Prometheus endpoint and
+/// the periodic log summary when asked for.
+fn start_metrics(
+    runtime: &Runtime,
+    args: &Args,
+    metrics: &Arc<Metrics>,
+    fs: &Arc<S3Fs>,
+    listener: Option<TcpListener>,
+) {
+    let weak = Arc::downgrade(fs);
     metrics.set_cache_stats(move || weak.upgrade().map(|fs| fs.cache().stats()));
-    if let Some(listener) = metrics_listener {
+    if let Some(listener) = listener {
         runtime.spawn(crate::metrics::serve(listener, metrics.clone()));
     }
     if let Some(secs) = args.log_metrics {
@@ -78,17 +141,19 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
             Duration::from_secs(secs),
         ));
     }
-    let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone());
+}
 
+/// The mount options and access rule of the FUSE session.
+fn fuse_config(args: &Args, fsname: &str) -> Config {
     let mut options = vec![
-        MountOption::FSName(format!("s3mount:{}", location.bucket)),
+        MountOption::FSName(fsname.to_string()),
         MountOption::Subtype("s3mount".to_string()),
         MountOption::DefaultPermissions,
         MountOption::NoAtime,
         MountOption::NoDev,
         MountOption::NoSuid,
     ];
-    options.push(if read_only {
+    options.push(if args.read_only {
         MountOption::RO
     } else {
         MountOption::RW
@@ -99,9 +164,9 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     if args.auto_unmount {
         options.push(MountOption::AutoUnmount);
     }
-    let mut fuse_config = Config::default();
-    fuse_config.mount_options = options;
-    fuse_config.acl = if args.allow_other {
+    let mut config = Config::default();
+    config.mount_options = options;
+    config.acl = if args.allow_other {
         SessionACL::All
     } else if args.allow_root || args.auto_unmount {
         // fusermount's auto_unmount needs allow_other or allow_root.
@@ -109,74 +174,59 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     } else {
         SessionACL::Owner
     };
-    fuse_config.n_threads = Some(2);
+    config.n_threads = Some(2);
+    config
+}
 
-    let fsname = format!("s3mount:{}", location.bucket);
-    let (session, mut unmounter) = open_session(adapter, &mountpoint, &fuse_config, &fsname)?;
-    let unmounter_after = unmounter.after_session();
-    let on_signal = readiness.clone();
-    let lazy_path = mountpoint.clone();
-    runtime.spawn(async move {
-        wait_for_signal().await;
-        info!("signal received: saving open files, then unmounting");
-        on_signal.stopping();
-        for (key, err) in fs.commit_all().await {
-            warn!(key = %key, "could not save before unmounting: {err}");
-        }
-        if let Err(e) = unmounter.unmount() {
-            // Files are still open (EBUSY): detach now, as `fusermount3 -uz` would; the
-            // session ends, and s3mount exits, once the last of them is closed.
-            warn!("unmount failed ({e}): detaching lazily; s3mount exits when the open files are closed");
-            lazy_unmount(&lazy_path);
-        }
-    });
-
-    // The session answers from its own threads once `run` starts; this thread proves it.
-    let status = format!("mounted {location} at {}", mountpoint.display());
-    let probe = {
-        let readiness = readiness.clone();
-        let mountpoint = mountpoint.clone();
-        std::thread::Builder::new()
-            .name("s3mount-ready".into())
-            .spawn(move || match std::fs::metadata(&mountpoint) {
-                Ok(meta) => {
-                    raise_kernel_read_ahead(meta.dev());
-                    info!(mountpoint = %mountpoint.display(), "{status}");
-                    readiness.ready(&status, &notes);
-                }
-                Err(e) => {
-                    let message = format!(
-                        "mounted at {} but the mount does not answer: {e}",
-                        mountpoint.display()
-                    );
-                    error!("{message}");
-                    readiness.fail(&message);
-                }
-            })
-            .map_err(|e| format!("cannot start a thread: {e}"))?
-    };
-    let result = session
-        .run()
-        .map_err(|e| format!("FUSE session ended with an error: {e}"));
-    let _ = probe.join();
-    if let Unmounter::Direct(path) = &unmounter_after {
-        // The session ended by itself (not by an unmount): never leave a dead mount behind.
-        if is_mounted(path) {
-            // SAFETY: umount2 with a valid C string.
-            if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) {
-                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-            }
-        }
-    }
+/// On SIGTERM or SIGINT: saves the open files, then unmounts, which ends the session.
+async fn unmount_on_signal(
+    fs: Arc<S3Fs>,
+    mut unmounter: Unmounter,
+    readiness: Readiness,
+    mountpoint: PathBuf,
+) {
+    wait_for_signal().await;
+    info!("signal received: saving open files, then unmounting");
     readiness.stopping();
-    info!("unmounted");
-    if args.log_metrics.is_some() {
-        for line in crate::metrics::summary_lines(&metrics.snapshot()) {
-            info!(target: "s3mount::metrics", "{line}");
-        }
+    for (key, err) in fs.commit_all().await {
+        warn!(key = %key, "could not save before unmounting: {err}");
     }
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    result
+    if let Err(e) = unmounter.unmount() {
+        // Files are still open (EBUSY): detach now, as `fusermount3 -uz` would; the
+        // session ends, and s3mount exits, once the last of them is closed.
+        warn!(
+            "unmount failed ({e}): detaching lazily; s3mount exits when the open files are closed"
+        );
+        lazy_unmount(&mountpoint);
+    }
+}
+
+/// Starts the thread that `stat`s the mount point through the kernel and then declares the
+/// mount ready (or reports that it does not answer).
+fn spawn_readiness_probe(
+    readiness: Readiness,
+    mountpoint: PathBuf,
+    status: String,
+    notes: Vec<String>,
+) -> Result<std::thread::JoinHandle<()>, StartupError> {
+    std::thread::Builder::new()
+        .name("s3mount-ready".into())
+        .spawn(move || match std::fs::metadata(&mountpoint) {
+            Ok(meta) => {
+                raise_kernel_read_ahead(meta.dev());
+                info!(mountpoint = %mountpoint.display(), "{status}");
+                readiness.ready(&status, &notes);
+            }
+            Err(source) => {
+                let err = StartupError::NotAnswering {
+                    path: mountpoint,
+                    source,
+                };
+                error!("{err}");
+                readiness.fail(&err.to_string());
+            }
+        })
+        .map_err(StartupError::Thread)
 }
 
 /// The kernel's read-ahead for this mount, in KiB. The kernel offers FUSE 128 KiB at INIT
@@ -192,8 +242,8 @@ const KERNEL_READ_AHEAD_KB: u32 = 1024;
 fn raise_kernel_read_ahead(dev: u64) {
     let path = format!(
         "/sys/class/bdi/{}:{}/read_ahead_kb",
-        libc::major(dev),
-        libc::minor(dev)
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
     );
     let current = std::fs::read_to_string(&path)
         .ok()
@@ -221,15 +271,7 @@ impl Unmounter {
     fn unmount(&mut self) -> std::io::Result<()> {
         match self {
             Unmounter::Fuser(u) => u.unmount(),
-            Unmounter::Direct(path) => {
-                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-                    .map_err(std::io::Error::other)?;
-                // SAFETY: umount2 with a valid C string.
-                if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            }
+            Unmounter::Direct(path) => Ok(umount2(path.as_path(), MntFlags::empty())?),
             Unmounter::Nothing => Ok(()),
         }
     }
@@ -239,6 +281,16 @@ impl Unmounter {
         match self {
             Unmounter::Direct(path) => Unmounter::Direct(path.clone()),
             _ => Unmounter::Nothing,
+        }
+    }
+
+    /// Once the session has ended by itself: detaches a mount of ours that is still there
+    /// (the kernel would otherwise keep a dead mount, "Transport endpoint is not connected").
+    fn detach_if_still_mounted(&self) {
+        if let Unmounter::Direct(path) = self {
+            if is_mounted(path) {
+                let _ = umount2(path.as_path(), MntFlags::MNT_DETACH);
+            }
         }
     }
 }
@@ -255,10 +307,12 @@ fn open_session(
     mountpoint: &Path,
     config: &Config,
     fsname: &str,
-) -> Result<(fuser::Session<FuseAdapter>, Unmounter), String> {
-    let failed = |e: std::io::Error| format!("cannot mount at {}: {e}", mountpoint.display());
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+) -> Result<(fuser::Session<FuseAdapter>, Unmounter), StartupError> {
+    let failed = |source: std::io::Error| StartupError::Mount {
+        path: mountpoint.to_path_buf(),
+        source,
+    };
+    let root = nix::unistd::geteuid().is_root();
     if root && !config.mount_options.contains(&MountOption::AutoUnmount) {
         match mount_directly(mountpoint, config, fsname) {
             Ok(fd) => {
@@ -270,7 +324,7 @@ fn open_session(
                     }
                 };
             }
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+            Err(e) if e.raw_os_error() == Some(Errno::EPERM as i32) => {}
             Err(e) => return Err(failed(e)),
         }
     }
@@ -281,13 +335,7 @@ fn open_session(
 
 /// mount(2) of a new /dev/fuse connection at `mountpoint`, type `fuse.s3mount`, with the
 /// flags and kernel options fuser would use. Returns the connection.
-fn mount_directly(
-    mountpoint: &Path,
-    config: &Config,
-    fsname: &str,
-) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::ffi::CString;
-    use std::os::fd::AsRawFd;
+fn mount_directly(mountpoint: &Path, config: &Config, fsname: &str) -> std::io::Result<OwnedFd> {
     use std::os::unix::fs::PermissionsExt;
 
     let root_mode = std::fs::metadata(mountpoint)?.permissions().mode();
@@ -295,9 +343,8 @@ fn mount_directly(
         .read(true)
         .write(true)
         .open("/dev/fuse")?;
-    let fd = std::os::fd::OwnedFd::from(dev);
-    // SAFETY: getuid/getgid have no preconditions.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let fd = OwnedFd::from(dev);
+    let (uid, gid) = (getuid().as_raw(), getgid().as_raw());
     let mut data = format!(
         "fd={},rootmode={root_mode:o},user_id={uid},group_id={gid}",
         fd.as_raw_fd()
@@ -309,46 +356,30 @@ fn mount_directly(
     if config.acl != SessionACL::Owner {
         data.push_str(",allow_other");
     }
-    let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     for (option, flag) in [
-        (MountOption::RO, libc::MS_RDONLY),
-        (MountOption::NoExec, libc::MS_NOEXEC),
-        (MountOption::NoAtime, libc::MS_NOATIME),
+        (MountOption::RO, MsFlags::MS_RDONLY),
+        (MountOption::NoExec, MsFlags::MS_NOEXEC),
+        (MountOption::NoAtime, MsFlags::MS_NOATIME),
     ] {
         if opts.contains(&option) {
             flags |= flag;
         }
     }
-    let c = |s: &[u8]| CString::new(s).map_err(std::io::Error::other);
-    let (source, target, fstype, data) = (
-        c(fsname.as_bytes())?,
-        c(mountpoint.as_os_str().as_encoded_bytes())?,
-        c(b"fuse.s3mount")?,
-        c(data.as_bytes())?,
-    );
-    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
-    let r = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            flags,
-            data.as_ptr().cast(),
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    nix::mount::mount(
+        Some(fsname),
+        mountpoint,
+        Some("fuse.s3mount"),
+        flags,
+        Some(data.as_str()),
+    )?;
     Ok(fd)
 }
 
 /// Detaches the mount at `path` even though it is busy.
 fn lazy_unmount(path: &Path) {
-    if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) {
-        // SAFETY: umount2 with a valid C string.
-        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
-            return;
-        }
+    if umount2(path, MntFlags::MNT_DETACH).is_ok() {
+        return;
     }
     match std::process::Command::new("fusermount3")
         .arg("-uz")
@@ -371,32 +402,27 @@ async fn wait_for_signal() {
 }
 
 /// Checks that `path` exists, is a directory and is not already a mount point.
-fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!(
-            "mount point {} does not exist: create it with `mkdir -p {}`",
-            path.display(),
-            path.display()
-        ),
-        std::io::ErrorKind::NotConnected => format!(
-            "mount point {} is already a mount point (a dead FUSE mount): clear it with \
-             `fusermount3 -u {}`",
-            path.display(),
-            path.display()
-        ),
-        _ => format!("cannot use mount point {}: {e}", path.display()),
+fn check_mountpoint(path: &Path) -> Result<PathBuf, StartupError> {
+    let meta = std::fs::metadata(path).map_err(|source| {
+        let path = path.to_path_buf();
+        match source.kind() {
+            std::io::ErrorKind::NotFound => StartupError::MountpointMissing { path, source },
+            std::io::ErrorKind::NotConnected => StartupError::DeadMount { path, source },
+            _ => StartupError::MountpointUnusable { path, source },
+        }
     })?;
     if !meta.is_dir() {
-        return Err(format!("mount point {} is not a directory", path.display()));
+        return Err(StartupError::NotADirectory {
+            path: path.to_path_buf(),
+        });
     }
-    let canonical = std::fs::canonicalize(path)
-        .map_err(|e| format!("cannot resolve mount point {}: {e}", path.display()))?;
+    let canonical =
+        std::fs::canonicalize(path).map_err(|source| StartupError::ResolveMountpoint {
+            path: path.to_path_buf(),
+            source,
+        })?;
     if is_mounted(&canonical) {
-        return Err(format!(
-            "mount point {} is already a mount point: unmount it first (`fusermount3 -u {}`)",
-            canonical.display(),
-            canonical.display()
-        ));
+        return Err(StartupError::AlreadyMounted { path: canonical });
     }
     Ok(canonical)
 }
@@ -481,15 +507,18 @@ mod tests {
         let missing = dir.path().join("nope");
         assert!(check_mountpoint(&missing)
             .unwrap_err()
+            .to_string()
             .contains("does not exist"));
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").unwrap();
         assert!(check_mountpoint(&file)
             .unwrap_err()
+            .to_string()
             .contains("not a directory"));
         assert!(check_mountpoint(dir.path()).is_ok());
         assert!(check_mountpoint(Path::new("/proc"))
             .unwrap_err()
+            .to_string()
             .contains("already a mount point"));
     }
 }
