@@ -124,7 +124,7 @@ impl StreamingUpload {
             match task.await {
                 Ok(Ok(part)) => self.done.push(part),
                 Ok(Err(e)) => self.failed = Some(e),
-                Err(e) => self.failed = Some(StoreError::Other(format!("part task: {e}"))),
+                Err(e) => self.failed = Some(StoreError::other(format!("part task: {e}"))),
             }
         }
     }

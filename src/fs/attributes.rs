@@ -23,7 +23,7 @@ use super::writes::Writes;
 use super::xattr::{self, Target};
 use crate::config::FsConfig;
 use crate::error::{FsError, FsResult};
-use crate::storage::{ObjectMeta, ObjectStore, PutOptions, StoreError};
+use crate::storage::{ErrorKind, ObjectMeta, ObjectStore, PutOptions};
 
 /// The attribute component.
 pub struct Attributes {
@@ -124,7 +124,7 @@ impl Attributes {
         }
         let mut opts = match self.store.head(&marker).await {
             Ok(meta) => put_options_of(&meta),
-            Err(StoreError::NotFound) => PutOptions::default(),
+            Err(e) if e.is_not_found() => PutOptions::default(),
             Err(e) => return Err(e.into()),
         };
         edit(&mut opts)?;
@@ -200,8 +200,8 @@ impl Attributes {
         }
         let tags = match self.store.get_tags(&node.key).await {
             Ok(t) => Arc::new(t),
-            Err(StoreError::NotImplemented(e)) => {
-                debug!("tagging not supported by the server: {e}");
+            Err(e) if e.kind() == ErrorKind::NotImplemented => {
+                debug!("tagging not supported by the server: {}", e.message());
                 Arc::new(Vec::new())
             }
             Err(e) => return Err(e.into()),

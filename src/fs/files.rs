@@ -29,7 +29,7 @@ use super::writes::{SharedStaged, Writes};
 use crate::config::FsConfig;
 use crate::data::prefetch::{ObjectReader, ReadContext};
 use crate::error::{FsError, FsResult};
-use crate::storage::{ObjectStore, PutOptions, StoreError};
+use crate::storage::{ObjectStore, PutOptions};
 
 /// Longest symlink target read (Linux's `PATH_MAX`).
 const PATH_MAX: u64 = 4096;
@@ -169,7 +169,7 @@ impl Files {
         let meta = match self.ns.probe().headers(&node.key, u64::MAX, seen).await {
             Ok(meta) => meta,
             Err(e) => {
-                if matches!(e, StoreError::NotFound) {
+                if e.is_not_found() {
                     self.ns.table().forget_child(node.parent, &node.name);
                 }
                 return Err(e.into());
@@ -269,7 +269,7 @@ impl Files {
         // turn into an empty upload over the existing object.
         let meta = match self.store.head(&node.key).await {
             Ok(m) => Some(m),
-            Err(StoreError::NotFound) => None,
+            Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e.into()),
         };
         let opts = meta

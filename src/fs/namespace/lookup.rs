@@ -208,7 +208,7 @@ impl Namespace {
             async move { probe.headers(&key, u64::MAX, seen.as_deref()).await }
         });
         let joined = |r: Result<_, tokio::task::JoinError>| {
-            r.unwrap_or_else(|e| Err(StoreError::Other(format!("GET task failed: {e}"))))
+            r.unwrap_or_else(|e| Err(StoreError::other(format!("GET task failed: {e}"))))
         };
         let (head, list) = {
             let list = self.store.list(&prefix, Some("/"), None, Some(1));
@@ -235,7 +235,7 @@ impl Namespace {
             return Ok(self.record(dir.ino, name, entry));
         }
         let head = head.expect("the object's answer unless the LIST found a directory");
-        if let (Err(StoreError::NotFound), Err(e)) = (&head, list) {
+        if let (true, Err(e)) = (head.as_ref().is_err_and(StoreError::is_not_found), list) {
             // "Not found" is only known when the LIST could say there is no directory either.
             return Err(e.into());
         }

@@ -147,7 +147,7 @@ impl Namespace {
                 let entry = Entry::known(kind, key, stat, Some(Arc::new(meta)));
                 Ok(self.record(parent, name, entry))
             }
-            Err(StoreError::NotFound) => {
+            Err(e) if e.is_not_found() => {
                 self.record_absent(parent, name);
                 Err(FsError::not_found())
             }
@@ -215,7 +215,7 @@ impl Namespace {
                 },
                 AttrSource::Headers,
             )),
-            Err(StoreError::NotFound) => Ok(no_marker),
+            Err(e) if e.is_not_found() => Ok(no_marker),
             Err(e) => Err(e.into()),
         }
     }
