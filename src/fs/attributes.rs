@@ -9,18 +9,23 @@
 
 use std::ffi::OsStr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use fuser::FileAttr;
 use tracing::debug;
 
-use super::attr::{apply_change, check_metadata_size, put_options_of, type_bits, AttrChange};
+use super::attr::{
+    apply_change, check_metadata_size, put_options_of, stamp_change, type_bits, AttrChange,
+};
+use super::files::without_privileges;
 use super::files::Files;
+use super::inode::ROOT_INO;
 use super::inode::{Inode, Kind, TagSet};
 use super::namespace::Namespace;
 use super::writes::Writes;
 use super::xattr::{self, Target};
+use super::Caller;
 use crate::config::FsConfig;
 use crate::error::{FsError, FsResult};
 use crate::storage::{ErrorKind, ObjectMeta, ObjectStore, PutOptions};
@@ -72,7 +77,10 @@ impl Attributes {
         let (state, temporary) = match self.writes.get(ino) {
             Some(s) => (s, None),
             None => {
-                let fh = self.files.open_for_write(ino, libc::O_WRONLY, 0).await?;
+                let fh = self
+                    .files
+                    .open_for_write(ino, libc::O_WRONLY, Caller::default())
+                    .await?;
                 let state = self.writes.get(ino).expect("opened for writing");
                 (state, Some(fh))
             }
@@ -96,20 +104,43 @@ impl Attributes {
     async fn change_metadata(&self, ino: u64, change: &AttrChange) -> FsResult<()> {
         let node = self.ns.node(ino)?;
         let perm = self.ns.attr_of(&node).perm as u32;
-        let file_type = type_bits(node.kind());
-        if node.is_dir() {
-            return self
-                .edit_marker(&node, |opts| {
-                    apply_change(opts, change, file_type, perm);
-                    Ok(())
-                })
-                .await;
+        let file_type = type_bits(&node);
+        let mut change = *change;
+        if change.mode.is_none() && (change.uid.is_some() || change.gid.is_some()) && !node.is_dir()
+        {
+            // chown clears set-user-ID and set-group-ID, as on a local disk.
+            let cleared = without_privileges(perm);
+            change.mode = (cleared != perm).then_some(cleared);
         }
-        self.rewrite_metadata(ino, |opts| {
-            apply_change(opts, change, file_type, perm);
+        let apply = |opts: &mut PutOptions| {
+            apply_change(opts, &change, file_type, perm, &node.stat);
             Ok(())
-        })
-        .await
+        };
+        if node.ino == ROOT_INO {
+            return self.change_root(&change);
+        }
+        match node.is_dir() {
+            true => self.edit_marker(&node, apply).await,
+            false => self.rewrite_metadata(ino, apply).await,
+        }
+    }
+
+    /// The bucket root has no marker object: its attributes live as long as the mount.
+    fn change_root(&self, change: &AttrChange) -> FsResult<()> {
+        let mut table = self.ns.table();
+        let Some(root) = table.get_mut(ROOT_INO) else {
+            return Ok(());
+        };
+        let st = &mut root.stat;
+        if let Some(m) = change.mode {
+            st.mode = Some(libc::S_IFDIR | (m & 0o7777));
+        }
+        st.uid = change.uid.or(st.uid);
+        st.gid = change.gid.or(st.gid);
+        st.mtime = change.mtime.unwrap_or(st.mtime);
+        st.atime = change.atime.unwrap_or(st.atime);
+        st.ctime = std::time::SystemTime::now();
+        Ok(())
     }
 
     /// Edits the metadata of directory `node`'s marker object (made if missing).
@@ -128,6 +159,7 @@ impl Attributes {
             Err(e) => return Err(e.into()),
         };
         edit(&mut opts)?;
+        stamp_change(&mut opts, &node.stat, SystemTime::now());
         check_metadata_size(&opts)?;
         self.store.put(&marker, Bytes::new(), &opts).await?;
         self.ns.note_attrs(node.ino, &opts);
@@ -142,21 +174,24 @@ impl Attributes {
         ino: u64,
         edit: impl FnOnce(&mut PutOptions) -> FsResult<()>,
     ) -> FsResult<()> {
+        let node = self.ns.node(ino)?;
+        let now = SystemTime::now();
         if let Some(state) = self.writes.get(ino) {
             let mut st = state.lock().await;
             if st.is_dirty() {
                 let mut opts = st.opts.clone();
                 edit(&mut opts)?;
+                stamp_change(&mut opts, &node.stat, now);
                 check_metadata_size(&opts)?;
-                st.opts = opts;
-                self.ns.note_attrs(ino, &st.opts);
+                self.ns.note_attrs(ino, &opts);
+                st.set_opts(opts);
                 return Ok(());
             }
         }
-        let node = self.ns.node(ino)?;
         let meta = self.store.head(&node.key).await?;
         let mut opts = put_options_of(&meta);
         edit(&mut opts)?;
+        stamp_change(&mut opts, &node.stat, now);
         check_metadata_size(&opts)?;
         let etag = self.store.copy(&node.key, &node.key, Some(&opts)).await?;
         let meta = ObjectMeta {
@@ -330,6 +365,9 @@ impl Attributes {
         let mut tags = self.store.get_tags(&node.key).await?;
         xattr::edit_tags(&mut tags, key, value, flags)?;
         self.store.put_tags(&node.key, &tags).await?;
+        if let Some(state) = self.writes.get(ino) {
+            state.lock().await.set_tags(tags.clone());
+        }
         self.remember_tags(ino, Arc::new(tags));
         Ok(())
     }

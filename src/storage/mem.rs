@@ -266,7 +266,8 @@ impl ObjectStore for MemStore {
 
     async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<String, StoreError> {
         self.note("put")?;
-        Ok(self.store(key, body, opts.clone(), vec![]))
+        let tags = opts.tags.clone().unwrap_or_default();
+        Ok(self.store(key, body, opts.clone(), tags))
     }
 
     async fn create_multipart(&self, key: &str, opts: &PutOptions) -> Result<String, StoreError> {
@@ -342,7 +343,8 @@ impl ObjectStore for MemStore {
                     .ok_or_else(|| StoreError::invalid("missing part"))?,
             );
         }
-        Ok(self.store(key, body.freeze(), opts, vec![]))
+        let tags = opts.tags.clone().unwrap_or_default();
+        Ok(self.store(key, body.freeze(), opts, tags))
     }
 
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {

@@ -80,6 +80,9 @@ pub struct PutOptions {
     pub content_type: Option<String>,
     /// User metadata to store.
     pub metadata: HashMap<String, String>,
+    /// Tags to set with a PutObject or CreateMultipartUpload (`x-amz-tagging`); `None` sets
+    /// none. A CopyObject always copies the source's tags and ignores this.
+    pub tags: Option<Vec<(String, String)>>,
 }
 
 /// A location in an object store: a bucket plus an optional key prefix.

@@ -453,6 +453,7 @@ impl ObjectStore for S3Store {
             self.client.put_object().bucket(&self.bucket).key(key)
         );
         let out = req
+            .set_tagging(opts.tags.as_deref().and_then(tagging_header))
             .body(ByteStream::from(body))
             .send()
             .await
@@ -470,6 +471,7 @@ impl ObjectStore for S3Store {
                 .key(key)
         );
         let out = req
+            .set_tagging(opts.tags.as_deref().and_then(tagging_header))
             .send()
             .await
             .map_err(|e| classify("CreateMultipartUpload", key, e))?;
@@ -692,6 +694,22 @@ impl ObjectStore for S3Store {
 }
 
 /// `CopySource` header value: `bucket/key`, URL-encoded as S3 expects.
+/// The `x-amz-tagging` value of a tag set (`k1=v1&k2=v2`, URL-encoded); `None` when empty.
+fn tagging_header(tags: &[(String, String)]) -> Option<String> {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let enc = |s: &str| utf8_percent_encode(s, KEEP).to_string();
+    let pairs: Vec<String> = tags
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join("&"))
+}
+
 fn copy_source(bucket: &str, key: &str) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
     const KEEP: &AsciiSet = &NON_ALPHANUMERIC
