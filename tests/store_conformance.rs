@@ -1,4 +1,4 @@
-//! Store conformance: one set of behaviour checks that both [`MemStore`] (the in-process store
+//! Store conformance: one set of behaviour checks that both `MemStore` (the in-process store
 //! the core's unit tests run on) and [`S3Store`] (against moto) must pass, so that what the
 //! unit tests prove over `MemStore` holds over S3 too.
 //!
@@ -15,7 +15,6 @@ use std::sync::Once;
 use bytes::Bytes;
 use futures::StreamExt;
 use s3mount::error::FsError;
-use s3mount::storage::mem::MemStore;
 use s3mount::storage::s3::{S3Settings, S3Store};
 use s3mount::storage::{BucketLocation, ByteChunks, ObjectStore, PutOptions, StoreError};
 
