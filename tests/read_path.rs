@@ -20,7 +20,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -64,64 +63,6 @@ impl Rng {
     fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo + 1)
     }
-}
-
-fn errno(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(-1)
-}
-
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
-}
-
-/// getxattr(2) with a buffer of `size` bytes: Ok((returned length, bytes)) or Err(errno).
-fn getxattr(path: &Path, name: &str, size: usize) -> Result<(usize, Vec<u8>), i32> {
-    let p = cpath(path);
-    let n = CString::new(name).unwrap();
-    let mut buf = vec![0u8; size];
-    let ptr = if size == 0 {
-        std::ptr::null_mut()
-    } else {
-        buf.as_mut_ptr() as *mut libc::c_void
-    };
-    // SAFETY: valid C strings and a buffer of `size` bytes (or NULL with size 0).
-    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), ptr, size) };
-    if r < 0 {
-        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1));
-    }
-    let r = r as usize;
-    buf.truncate(r.min(size));
-    Ok((r, buf))
-}
-
-/// listxattr(2) with a buffer of `size` bytes: Ok((returned length, bytes)) or Err(errno).
-fn listxattr(path: &Path, size: usize) -> Result<(usize, Vec<u8>), i32> {
-    let p = cpath(path);
-    let mut buf = vec![0u8; size];
-    let ptr = if size == 0 {
-        std::ptr::null_mut()
-    } else {
-        buf.as_mut_ptr() as *mut libc::c_char
-    };
-    // SAFETY: a valid C string and a buffer of `size` bytes (or NULL with size 0).
-    let r = unsafe { libc::listxattr(p.as_ptr(), ptr, size) };
-    if r < 0 {
-        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1));
-    }
-    let r = r as usize;
-    buf.truncate(r.min(size));
-    Ok((r, buf))
-}
-
-/// The names of a listxattr buffer, sorted.
-fn xattr_names(buf: &[u8]) -> Vec<String> {
-    let mut names: Vec<String> = buf
-        .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Runs a real tool with a UTF-8 locale (so `ls` prints names as they are).

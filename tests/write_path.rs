@@ -19,10 +19,8 @@
 
 mod common;
 
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -47,31 +45,6 @@ const SYMLINK_MODE: &str = "41471";
 // ---------------------------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------------------------
-
-fn errno(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(-1)
-}
-
-fn errno_name(n: i32) -> String {
-    format!("{} ({n})", io::Error::from_raw_os_error(n))
-}
-
-/// Asserts `result` failed with `expected` errno.
-#[track_caller]
-fn assert_errno<T: std::fmt::Debug>(result: io::Result<T>, expected: i32, what: &str) {
-    match result {
-        Ok(v) => panic!(
-            "{what}: expected {}, got success ({v:?})",
-            errno_name(expected)
-        ),
-        Err(e) => assert_eq!(
-            errno(&e),
-            expected,
-            "{what}: expected {}, got {e}",
-            errno_name(expected)
-        ),
-    }
-}
 
 /// Writes `data` in 1 MiB writes to a file opened with `opts`, then closes it, returning the
 /// first error (of a write or of close).
@@ -125,60 +98,8 @@ fn sh_output(dir: &Path, script: &str) -> Output {
         .unwrap_or_else(|e| panic!("run sh -c {script}: {e}"))
 }
 
-fn cstr(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
-}
-
-fn set_xattr(path: &Path, name: &str, value: &[u8], flags: i32) -> io::Result<()> {
-    let (p, n) = (cstr(path), CString::new(name).unwrap());
-    // SAFETY: valid C strings and a buffer of value.len() bytes.
-    let rc = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr() as *const libc::c_void,
-            value.len(),
-            flags,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn get_xattr(path: &Path, name: &str) -> io::Result<Vec<u8>> {
-    let (p, n) = (cstr(path), CString::new(name).unwrap());
-    let mut buf = vec![0u8; 64 * 1024];
-    // SAFETY: valid C strings and a buffer of buf.len() bytes.
-    let rc = unsafe {
-        libc::getxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            buf.as_mut_ptr() as *mut libc::c_void,
-            buf.len(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(rc as usize);
-    Ok(buf)
-}
-
-fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
-    let (p, n) = (cstr(path), CString::new(name).unwrap());
-    // SAFETY: valid C strings.
-    if unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
-    let (a, b) = (cstr(from), cstr(to));
+    let (a, b) = (cpath(from), cpath(to));
     // SAFETY: valid C strings; AT_FDCWD with absolute paths.
     let rc = unsafe {
         libc::renameat2(
