@@ -960,8 +960,7 @@ fn expected_objects(tree: &BTreeMap<String, Option<Vec<u8>>>) -> BTreeMap<String
 
 /// Runs one seeded sequence; returns (ops, compared, skipped) or the divergence report.
 async fn run_seed(seed: u64, n_ops: u64, ttl_zero: bool) -> Result<Run, String> {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let cache = tempfile::Builder::new()
         .prefix("s3mount-model-cache-")
         .tempdir()
@@ -1160,8 +1159,7 @@ fn must_ok<T>(r: io::Result<T>, what: &str) -> T {
 
 /// A mount for one regression, with staging files in a directory the test owns.
 async fn regression_mount(args: &[&str]) -> (Mount, Bucket, S3Server, tempfile::TempDir) {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let cache = tempfile::Builder::new()
         .prefix("s3mount-model-cache-")
         .tempdir()

@@ -359,8 +359,7 @@ fn run_s3mount_expecting_exit(
 /// `ls -l` shows each object's size without a HeadObject per entry.
 #[tokio::test]
 async fn listing_of_2500_entries_equals_the_bucket_keys() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let objects: Vec<(String, Vec<u8>)> = (0..2500)
         .map(|i| {
             (
@@ -432,8 +431,7 @@ async fn listing_of_2500_entries_equals_the_bucket_keys() {
 /// the whole object whose bytes the read then takes from the cache (issue 6 point 3).
 #[tokio::test]
 async fn cat_of_unlisted_small_files_costs_one_get_each() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let objects: Vec<(String, Vec<u8>)> = (0..30)
         .map(|i| {
             (
@@ -481,8 +479,7 @@ async fn cat_of_unlisted_small_files_costs_one_get_each() {
 /// the mount shows exactly what the documented rules derive from the bucket's keys.
 #[tokio::test]
 async fn listing_handles_implicit_dirs_markers_conflicts_and_odd_names() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let y255 = "y".repeat(255);
     let z256 = "z".repeat(256);
     let q256 = "q".repeat(256);
@@ -647,8 +644,7 @@ async fn listing_handles_implicit_dirs_markers_conflicts_and_odd_names() {
 /// (256 KiB) and part (8 MiB) boundaries, and for ~20 MiB.
 #[tokio::test]
 async fn contents_equal_byte_for_byte_at_block_and_part_boundaries() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let sizes = [
         0,
         1,
@@ -753,8 +749,7 @@ fn check_random_reads(path: &Path, data: &[u8], seed: u64, n: usize) {
 /// ranges and re-fetching evicted blocks.
 #[tokio::test]
 async fn random_offset_reads_equal_the_object() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let data = pseudo_random_bytes(PART + 4 * MIB + 333, 7);
     bucket.put("random.bin", &data).await;
 
@@ -783,8 +778,7 @@ async fn random_offset_reads_equal_the_object() {
 /// seen through the mount once the metadata TTL has passed.
 #[tokio::test]
 async fn overwrite_delete_and_create_are_seen_after_the_ttl() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("same-size.txt", b"AAAA-version-1").await;
     bucket.put("grows.txt", b"short").await;
     bucket.put("doomed.txt", b"about to be deleted").await;
@@ -884,8 +878,7 @@ fn read_rest_checking(
 /// overwrite. After the TTL a new open reads the new version entirely.
 #[tokio::test]
 async fn read_racing_an_overwrite_never_mixes_versions() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let size = 20 * MIB;
     let old = pseudo_random_bytes(size, 21);
     let new = pseudo_random_bytes(size, 22);
@@ -931,8 +924,7 @@ async fn read_racing_an_overwrite_never_mixes_versions() {
 /// A handle opened before the object is deleted returns only the old bytes or an error.
 #[tokio::test]
 async fn read_racing_a_delete_returns_old_bytes_or_an_error() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let size = 12 * MIB;
     let old = pseudo_random_bytes(size, 31);
     bucket.put("gone.bin", &old).await;
@@ -965,8 +957,7 @@ async fn read_racing_a_delete_returns_old_bytes_or_an_error() {
 /// `getfattr -d` and listxattr/getxattr show exactly the object's tags, metadata and facts.
 #[tokio::test]
 async fn xattrs_equal_tags_metadata_and_facts() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "docs/tagged.txt",
@@ -1033,8 +1024,7 @@ async fn xattrs_equal_tags_metadata_and_facts() {
 /// listxattr), and directories (implicit or marker) list no attributes.
 #[tokio::test]
 async fn xattr_enodata_erange_and_directories() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with("f.txt", b"x", &[("k", "value")], &[("t", "tagvalue")], None)
         .await;
@@ -1191,8 +1181,7 @@ async fn mount_fails_for_an_unknown_access_key() {
 /// the permitted key mounts (control).
 #[tokio::test]
 async fn mount_fails_for_a_wrong_secret_and_for_access_denied() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("hello.txt", b"hello").await;
     let keys = s3.enable_iam_auth();
     let (good_id, good_secret) = keys.allowed.clone();
@@ -1242,8 +1231,7 @@ async fn mount_fails_for_a_wrong_secret_and_for_access_denied() {
 
 #[tokio::test]
 async fn mount_fails_for_a_missing_mount_point() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let dir = tempfile::tempdir().unwrap();
     let (code, stderr) = Mount::builder(&s3, bucket.name())
         .mountpoint(dir.path().join("missing"))
@@ -1253,8 +1241,7 @@ async fn mount_fails_for_a_missing_mount_point() {
 
 #[tokio::test]
 async fn mount_fails_for_a_mount_point_that_is_not_a_directory() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("regular-file");
     std::fs::write(&file, b"x").unwrap();
@@ -1266,8 +1253,7 @@ async fn mount_fails_for_a_mount_point_that_is_not_a_directory() {
 
 #[tokio::test]
 async fn mount_fails_for_a_mount_point_already_mounted() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("still-here.txt", b"first mount").await;
     let first = Mount::new(&s3, bucket.name(), &[]);
     let (code, stderr, _) = run_s3mount_expecting_exit(s3.endpoint(), bucket.name(), first.path());
@@ -1286,8 +1272,7 @@ async fn mount_fails_for_a_mount_point_already_mounted() {
 /// The contract: a live mount shows in /proc/self/mountinfo as `fuse.s3mount`.
 #[tokio::test]
 async fn live_mount_shows_as_fuse_s3mount_in_mountinfo() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     assert_eq!(mount.fstype().as_deref(), Some("fuse.s3mount"));
 }
@@ -1299,8 +1284,7 @@ async fn live_mount_shows_as_fuse_s3mount_in_mountinfo() {
 /// Under `--read-only` every modification fails with EROFS and the bucket is unchanged.
 #[tokio::test]
 async fn read_only_mount_refuses_every_modification() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with("file.txt", b"original", &[("m", "1")], &[("t", "1")], None)
         .await;

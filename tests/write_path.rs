@@ -298,8 +298,7 @@ async fn put_via(
 
 #[tokio::test]
 async fn fault_proxy_injects_each_fault() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let proxy = FaultProxy::start(s3.endpoint());
     let c = no_retry_client(&proxy.endpoint());
     let b = bucket.name();
@@ -401,8 +400,7 @@ async fn fault_proxy_injects_each_fault() {
 
 #[tokio::test]
 async fn sizes_around_part_boundaries_round_trip() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mut mount = Mount::new(&s3, bucket.name(), &["--write-part-size", PART_ARG]);
     let sizes = [0, 1, PART - 1, PART, PART + 1, 2 * PART + 7];
     for (i, &size) in sizes.iter().enumerate() {
@@ -444,8 +442,7 @@ async fn sizes_around_part_boundaries_round_trip() {
 
 #[tokio::test]
 async fn content_type_is_guessed_from_the_name() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &["--write-part-size", PART_ARG]);
     must_write(&mount.join("notes.txt"), b"plain\n");
     must_write(&mount.join("data.json"), b"{}\n");
@@ -465,8 +462,7 @@ async fn content_type_is_guessed_from_the_name() {
 
 #[tokio::test]
 async fn overwrite_with_o_trunc_replaces_the_content() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "f.txt",
@@ -499,8 +495,7 @@ async fn overwrite_with_o_trunc_replaces_the_content() {
 
 #[tokio::test]
 async fn appends_with_the_shell_and_with_o_append() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("log.txt", b"line1\n").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     sh(mount.path(), "echo line2 >> log.txt");
@@ -526,8 +521,7 @@ async fn appends_with_the_shell_and_with_o_append() {
 
 #[tokio::test]
 async fn writes_in_the_middle_and_past_the_end() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("mid.bin", vec![b'a'; 100]).await;
     bucket.put("hole.bin", b"abc").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
@@ -568,8 +562,7 @@ async fn writes_in_the_middle_and_past_the_end() {
 
 #[tokio::test]
 async fn truncate_shrinks_and_grows() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let body: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
     bucket.put("t.bin", &body).await;
     bucket.put("ft.bin", &body).await;
@@ -600,8 +593,7 @@ async fn truncate_shrinks_and_grows() {
 
 #[tokio::test]
 async fn changing_the_last_part_of_a_large_object_copies_the_rest_server_side() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let size = 12 * MIB;
     let old = pseudo_random_bytes(size, 42);
     bucket.put("large.bin", &old).await;
@@ -661,8 +653,7 @@ async fn changing_the_last_part_of_a_large_object_copies_the_rest_server_side() 
 
 #[tokio::test]
 async fn a_file_reads_back_before_it_is_closed() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("existing.txt", b"0123456789").await;
     let mount = Mount::new(&s3, bucket.name(), &["--write-part-size", PART_ARG]);
 
@@ -710,8 +701,7 @@ async fn a_file_reads_back_before_it_is_closed() {
 
 #[tokio::test]
 async fn fsync_returns_once_the_object_is_in_the_bucket() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &["--write-part-size", PART_ARG]);
 
     let mut f = File::create(mount.join("synced.txt")).unwrap();
@@ -747,8 +737,7 @@ async fn fsync_returns_once_the_object_is_in_the_bucket() {
 
 #[tokio::test]
 async fn unlink_deletes_the_key() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("gone.txt", b"x").await;
     bucket.put("dir/inner.txt", b"y").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
@@ -771,8 +760,7 @@ async fn unlink_deletes_the_key() {
 
 #[tokio::test]
 async fn mkdir_and_rmdir_keep_directory_markers() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("implicit/child.txt", b"c").await;
     let mut mount = Mount::new(&s3, bucket.name(), &[]);
 
@@ -837,8 +825,7 @@ async fn mkdir_and_rmdir_keep_directory_markers() {
 
 #[tokio::test]
 async fn rename_of_a_file_keeps_metadata_and_tags() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "a.txt",
@@ -893,8 +880,7 @@ async fn rename_of_a_file_keeps_metadata_and_tags() {
 
 #[tokio::test]
 async fn rename_of_a_directory_moves_every_key() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("d/", b"").await; // the directory's marker
     bucket.put("d/seeded.bin", b"seeded").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
@@ -930,8 +916,7 @@ async fn rename_of_a_directory_moves_every_key() {
 
 #[tokio::test]
 async fn rename_onto_an_existing_file_replaces_it() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "src.txt",
@@ -964,8 +949,7 @@ async fn rename_onto_an_existing_file_replaces_it() {
 
 #[tokio::test]
 async fn renameat2_noreplace_and_exchange() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("one.txt", b"one").await;
     bucket.put("two.txt", b"two").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
@@ -1002,8 +986,7 @@ async fn renameat2_noreplace_and_exchange() {
 
 #[tokio::test]
 async fn symlinks_are_stored_as_s3fs_stores_them() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("target.txt", b"pointed at").await;
     bucket
         .put_with(
@@ -1061,8 +1044,7 @@ async fn symlinks_are_stored_as_s3fs_stores_them() {
 
 #[tokio::test]
 async fn hard_links_are_refused() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("file.txt", b"x").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     assert_errno(
@@ -1080,8 +1062,7 @@ async fn hard_links_are_refused() {
 
 #[tokio::test]
 async fn chmod_chown_and_touch_persist_in_s3fs_headers() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "f.txt",
@@ -1170,8 +1151,7 @@ async fn chmod_chown_and_touch_persist_in_s3fs_headers() {
 
 #[tokio::test]
 async fn directory_attributes_persist_on_the_marker() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mut mount = Mount::new(&s3, bucket.name(), &["--metadata-ttl", "1"]);
     let d = mount.join("d");
     fs::create_dir(&d).unwrap();
@@ -1222,8 +1202,7 @@ async fn directory_attributes_persist_on_the_marker() {
 
 #[tokio::test]
 async fn xattrs_edit_tags_without_rewriting_the_object() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with("x.txt", b"content", &[], &[], Some("text/plain"))
         .await;
@@ -1287,8 +1266,7 @@ async fn xattrs_edit_tags_without_rewriting_the_object() {
 
 #[tokio::test]
 async fn xattrs_edit_metadata_and_content_type() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "m.txt",
@@ -1373,8 +1351,7 @@ async fn xattrs_edit_metadata_and_content_type() {
 
 #[tokio::test]
 async fn xattrs_respect_s3_limits() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let ten: Vec<(String, String)> = (0..10)
         .map(|i| (format!("t{i}"), format!("v{i}")))
         .collect();
@@ -1483,8 +1460,7 @@ fn assert_diff_clean(a: &Path, b: &Path) {
 
 #[tokio::test]
 async fn cp_r_copies_a_local_tree() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     let local = local_tempdir();
     let src = local.path().join("src");
@@ -1533,8 +1509,7 @@ async fn cp_r_copies_a_local_tree() {
 
 #[tokio::test]
 async fn rsync_a_keeps_modes_and_times_and_a_second_run_transfers_nothing() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mut mount = Mount::new(&s3, bucket.name(), &[]);
     let local = local_tempdir();
     let src = local.path().join("src");
@@ -1604,8 +1579,7 @@ async fn rsync_a_keeps_modes_and_times_and_a_second_run_transfers_nothing() {
 
 #[tokio::test]
 async fn tar_x_extracts_into_the_bucket() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     let local = local_tempdir();
     let src = local.path().join("tree");
@@ -1659,8 +1633,7 @@ async fn tar_x_extracts_into_the_bucket() {
 
 #[tokio::test]
 async fn mv_moves_a_directory_tree() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     sh(
         mount.path(),
@@ -1703,8 +1676,7 @@ async fn mv_moves_a_directory_tree() {
 
 #[tokio::test]
 async fn sed_i_edits_in_place() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put("conf/app.conf", b"name=demo\nport=80\nmode=test\n")
         .await;
@@ -1725,8 +1697,7 @@ async fn sed_i_edits_in_place() {
 
 #[tokio::test]
 async fn rm_r_removes_a_tree() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     for k in [
         "t/",
         "t/a.txt",
@@ -1760,8 +1731,7 @@ const RETRY_WINDOW: Duration = Duration::from_secs(90);
 
 #[tokio::test]
 async fn failed_put_gives_eio_on_close_and_fsync_and_keeps_the_old_object() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("f.txt", b"old\n").await;
     let proxy = FaultProxy::start(s3.endpoint());
     let cache = local_tempdir();
@@ -1833,8 +1803,7 @@ async fn failed_put_gives_eio_on_close_and_fsync_and_keeps_the_old_object() {
 
 #[tokio::test]
 async fn failed_multipart_upload_is_aborted_and_the_old_object_kept() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let old = pseudo_random_bytes(PART + MIB, 1);
     bucket.put("big.bin", &old).await;
     let proxy = FaultProxy::start(s3.endpoint());
@@ -1899,8 +1868,7 @@ async fn failed_multipart_upload_is_aborted_and_the_old_object_kept() {
 
 #[tokio::test]
 async fn transient_faults_are_ridden_out() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let proxy = FaultProxy::start(s3.endpoint());
     let cache = local_tempdir();
     let mount = mount_via(
@@ -1928,8 +1896,7 @@ async fn transient_faults_are_ridden_out() {
 
 #[tokio::test]
 async fn a_stopped_server_gives_eio_and_loses_nothing() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("f.txt", b"old\n").await;
     let proxy = FaultProxy::start(s3.endpoint());
     let cache = local_tempdir();
@@ -2104,8 +2071,7 @@ async fn files_and_symlinks_round_trip_with_s3fs() {
         eprintln!("skipped: s3fs is not installed (apt-get install s3fs)");
         return;
     }
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
 
     // s3fs writes, s3mount reads
     {

@@ -29,18 +29,19 @@ impl Served {
     pub fn mount(self, args: &[&str]) -> Env {
         let mount = Mount::new(&self.s3, self.bucket.name(), args);
         Env {
-            s3: self.s3,
-            bucket: self.bucket,
             mount,
+            bucket: self.bucket,
+            s3: self.s3,
         }
     }
 }
 
-/// A private moto server, a fresh bucket and a live mount of it.
+/// A private moto server, a fresh bucket and a live mount of it. The fields are declared
+/// mount first, so that an `Env` dropped whole unmounts before its server stops.
 pub struct Env {
-    pub s3: S3Server,
-    pub bucket: Bucket,
     pub mount: Mount,
+    pub bucket: Bucket,
+    pub s3: S3Server,
 }
 
 impl Env {
@@ -52,12 +53,5 @@ impl Env {
     /// A mount of an empty bucket with extra command-line arguments.
     pub async fn with_args(args: &[&str]) -> Env {
         Served::new().await.mount(args)
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Fields drop in declaration order (server first): unmount before that.
-        self.mount.unmount();
     }
 }
