@@ -259,9 +259,15 @@ impl ObjectStore for MemStore {
                 return Err(StoreError::precondition_failed());
             }
         }
+        if range.is_empty() {
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        // As S3: a range that starts at or past the end cannot be satisfied (416).
+        if range.start >= o.body.len() as u64 {
+            return Err(StoreError::invalid("InvalidRange"));
+        }
         let end = range.end.min(o.body.len() as u64) as usize;
-        let start = (range.start as usize).min(end);
-        Ok(self.chunked(o.body.slice(start..end)))
+        Ok(self.chunked(o.body.slice(range.start as usize..end)))
     }
 
     async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<String, StoreError> {

@@ -9,6 +9,7 @@
 //! fast unit tests of the core — never the only proof: integration tests use a real server).
 
 mod error;
+pub mod fault;
 pub mod mem;
 pub mod metered;
 pub mod s3;
