@@ -29,6 +29,7 @@ use futures::FutureExt;
 use tracing::{debug, warn, Instrument};
 
 use crate::error::{FsError, FsResult};
+use crate::fs::names::NAME_MAX;
 use crate::fs::AttrChange;
 use crate::fs::{CacheMode, Caller, S3Fs};
 
@@ -592,7 +593,16 @@ impl Filesystem for FuseAdapter {
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         // S3 has no capacity limit: report plenty of everything so `df` and space checks pass.
         const BLOCKS: u64 = 1 << 40;
-        reply.statfs(BLOCKS, BLOCKS, BLOCKS, 1 << 30, 1 << 30, 4096, 255, 4096);
+        reply.statfs(
+            BLOCKS,
+            BLOCKS,
+            BLOCKS,
+            1 << 30,
+            1 << 30,
+            4096,
+            NAME_MAX as u32,
+            4096,
+        );
     }
 
     fn setxattr(

@@ -153,7 +153,7 @@ fn walk(root: &Path) -> (BTreeSet<String>, BTreeMap<String, Vec<u8>>) {
 }
 
 fn representable(component: &str) -> bool {
-    !component.is_empty() && component != "." && component != ".." && component.len() <= 255
+    !component.is_empty() && component != "." && component != ".." && component.len() <= 1024
 }
 
 /// What the mount should show for these objects (the rules of src/fs/names.rs and
@@ -355,8 +355,10 @@ fn run_s3mount_expecting_exit(
 // listings
 // ---------------------------------------------------------------------------------------------
 
-/// A directory of 2,500 objects (three LIST pages) lists exactly the bucket's keys, and
-/// `ls -l` shows each object's size without a HeadObject per entry.
+/// A directory of 2,500 objects (three LIST pages) lists exactly the bucket's keys. With
+/// `--listing-attributes`, `ls -l` shows each object's size without a request per entry; by
+/// default each entry is completed once (its s3fs headers), and a listing after the TTL
+/// revalidates unchanged objects without asking about them again.
 #[tokio::test]
 async fn listing_of_2500_entries_equals_the_bucket_keys() {
     let Served { s3, bucket } = Served::new().await;
@@ -375,7 +377,7 @@ async fn listing_of_2500_entries_equals_the_bucket_keys() {
     let keys = bucket.list_keys("big/").await;
     assert_eq!(keys.len(), 2500, "the bucket should hold 2,500 keys");
 
-    let mount = Mount::new(&s3, bucket.name(), &[]);
+    let mut mount = Mount::new(&s3, bucket.name(), &["--listing-attributes"]);
     let big = mount.join("big");
 
     let mut names: Vec<String> = std::fs::read_dir(&big)
@@ -422,7 +424,33 @@ async fn listing_of_2500_entries_equals_the_bucket_keys() {
     eprintln!("ls -l of 2,500 entries: {lists} LIST and {heads} HEAD requests");
     assert_eq!(
         heads, 0,
-        "ls -l after a listing must not HEAD each entry (issue 2 point 4)"
+        "with --listing-attributes, ls -l after a listing must not HEAD each entry"
+    );
+
+    // By default: one request per entry at most, then none while the objects are unchanged.
+    mount.remount_with(&["--metadata-ttl", "2"]);
+    let per_entry = |from: usize| {
+        s3.log()
+            .lines()
+            .skip(from)
+            .filter(|l| (l.contains("HEAD /") || l.contains("GET /")) && l.contains("/big/entry-"))
+            .count()
+    };
+    let before = s3.log().lines().count();
+    let first = ls_l(&big);
+    let asked = per_entry(before);
+    assert_eq!(first.len(), 2502);
+    assert!(
+        (1..=2500).contains(&asked),
+        "a first ls -l completes each entry at most once: {asked} requests"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = s3.log().lines().count();
+    assert_eq!(ls_l(&big), first, "the same listing after the TTL");
+    assert_eq!(
+        per_entry(before),
+        0,
+        "a second ls -l after the TTL revalidates by the listing alone"
     );
 }
 
@@ -552,11 +580,13 @@ async fn listing_handles_implicit_dirs_markers_conflicts_and_odd_names() {
     .into_iter()
     .map(|(n, k)| (n.to_string(), k))
     .collect();
+    // Components over 255 bytes are listed (FUSE passes names of up to 1,024 bytes).
     want_root.insert(y255.clone(), '-');
+    want_root.insert(z256.clone(), '-');
     let got_root: BTreeMap<String, char> = root.iter().map(|(n, (k, _))| (n.clone(), *k)).collect();
     assert_eq!(
         got_root, want_root,
-        "ls -la of the root (`a` must be a directory, `.`/`..`/256-byte names skipped)"
+        "ls -la of the root (`a` must be a directory, `.`/`..` skipped, 256-byte names listed)"
     );
     // ls -l sizes equal the objects' sizes, everywhere.
     let sizes: HashMap<&str, usize> = objects.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
@@ -603,8 +633,8 @@ async fn listing_handles_implicit_dirs_markers_conflicts_and_odd_names() {
             .keys()
             .cloned()
             .collect::<Vec<_>>(),
-        [".", "..", "ok.txt"],
-        "long/ skips the 256-byte name"
+        [".", "..", "ok.txt", q256.as_str()],
+        "long/ lists the 256-byte name"
     );
     assert_eq!(
         ls_l(&mount.join("dup")).keys().cloned().collect::<Vec<_>>(),
@@ -631,7 +661,7 @@ async fn listing_handles_implicit_dirs_markers_conflicts_and_odd_names() {
     }
     let log = mount.stderr();
     assert!(
-        log.contains(&z256) && log.contains(&q256),
+        log.contains("dup/./") && log.contains("x//"),
         "each skipped key should get a log line naming it; stderr:\n{log}"
     );
 }

@@ -1866,21 +1866,27 @@ async fn long_keys_deep_trees_and_empty_objects() {
     assert_eq!(names_in(&p).unwrap(), BTreeSet::from([file.clone()]));
     assert_eq!(fs::read(p.join(&file)).unwrap(), b"at the limit");
 
-    // over 255 bytes: skipped in the listing, ENAMETOOLONG on create
+    // over 255 bytes: listed (FUSE passes names of up to 1,024 bytes), made, and read back;
+    // a component over 1,024 bytes is ENAMETOOLONG
+    let (x256, y300) = ("x".repeat(256), "y".repeat(300));
     assert_eq!(
         names_in(&mount.join("toolong")).unwrap(),
-        BTreeSet::from(["ok.txt".to_string()]),
-        "components over 255 bytes are skipped"
+        BTreeSet::from(["ok.txt".to_string(), x256.clone(), y300.clone()]),
+        "components over 255 bytes are listed"
     );
-    let err = fs::write(mount.join("toolong").join("z".repeat(256)), b"z").expect_err("256 bytes");
-    assert_eq!(os_errno(&err), libc::ENAMETOOLONG, "{err}");
-    let err = fs::create_dir(mount.join("toolong").join("z".repeat(256))).expect_err("256 bytes");
-    assert_eq!(os_errno(&err), libc::ENAMETOOLONG, "{err}");
-    fs::write(mount.join("toolong").join("z".repeat(255)), b"255").expect("255 bytes is fine");
+    assert_eq!(fs::read(mount.join("toolong").join(&x256)).unwrap(), b"x");
     assert_eq!(
-        bucket.get(&format!("toolong/{}", "z".repeat(255))).await,
-        b"255"
+        fs::read(mount.join("toolong").join(&y300).join("inner.txt")).unwrap(),
+        b"y"
     );
+    fs::write(mount.join("toolong").join("z".repeat(256)), b"256").expect("256 bytes");
+    assert_eq!(
+        bucket.get(&format!("toolong/{}", "z".repeat(256))).await,
+        b"256"
+    );
+    fs::create_dir(mount.join("toolong").join("w".repeat(500))).expect("a 500-byte directory");
+    let err = fs::write(mount.join("toolong").join("z".repeat(1025)), b"z").expect_err("1,025");
+    assert_eq!(os_errno(&err), libc::ENAMETOOLONG, "{err}");
 
     // 50 levels, seeded
     let leaf = mount.join(format!("seeded-deep/{}/leaf.txt", deep.join("/")));

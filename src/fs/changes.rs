@@ -318,7 +318,7 @@ impl Changes {
         check_key(&new_key)?;
         self.files.commit_pending(src.ino).await?;
         self.stage_before_move(src.ino).await?;
-        let opts = self.moved_options(src, new_name).await?;
+        let opts = self.moved_options(src, dst, new_name).await?;
         let etag = self.store.copy(&src.key, &new_key, Some(&opts)).await?;
         self.store.delete(&src.key).await?;
         if let Some(d) = dst {
@@ -341,20 +341,39 @@ impl Changes {
     }
 
     /// What a renamed file's copy carries: its metadata and tags as they are, its mtime kept
-    /// (stored explicitly, since the copy has a new Last-Modified), ctime now, and a
-    /// Content-Type guessed from the new name when the old one was only guessed from the old
-    /// name (`sed -i` and editors save through a temp file, then rename it over the original).
-    async fn moved_options(&self, src: &Inode, new_name: &str) -> FsResult<PutOptions> {
+    /// (stored explicitly, since the copy has a new Last-Modified) and ctime now. A
+    /// Content-Type that was only guessed from the old name (`sed -i` and editors save to a
+    /// temp file, then rename it over the original) gives way to the replaced object's type,
+    /// or to a guess from the new name.
+    async fn moved_options(
+        &self,
+        src: &Inode,
+        dst: Option<&Inode>,
+        new_name: &str,
+    ) -> FsResult<PutOptions> {
         let meta = self.store.head(&src.key).await?;
         let mut opts = put_options_of(&meta);
         stamp_change(&mut opts, &src.stat, SystemTime::now());
-        let guessed = |name: &str| guess_content_type(name);
         let was_guessed = match &opts.content_type {
             None => true,
-            Some(t) => *t == guessed(&src.name) || t == "binary/octet-stream",
+            Some(t) => *t == guess_content_type(&src.name) || t == "binary/octet-stream",
         };
         if was_guessed && src.kind() == Kind::File {
-            opts.content_type = Some(guessed(new_name));
+            let replaced = match dst {
+                Some(d) => self
+                    .store
+                    .head(&d.key)
+                    .await
+                    .ok()
+                    .and_then(|m| m.content_type),
+                None => None,
+            };
+            opts.content_type = Some(replaced.unwrap_or_else(|| guess_content_type(new_name)));
+        }
+        if dst.is_some() {
+            // The new version carries the source's tags, none if it has none, whatever the
+            // server did with the replaced object's (some keep them across a copy).
+            opts.tags = self.store.get_tags(&src.key).await.ok();
         }
         Ok(opts)
     }

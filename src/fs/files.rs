@@ -139,8 +139,7 @@ impl Files {
             return Err(FsError::new(libc::EISDIR, "is a directory"));
         }
         // Someone is writing this file: read their staged bytes (read-your-writes).
-        if let Some(state) = self.writes.get(ino) {
-            state.lock().await.add_handle();
+        if let Some(state) = self.join_staged(ino).await {
             let file = OpenFile::Staged {
                 state,
                 writable: false,
@@ -268,8 +267,7 @@ impl Files {
                 "only regular files can be written",
             ));
         }
-        if let Some(state) = self.writes.get(ino) {
-            state.lock().await.add_handle();
+        if let Some(state) = self.join_staged(ino).await {
             return Ok(state);
         }
         // Only "no such object" means there is nothing to keep: any other failure must not
@@ -291,6 +289,20 @@ impl Files {
             f.cache_etag = None;
         }
         Ok(self.writes.insert_or_get(ino, staged))
+    }
+
+    /// Joins the staged file of `ino` with one more handle, if one is registered and still
+    /// is once locked (its last handle may be closing it at that very moment).
+    async fn join_staged(&self, ino: u64) -> Option<SharedStaged> {
+        loop {
+            let state = self.writes.get(ino)?;
+            let mut st = state.lock().await;
+            if self.writes.is_current(ino, &state) {
+                st.add_handle();
+                drop(st);
+                return Some(state);
+            }
+        }
     }
 
     /// Reads from open file `fh`.
@@ -406,7 +418,8 @@ impl Files {
                 if let Ok(Some(meta)) = st.save_on_close().await {
                     self.ns.record_commit(st.ino, &meta);
                 }
-                self.writes.remove(st.ino);
+                // Still holding its lock: an open that found it waits, then sees it is gone.
+                self.writes.remove(st.ino, state);
             }
         }
     }

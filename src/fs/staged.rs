@@ -378,10 +378,13 @@ impl StagedFile {
         if !self.is_dirty() {
             return Ok(None);
         }
-        self.ensure_staged().await?;
-        self.keep_base_tags().await?;
         let started = std::time::Instant::now();
-        match self.upload().await {
+        let uploaded = async {
+            self.ensure_staged().await?;
+            self.keep_base_tags().await?;
+            self.upload().await
+        };
+        match uploaded.await {
             Ok(etag) => {
                 info!(key = %self.key, size = self.size, ms = started.elapsed().as_millis() as u64, "uploaded");
                 self.sync = Sync::Clean;

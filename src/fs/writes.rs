@@ -56,9 +56,24 @@ impl Writes {
             .clone()
     }
 
-    /// Forgets the staged file of `ino` (its last handle closed).
-    pub fn remove(&self, ino: u64) {
-        self.by_ino.lock().unwrap().remove(&ino);
+    /// Whether `state` is still the staged file registered for `ino` (a file whose last
+    /// handle closed is dropped from the registry; one who found it just before must not
+    /// keep writing to it alone).
+    pub fn is_current(&self, ino: u64, state: &SharedStaged) -> bool {
+        self.by_ino
+            .lock()
+            .unwrap()
+            .get(&ino)
+            .is_some_and(|s| Arc::ptr_eq(s, state))
+    }
+
+    /// Forgets `state`, the staged file of `ino`, after its last handle closed — unless
+    /// another one has been registered for `ino` since.
+    pub fn remove(&self, ino: u64, state: &SharedStaged) {
+        let mut by_ino = self.by_ino.lock().unwrap();
+        if by_ino.get(&ino).is_some_and(|s| Arc::ptr_eq(s, state)) {
+            by_ino.remove(&ino);
+        }
     }
 
     /// Every staged file, with its inode number.

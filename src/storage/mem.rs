@@ -373,8 +373,9 @@ impl ObjectStore for MemStore {
             .get(src_key)
             .cloned()
             .ok_or_else(StoreError::not_found)?;
+        let tags = replace.and_then(|o| o.tags.clone()).unwrap_or(src.tags);
         let opts = replace.cloned().unwrap_or(src.opts);
-        Ok(self.store(dst_key, src.body, opts, src.tags))
+        Ok(self.store(dst_key, src.body, opts, tags))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

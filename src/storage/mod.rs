@@ -81,8 +81,9 @@ pub struct PutOptions {
     pub content_type: Option<String>,
     /// User metadata to store.
     pub metadata: HashMap<String, String>,
-    /// Tags to set with a PutObject or CreateMultipartUpload (`x-amz-tagging`); `None` sets
-    /// none. A CopyObject always copies the source's tags and ignores this.
+    /// Tags to set (`x-amz-tagging`). For a PutObject or CreateMultipartUpload `None` sets
+    /// none; for a CopyObject with replaced metadata `None` copies the source's tags and
+    /// `Some` sets these instead.
     pub tags: Option<Vec<(String, String)>>,
 }
 
@@ -173,7 +174,8 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError>;
 
     /// `CopyObject`. With `replace = Some(opts)` the metadata and content type are replaced
-    /// (`MetadataDirective: REPLACE`); with `None` they are copied. Tags are always copied.
+    /// (`MetadataDirective: REPLACE`), and so are the tags when `opts.tags` is set; with
+    /// `None` they are copied.
     async fn copy(
         &self,
         src_key: &str,

@@ -578,8 +578,13 @@ impl ObjectStore for S3Store {
             .copy_object()
             .bucket(&self.bucket)
             .key(dst_key)
-            .copy_source(copy_source(&self.bucket, src_key))
-            .tagging_directive(TaggingDirective::Copy);
+            .copy_source(copy_source(&self.bucket, src_key));
+        let base = match replace.and_then(|o| o.tags.as_deref()) {
+            Some(tags) => base
+                .tagging_directive(TaggingDirective::Replace)
+                .set_tagging(tagging_header(tags)),
+            None => base.tagging_directive(TaggingDirective::Copy),
+        };
         let req = match replace {
             Some(opts) => with_put_fields!(
                 self,

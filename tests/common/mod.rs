@@ -73,6 +73,7 @@ pub mod figures;
 pub mod mount;
 pub mod process;
 pub mod rng;
+pub mod s3fs;
 pub mod server;
 pub mod sys;
 
@@ -82,5 +83,6 @@ pub use figures::*;
 pub use mount::*;
 pub use process::*;
 pub use rng::*;
+pub use s3fs::*;
 pub use server::*;
 pub use sys::*;

@@ -74,6 +74,11 @@ impl Namespace {
         }
     }
 
+    /// Whether a background completion of `ino` is in flight.
+    pub(super) fn ahead_in_flight(&self, ino: u64) -> bool {
+        self.ahead.in_flight.lock().unwrap().contains_key(&ino)
+    }
+
     /// Waits for a background completion of `ino`, if one is in flight.
     pub(super) async fn wait_ahead(&self, ino: u64) {
         let job = self.ahead.in_flight.lock().unwrap().get(&ino).cloned();
@@ -111,8 +116,10 @@ impl Namespace {
             .collect()
     }
 
-    /// Completes entry `ino` with its headers (a HEAD: no body is wanted here), if it is
-    /// still partial. Failures leave it partial: its own lookup will ask again.
+    /// Completes entry `ino` with its headers, if it is still partial, as a lookup would: a
+    /// small file with a GET of the whole object (its bytes go to the cache, and `cat dir/*`
+    /// then costs one request a file), anything else with a HEAD. Failures leave it partial:
+    /// its own lookup will ask again.
     async fn complete_quietly(&self, ino: u64) {
         let Ok(node) = self.node(ino) else {
             return;
@@ -129,7 +136,13 @@ impl Namespace {
             }
             return;
         }
-        let answer = self.probe.head(&node.key).await;
+        let small = super::lookup::small_file_get(&self.config);
+        let answer = if node.stat.size > 0 && node.stat.size <= small {
+            let seen = node.stat.etag.as_deref();
+            self.probe.headers(&node.key, small, seen).await
+        } else {
+            self.probe.head(&node.key).await
+        };
         let _ = self.record_object(node.parent, &node.name, node.key.clone(), answer);
     }
 }

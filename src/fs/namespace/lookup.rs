@@ -24,6 +24,11 @@ use crate::storage::{ListPage, StoreError};
 /// that are usually read whole right after they are looked up.
 const SMALL_FILE_GET: u64 = 64 << 10;
 
+/// The largest file completed with a GET of the whole object.
+pub(super) fn small_file_get(config: &crate::config::FsConfig) -> u64 {
+    SMALL_FILE_GET.min(config.read.block_size)
+}
+
 /// What the table alone says about a name.
 enum Known {
     /// Fresh and complete: the answer.
@@ -87,6 +92,10 @@ impl Namespace {
                     false => Known::Fresh(self.attr_of(child)),
                     true => Known::Partial(child.clone()),
                 };
+            }
+            if self.ahead_in_flight(child.ino) {
+                // Being asked about right now: its answer is as fresh as any.
+                return Known::Partial(child.clone());
             }
         }
         if table.is_negative(parent, name, now) {
@@ -187,7 +196,7 @@ impl Namespace {
             n.source = source;
             return Ok(self.attr_of(n));
         }
-        let small = SMALL_FILE_GET.min(self.config.read.block_size);
+        let small = small_file_get(&self.config);
         let fetched = if node.stat.size > 0 && node.stat.size <= small {
             self.probe
                 .headers(&node.key, small, node.stat.etag.as_deref())

@@ -1,0 +1,560 @@
+//! Attributes you can trust: what `stat`, `ls -l`, `cp -a` and `rsync -a` see through a real
+//! mount against moto, checked again after an unmount and a fresh mount, and in the bucket
+//! through the AWS SDK (s3fs's headers, `shared/INTEROP.md`).
+//!
+//! Each test names the behaviour of a local disk it holds s3mount to: times (mtime and ctime
+//! on writes, ctime alone on chmod/chown/rename, atime as set), modes and owners after a
+//! remount, special files, nlink, set-user-ID clearing, Content-Type and tags across rewrites,
+//! long names.
+
+mod common;
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+
+/// The uid and gid of `nobody` on Debian.
+const NOBODY: u32 = 65534;
+
+fn sh(dir: &Path, script: &str) -> String {
+    let out = sh_output(dir, script);
+    assert!(
+        out.status.success(),
+        "`{script}` in {} failed ({}):\n{}{}",
+        dir.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sh_output(dir: &Path, script: &str) -> Output {
+    Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("sh -c {script}: {e}"))
+}
+
+/// Runs `script` with `sh -c` as `nobody` in `dir`.
+fn as_nobody(dir: &Path, script: &str) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["sh", "-c", script])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("setpriv")
+}
+
+/// (seconds, nanoseconds) of a time.
+fn parts(secs: i64, nsec: i64) -> (i64, i64) {
+    (secs, nsec)
+}
+
+fn mtime(p: &Path) -> (i64, i64) {
+    let m = fs::symlink_metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()));
+    parts(m.mtime(), m.mtime_nsec())
+}
+
+fn ctime(p: &Path) -> (i64, i64) {
+    let m = fs::symlink_metadata(p).unwrap();
+    parts(m.ctime(), m.ctime_nsec())
+}
+
+fn atime(p: &Path) -> (i64, i64) {
+    let m = fs::symlink_metadata(p).unwrap();
+    parts(m.atime(), m.atime_nsec())
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().mode()
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// s3fs's `sec[.nsec]` header value as (seconds, nanoseconds).
+fn header_time(v: &str) -> (i64, i64) {
+    let (s, f) = v.split_once('.').unwrap_or((v, ""));
+    let nanos = if f.is_empty() {
+        0
+    } else {
+        format!("{f:0<9}")[..9].parse().unwrap()
+    };
+    (s.parse().unwrap(), nanos)
+}
+
+/// The mount's parent directory made reachable for other users (the fixture's temp dir is 0700).
+fn open_to_others(mount: &Mount) {
+    let parent = mount.path().parent().unwrap();
+    fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+const JAN_2024: i64 = 1_704_067_200;
+
+#[tokio::test]
+async fn writes_move_mtime_even_after_an_explicit_one() {
+    let Env {
+        s3: _s3,
+        bucket,
+        mut mount,
+    } = Env::new().await;
+    let f = mount.join("f");
+    fs::write(&f, b"v1\n").unwrap();
+    let writes = [
+        "echo v2 > f",
+        "echo more >> f",
+        "printf X | dd of=f bs=1 seek=1 conv=notrunc status=none",
+        "cp /etc/hostname f",
+    ];
+    for cmd in writes {
+        sh(mount.path(), "touch -d '2024-01-01 00:00:00 UTC' f");
+        assert_eq!(mtime(&f).0, JAN_2024, "touch -d before `{cmd}`");
+        let before = now_secs();
+        sh(mount.path(), cmd);
+        let after_write = mtime(&f);
+        assert!(
+            after_write.0 >= before - 1,
+            "`{cmd}` after an explicit mtime must move it to now: {after_write:?}"
+        );
+        assert_eq!(ctime(&f).0, after_write.0, "a write moves ctime with mtime");
+        let stored = bucket.metadata("f").await;
+        assert_eq!(
+            header_time(&stored["mtime"]),
+            after_write,
+            "x-amz-meta-mtime after `{cmd}`: {stored:?}"
+        );
+        mount.remount();
+        assert_eq!(mtime(&f), after_write, "mtime after `{cmd}` and a remount");
+    }
+}
+
+#[tokio::test]
+async fn chmod_chown_and_rename_keep_mtime_and_move_ctime() {
+    let Env {
+        s3: _s3,
+        bucket,
+        mut mount,
+    } = Env::new().await;
+    // Written by another tool: no mtime header, so mtime is the upload's Last-Modified.
+    bucket.put("plain.txt", b"data").await;
+    sh(mount.path(), "ls -l >/dev/null");
+    let f = mount.join("plain.txt");
+    let m0 = mtime(&f);
+    sleep(Duration::from_millis(1100));
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(mtime(&f), m0, "chmod keeps mtime");
+    assert!(ctime(&f).0 > m0.0, "chmod moves ctime: {:?}", ctime(&f));
+    std::os::unix::fs::chown(&f, Some(NOBODY), Some(NOBODY)).unwrap();
+    assert_eq!(mtime(&f), m0, "chown keeps mtime");
+    let moved = mount.join("moved.txt");
+    fs::rename(&f, &moved).unwrap();
+    assert_eq!(mtime(&moved), m0, "rename keeps mtime");
+    let stored = bucket.metadata("moved.txt").await;
+    assert_eq!(header_time(&stored["mtime"]), m0, "{stored:?}");
+    assert_eq!(stored["mode"], (libc::S_IFREG | 0o600).to_string());
+    assert_eq!(stored["uid"], NOBODY.to_string());
+    mount.remount();
+    assert_eq!(mtime(&moved), m0, "mtime after a remount");
+    assert_eq!(mode(&moved), libc::S_IFREG | 0o600);
+    assert_eq!(fs::metadata(&moved).unwrap().uid(), NOBODY);
+}
+
+#[tokio::test]
+async fn listings_show_the_stored_mode_owner_and_mtime_after_a_remount() {
+    let Env {
+        s3: _s3,
+        bucket: _bucket,
+        mut mount,
+    } = Env::new().await;
+    sh(
+        mount.path(),
+        "mkdir bin && printf '#!/bin/sh\\necho ran\\n' > bin/run.sh && chmod +x bin/run.sh && \
+         echo old > bin/old.txt && touch -d '2022-02-02 02:02:02 UTC' bin/old.txt",
+    );
+    mount.remount();
+    let listing = sh(mount.path(), "ls -l bin");
+    let line = listing.lines().find(|l| l.ends_with("run.sh")).unwrap();
+    assert!(
+        line.starts_with("-rwxr-xr-x"),
+        "ls -l after a remount: {listing}"
+    );
+    let out = Command::new(mount.join("bin/run.sh")).output().unwrap();
+    assert_eq!(
+        out.stdout, b"ran\n",
+        "the script runs after a remount: {out:?}"
+    );
+    // cp -a and rsync -a out of the mount carry the stored mtime, not the upload time.
+    let local = tempfile::tempdir().unwrap();
+    sh(
+        local.path(),
+        &format!(
+            "cp -a '{}' cp-a && rsync -a '{}/' rsync-a/",
+            mount.join("bin").display(),
+            mount.join("bin").display()
+        ),
+    );
+    for copy in ["cp-a/old.txt", "rsync-a/old.txt"] {
+        assert_eq!(mtime(&local.path().join(copy)).0, 1_643_767_322, "{copy}");
+    }
+    assert_eq!(mode(&local.path().join("cp-a/run.sh")) & 0o777, 0o755);
+}
+
+#[tokio::test]
+async fn rsync_of_an_edit_in_place_reaches_the_backup() {
+    let Env {
+        s3: _s3,
+        bucket: _bucket,
+        mount,
+    } = Env::new().await;
+    let local = tempfile::tempdir().unwrap();
+    sh(
+        local.path(),
+        "mkdir src && echo 'first version' > src/notes.txt && echo keep > src/other.txt && \
+         touch -d '2023-01-01 00:00:00 UTC' src/*",
+    );
+    let mnt = mount.join("tree");
+    sh(local.path(), &format!("rsync -a src/ '{}/'", mnt.display()));
+    sh(
+        local.path(),
+        &format!("rsync -a '{}/' back/", mnt.display()),
+    );
+    // The same size, edited in place: only mtime tells rsync.
+    sh(
+        &mnt,
+        "printf F | dd of=notes.txt bs=1 seek=0 conv=notrunc status=none",
+    );
+    let out = sh(
+        local.path(),
+        &format!("rsync -ai '{}/' back/", mnt.display()),
+    );
+    assert!(out.contains("notes.txt"), "rsync sees the edit: {out}");
+    assert_eq!(
+        fs::read(local.path().join("back/notes.txt")).unwrap(),
+        b"First version\n"
+    );
+}
+
+#[tokio::test]
+async fn save_by_rename_keeps_the_content_type() {
+    let Env {
+        s3: _s3,
+        bucket,
+        mount,
+    } = Env::new().await;
+    bucket
+        .put_with("index.html", b"<p>a</p>\n", &[], &[], Some("text/html"))
+        .await;
+    bucket
+        .put_with("data", b"a\n", &[], &[], Some("application/x-custom"))
+        .await;
+    sh(
+        mount.path(),
+        "sed -i s/a/b/ index.html && sed -i s/a/b/ data",
+    );
+    let ct = |key: &'static str| {
+        let bucket = &bucket;
+        async move {
+            bucket
+                .head(key)
+                .await
+                .unwrap()
+                .content_type()
+                .map(str::to_string)
+        }
+    };
+    assert_eq!(bucket.get("index.html").await, b"<p>b</p>\n");
+    assert_eq!(ct("index.html").await.as_deref(), Some("text/html"));
+    // A type that was not guessed from the old name is kept as it is.
+    assert_eq!(ct("data").await.as_deref(), Some("application/x-custom"));
+}
+
+#[tokio::test]
+async fn rewrites_in_place_keep_tags_and_metadata_and_a_rename_over_replaces_them() {
+    let Env {
+        s3: _s3,
+        bucket,
+        mount,
+    } = Env::new().await;
+    bucket
+        .put_with(
+            "f.txt",
+            b"one\n",
+            &[("color", "blue")],
+            &[("team", "core")],
+            Some("text/plain"),
+        )
+        .await;
+    let tags = vec![("team".to_string(), "core".to_string())];
+    for cmd in [
+        "echo two >> f.txt",
+        "echo three > f.txt",
+        "truncate -s 2 f.txt",
+    ] {
+        sh(mount.path(), cmd);
+        assert_eq!(bucket.tags("f.txt").await, tags, "tags after `{cmd}`");
+        let meta = bucket.metadata("f.txt").await;
+        assert_eq!(
+            meta.get("color").map(String::as_str),
+            Some("blue"),
+            "{cmd}: {meta:?}"
+        );
+    }
+    assert_eq!(bucket.get("f.txt").await, b"th");
+    sh(mount.path(), "echo g > g.txt && mv g.txt f.txt");
+    assert_eq!(
+        bucket.tags("f.txt").await,
+        vec![],
+        "a rename over replaces the tags"
+    );
+    assert!(!bucket.metadata("f.txt").await.contains_key("color"));
+}
+
+#[tokio::test]
+async fn what_another_user_creates_is_theirs() {
+    let Env {
+        s3: _s3,
+        bucket,
+        mut mount,
+    } = Env::with_args(&["--allow-other"]).await;
+    open_to_others(&mount);
+    sh(mount.path(), "mkdir shared && chmod 1777 shared");
+    let shared = mount.join("shared");
+    let out = as_nobody(
+        &shared,
+        "touch mine && mkdir mydir && ln -s mine mylink && chmod 600 mine && chmod 700 mydir",
+    );
+    assert!(
+        out.status.success(),
+        "nobody creates and chmods its own files: {out:?}"
+    );
+    for name in ["mine", "mydir", "mylink"] {
+        let m = fs::symlink_metadata(shared.join(name)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (NOBODY, NOBODY), "{name}");
+    }
+    assert_eq!(mode(&shared.join("mine")), libc::S_IFREG | 0o600);
+    let stored = bucket.metadata("shared/mine").await;
+    assert_eq!(stored["uid"], NOBODY.to_string(), "{stored:?}");
+    assert_eq!(
+        bucket.metadata("shared/mydir/").await["gid"],
+        NOBODY.to_string()
+    );
+    mount.remount_with(&["--allow-other"]);
+    open_to_others(&mount);
+    let shared = mount.join("shared");
+    assert_eq!(fs::metadata(shared.join("mine")).unwrap().uid(), NOBODY);
+    assert_eq!(fs::metadata(shared.join("mydir")).unwrap().uid(), NOBODY);
+    let out = as_nobody(&shared, "chmod 640 mine");
+    assert!(out.status.success(), "after a remount too: {out:?}");
+}
+
+#[tokio::test]
+async fn fifos_sockets_and_devices_are_stored_as_s3fs_stores_them() {
+    let Env {
+        s3,
+        bucket,
+        mut mount,
+    } = Env::new().await;
+    sh(
+        mount.path(),
+        "mkfifo -m 640 fifo && mknod chr c 1 3 && mknod blk b 7 0 && \
+         python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\"",
+    );
+    // `with_rdev`: s3fs 1.90 keeps the type bits but neither stores nor reads device numbers.
+    let check = |root: &Path, with_rdev: bool| {
+        let t = |n: &str| fs::symlink_metadata(root.join(n)).unwrap();
+        assert!(
+            t("fifo").file_type().is_fifo(),
+            "fifo in {}",
+            root.display()
+        );
+        assert_eq!(t("fifo").mode() & 0o777, 0o640);
+        assert!(t("chr").file_type().is_char_device());
+        assert!(t("blk").file_type().is_block_device());
+        assert!(t("sock").file_type().is_socket());
+        if with_rdev {
+            assert_eq!(t("chr").rdev(), libc::makedev(1, 3));
+            assert_eq!(t("blk").rdev(), libc::makedev(7, 0));
+        }
+    };
+    check(mount.path(), true);
+    mount.remount();
+    check(mount.path(), true);
+    let stored = bucket.metadata("chr").await;
+    assert_eq!(
+        stored["mode"],
+        (libc::S_IFCHR | 0o644).to_string(),
+        "{stored:?}"
+    );
+    assert_eq!(stored["rdev"], libc::makedev(1, 3).to_string());
+    assert_eq!(
+        bucket.get("fifo").await,
+        b"",
+        "a special file is a zero-byte object"
+    );
+    assert_eq!(
+        bucket.metadata("fifo").await["mode"],
+        (libc::S_IFIFO | 0o640).to_string()
+    );
+    if !have_s3fs() {
+        eprintln!("skipped the s3fs half: s3fs is not installed (apt-get install s3fs)");
+        return;
+    }
+    drop(mount);
+    let s3fs = S3fsMount::start(&s3, bucket.name());
+    check(&s3fs.path(), false);
+    sh(&s3fs.path(), "mkfifo s3fs-fifo && mknod s3fs-chr c 4 5");
+    drop(s3fs);
+    let mount = Mount::new(&s3, bucket.name(), &[]);
+    assert!(fs::symlink_metadata(mount.join("s3fs-fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let chr = fs::symlink_metadata(mount.join("s3fs-chr")).unwrap();
+    assert!(chr.file_type().is_char_device());
+}
+
+#[tokio::test]
+async fn atime_is_stored_and_directory_times_follow_their_entries() {
+    let Env {
+        s3: _s3,
+        bucket,
+        mut mount,
+    } = Env::new().await;
+    sh(
+        mount.path(),
+        "echo t > t && touch -a -d @1000000000 t && cat t >/dev/null",
+    );
+    assert_eq!(
+        atime(&mount.join("t")),
+        (1_000_000_000, 0),
+        "reads do not move atime"
+    );
+    assert_eq!(bucket.metadata("t").await["atime"], "1000000000");
+    mount.remount();
+    assert_eq!(atime(&mount.join("t")), (1_000_000_000, 0));
+
+    let d = mount.join("d");
+    fs::create_dir(&d).unwrap();
+    let mut last = (mtime(&d), ctime(&d));
+    for cmd in [
+        "touch d/x",
+        "mv d/x d/y",
+        "rm d/y",
+        "mkdir d/sub",
+        "rmdir d/sub",
+    ] {
+        sleep(Duration::from_millis(20));
+        sh(mount.path(), cmd);
+        let now = (mtime(&d), ctime(&d));
+        assert!(
+            now.0 > last.0 && now.1 > last.1,
+            "`{cmd}` moves d's times: {last:?} -> {now:?}"
+        );
+        last = now;
+    }
+    // The root has no marker object: its times live as long as the mount.
+    sh(mount.path(), "touch -d '2020-02-02 00:00:00 UTC' .");
+    assert_eq!(mtime(mount.path()).0, 1_580_601_600);
+}
+
+#[tokio::test]
+async fn nlink_counts_subdirectories_and_an_open_unlinked_file_has_none() {
+    let Env {
+        s3: _s3,
+        bucket,
+        mut mount,
+    } = Env::new().await;
+    sh(mount.path(), "mkdir -p a/b a/c && touch a/f");
+    assert_eq!(fs::metadata(mount.join("a")).unwrap().nlink(), 4);
+    mount.remount();
+    sh(mount.path(), "ls a >/dev/null");
+    assert_eq!(
+        fs::metadata(mount.join("a")).unwrap().nlink(),
+        4,
+        "after a remount"
+    );
+
+    // Create, unlink, use: the temp-file pattern.
+    let path = mount.join("scratch");
+    let mut f = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    fs::remove_file(&path).unwrap();
+    f.write_all(b"still here").unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    let mut back = String::new();
+    f.read_to_string(&mut back).unwrap();
+    assert_eq!(back, "still here");
+    assert_eq!(f.metadata().unwrap().nlink(), 0);
+    drop(f);
+    assert!(!path.exists());
+    assert!(!bucket.exists("scratch").await);
+}
+
+#[tokio::test]
+async fn a_write_or_chown_clears_set_user_id() {
+    let Env {
+        s3: _s3,
+        bucket,
+        mount,
+    } = Env::with_args(&["--allow-other"]).await;
+    open_to_others(&mount);
+    sh(
+        mount.path(),
+        "echo x > prog && chmod 4777 prog && echo y > other && chmod 4755 other",
+    );
+    assert_eq!(mode(&mount.join("prog")) & 0o7777, 0o4777);
+    let out = as_nobody(mount.path(), "echo more >> prog");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        mode(&mount.join("prog")) & 0o7777,
+        0o777,
+        "write by another user"
+    );
+    assert_eq!(
+        bucket.metadata("prog").await["mode"],
+        (libc::S_IFREG | 0o777).to_string()
+    );
+    std::os::unix::fs::chown(mount.join("other"), Some(NOBODY), None).unwrap();
+    assert_eq!(mode(&mount.join("other")) & 0o7777, 0o755, "chown");
+}
+
+#[tokio::test]
+async fn names_up_to_1024_bytes_are_listed_and_kept() {
+    let Env {
+        s3: _s3,
+        bucket,
+        mut mount,
+    } = Env::new().await;
+    let long = "n".repeat(300);
+    fs::write(mount.join(&long), b"long").unwrap();
+    bucket.put(&format!("{}.s3", "m".repeat(400)), b"put").await;
+    mount.remount();
+    let names: Vec<String> = fs::read_dir(mount.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.contains(&long), "{names:?}");
+    assert!(names.iter().any(|n| n.len() == 403));
+    assert_eq!(fs::read(mount.join(&long)).unwrap(), b"long");
+    assert!(bucket.exists(&long).await);
+    let err = fs::write(mount.join("x".repeat(1025)), b"x").unwrap_err();
+    assert_eq!(errno(&err), libc::ENAMETOOLONG);
+}
