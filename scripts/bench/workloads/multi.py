@@ -5,7 +5,7 @@ import os
 import subprocess
 
 from ..measure import curl_specs, par_read, split_ranges
-from ..stats import fmt_list, max_of, median
+from ..stats import fmt_list, fmt_num, max_of, median
 
 
 def write_random(path, size: int) -> None:
@@ -96,7 +96,7 @@ def _measure(b, keys, local, r16, r4, r4p, req16, req4) -> None:
         )
         r16.cells[m.key], r4.cells[m.key] = median(got[16][0]), median(got[4][0])
         if m is b.s3fs:
-            b.res.facts["s3fs peak RSS, 16 or 4 files read at once"] = f"{max_of(got[16][1] + got[4][1])} MiB"
+            b.res.facts["s3fs peak RSS, 16 or 4 files read at once"] = f"{fmt_num(max_of(got[16][1] + got[4][1]))} MiB"
         else:
             r16.rss[m.key], r4.rss[m.key] = max_of(got[16][1]), max_of(got[4][1])
 

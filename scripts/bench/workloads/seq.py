@@ -2,7 +2,7 @@
 pairs row; peak RSS after the read; one byte-for-byte check; CPU seconds of one cold read."""
 
 from ..measure import curl8, curl_get, read_file, same_bytes
-from ..stats import fmt_list, max_of, median
+from ..stats import fmt_list, fmt_num, max_of, median
 from ..system import cpu_secs
 
 
@@ -111,7 +111,7 @@ def run(b) -> None:
                 if not same_bytes(path, b.big_local):
                     b.fail("s3fs returned different bytes for big/obj")
     b.note(f"s3fs cold: {fmt_list(fc)}; warm: {fmt_list(fw)} MiB/s; peak RSS MiB: {fmt_list(fr)}")
-    b.res.facts["s3fs peak RSS, sequential reads"] = f"{max_of(fr)} MiB"
+    b.res.facts["s3fs peak RSS, sequential reads"] = f"{fmt_num(max_of(fr))} MiB"
     for row in (seq1, seq8, seq64, seqbig):
         row.cells["s3fs"] = median(fc)
     for row in (warm, warmbig):

@@ -5,7 +5,7 @@ import os
 import shutil
 
 from ..measure import object_matches, write_file
-from ..stats import fmt_list, max_of, median, mib_per_s
+from ..stats import fmt_list, fmt_num, max_of, median, mib_per_s
 from ..system import cpu_secs, run_timed
 
 
@@ -105,6 +105,6 @@ def run(b) -> None:
         b.note(f"{m.label}: {fmt_list(vals)} MiB/s (peak RSS MiB: {fmt_list(rr)})")
         row.cells[m.key] = median(vals)
         if m is b.s3fs:
-            b.res.facts["s3fs peak RSS, write"] = f"{max_of(rr)} MiB"
+            b.res.facts["s3fs peak RSS, write"] = f"{fmt_num(max_of(rr))} MiB"
         else:
             row.rss[m.key] = max_of(rr)
