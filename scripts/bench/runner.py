@@ -4,6 +4,7 @@ noted and the run goes on), the report (stdout and the results file), the chart,
 import importlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -111,7 +112,7 @@ def machine_info(b: Bench) -> list[str]:
 def run_workloads(b: Bench) -> None:
     for name in b.cfg.workloads:
         mod = importlib.import_module(f".workloads.{name}", __package__)
-        b.log(f"{name}: {mod.__doc__.strip().splitlines()[0]}")
+        b.log(f"{name}: {re.split(r'[:;(]', ' '.join(mod.__doc__.split()))[0].strip()}")
         try:
             mod.run(b)
         except Exception as e:  # noqa: BLE001 - one workload's bug must not lose the others
