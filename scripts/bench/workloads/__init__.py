@@ -1,0 +1,1 @@
+"""One module per workload; each has run(bench), which adds its rows to bench.res."""

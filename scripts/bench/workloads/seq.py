@@ -1,0 +1,200 @@
+"""1. Sequential read of the big object with dd: cold and warm, at several cache sizes, plus a
+pairs row; peak RSS after the read; one byte-for-byte check; CPU seconds of one cold read."""
+
+from ..measure import curl8, curl_get, read_file, same_bytes
+from ..stats import fmt_list, fmt_num, max_of, median
+from ..system import cpu_secs
+
+
+def cpu_line(b, who, pid, run) -> tuple[str, float | None]:
+    """'WHO x s + s3rver y s CPU for z MiB/s' around run(); returns (line, run's value)."""
+    srv = b.server.pid
+    c0, k0 = cpu_secs(pid) if pid else None, cpu_secs(srv)
+    v = run()
+    c1, k1 = cpu_secs(pid) if pid else None, cpu_secs(srv)
+    parts = [] if pid is None else [f"{who} {_delta(c0, c1)} s"]
+    parts.append(f"s3rver {_delta(k0, k1)} s")
+    return f"{' + '.join(parts)} CPU for {v:.1f} MiB/s" if v else f"{' + '.join(parts)} CPU (read failed)", v
+
+
+def _delta(a, b) -> str:
+    return "n/a" if a is None or b is None else f"{b - a:.1f}"
+
+
+def run(b) -> None:
+    c = b.cfg
+    size, big = c.size_bytes, c.big_cache_mib
+    res = b.res
+    seq1 = res.row(
+        "seq1",
+        "MiB/s",
+        f"seq read {c.size_mib} MiB, cold, default settings — curl: 1 GET",
+        "seq read cold (curl: 1 GET)",
+    )
+    seq8 = res.row(
+        "seq8",
+        "MiB/s",
+        f"seq read {c.size_mib} MiB, cold, default settings — curl: 8 parallel ranged GETs",
+        "seq read cold (curl: 8 ranged GETs)",
+    )
+    seq64 = res.row(
+        "seq64",
+        "MiB/s",
+        "seq read cold, s3mount --cache-size 64 — curl: 8 ranged GETs",
+        "seq read cold, --cache-size 64",
+    )
+    seqbig = res.row(
+        "seqbig",
+        "MiB/s",
+        f"seq read cold, s3mount --cache-size {big} — curl: 8 ranged GETs",
+        f"seq read cold, --cache-size {big}",
+    )
+    seqpair = res.row(
+        "seqpair",
+        "MiB/s",
+        f"seq read {c.size_mib} MiB, cold, default settings, in pairs: curl 8 ranged GETs, "
+        "then s3mount at once (ratio: median of the per-pair ratios)",
+        "seq read cold, pairs",
+    )
+    warm = res.row(
+        "warm",
+        "MiB/s",
+        "seq read warm (2nd read, same mount), default settings (128 MiB cache) "
+        "— curl: 8 ranged GETs, server cache warm",
+        "seq read warm",
+    )
+    warmbig = res.row(
+        "warmbig",
+        "MiB/s",
+        f"seq read warm (2nd read, same mount), s3mount --cache-size {big} — curl: as above",
+        f"seq read warm, --cache-size {big}",
+    )
+    req = res.req("seq", f"seq read {c.size_mib} MiB, cold, one read (default settings)")
+    if not b.big_ok:
+        return
+
+    v1, v8, v8w = [], [], []
+    for _ in range(c.runs):
+        b.drop_caches()
+        v1.append(curl_get(b, b.big_url, size))
+        b.drop_caches()
+        v8.append(curl8(b))
+        v8w.append(curl8(b))
+    b.drop_caches()
+    b.res.facts["CPU, curl 8 ranged GETs (one cold read)"] = cpu_line(b, "curl", None, lambda: curl8(b))[0]
+    b.note(f"curl 1 GET: {fmt_list(v1)}; curl 8-way cold: {fmt_list(v8)}; warm server: {fmt_list(v8w)} MiB/s")
+    seq1.cells["curl"] = median(v1)
+    for r in (seq8, seq64, seqbig):
+        r.cells["curl"] = median(v8)
+    for r in (warm, warmbig):
+        r.cells["curl"] = median(v8w)
+
+    # s3fs: a fresh mount per run, a cold read then a second read in the same mount.
+    fs = b.s3fs
+    fc, fw, fr = [], [], []
+    for r in range(1, c.runs + 1):
+        with fs.mounted(f"seq-{r}") as ok:
+            if not ok:
+                continue
+            path = fs.dir / "big/obj"
+            b.drop_caches()
+            fc.append(read_file(b, path, size))
+            b.drop_caches()
+            fw.append(read_file(b, path, size))
+            fr.append(fs.hwm())
+            if r == 1:
+                b.drop_caches()
+                m = b.server.mark()
+                line, _ = cpu_line(b, "s3fs", fs.pid, lambda p=path: read_file(b, p, size))
+                b.res.facts["CPU, s3fs (one cold read)"] = line
+                req.cells["s3fs"] = b.server.since(m)
+                if not same_bytes(path, b.big_local):
+                    b.fail("s3fs returned different bytes for big/obj")
+    b.note(f"s3fs cold: {fmt_list(fc)}; warm: {fmt_list(fw)} MiB/s; peak RSS MiB: {fmt_list(fr)}")
+    b.res.facts["s3fs peak RSS, sequential reads"] = f"{fmt_num(max_of(fr))} MiB"
+    for row in (seq1, seq8, seq64, seqbig):
+        row.cells["s3fs"] = median(fc)
+    for row in (warm, warmbig):
+        row.cells["s3fs"] = median(fw)
+
+    warmreq = None
+    for v in b.variants:
+        _default(b, v, seq1, seq8, warm, req)
+        sc, rc = [], []
+        for r in range(1, c.runs + 1):
+            with v.mounted(f"seq-cache64-{r}", "--cache-size", "64") as ok:
+                if ok:
+                    b.drop_caches()
+                    sc.append(read_file(b, v.dir / "big/obj", size))
+                    rc.append(v.hwm())
+        b.note(f"{v.label} --cache-size 64 cold: {fmt_list(sc)} MiB/s (RSS {fmt_list(rc)})")
+        seq64.cells[v.key], seq64.rss[v.key] = median(sc), max_of(rc)
+
+        sc, sw, rc, rw, wreq = [], [], [], [], "n/a"
+        for r in range(1, c.runs + 1):
+            with v.mounted(f"seq-cachebig-{r}", "--cache-size", str(big)) as ok:
+                if not ok:
+                    continue
+                b.drop_caches()
+                sc.append(read_file(b, v.dir / "big/obj", size))
+                rc.append(v.hwm())
+                b.drop_caches()
+                m = b.server.mark()
+                sw.append(read_file(b, v.dir / "big/obj", size))
+                if r == 1:
+                    wreq = b.server.since(m)
+                rw.append(v.hwm())
+        b.note(
+            f"{v.label} --cache-size {big} cold: {fmt_list(sc)} (RSS {fmt_list(rc)}); warm: {fmt_list(sw)} "
+            f"(RSS {fmt_list(rw)}); requests of the warm read: {wreq}"
+        )
+        seqbig.cells[v.key], seqbig.rss[v.key] = median(sc), max_of(rc)
+        warmbig.cells[v.key], warmbig.rss[v.key] = median(sw), max_of(rw)
+        if warmreq is None:
+            warmreq = res.req("warmreq", f"seq read warm, s3mount --cache-size {big} (2nd read)")
+            warmreq.cells["s3fs"] = "—"
+        warmreq.cells[v.key] = wreq
+
+    def pair_read(v, r):
+        with v.mounted(f"seq-pair-{r}") as ok:
+            if not ok:
+                return None
+            b.drop_caches()
+            return read_file(b, v.dir / "big/obj", size)
+
+    b.pairs(seqpair, lambda: curl8(b), pair_read)
+
+
+def _default(b, v, seq1, seq8, warm, req) -> None:
+    """Default settings: cold then warm in the same mount; then one checked cold read."""
+    c = b.cfg
+    size = c.size_bytes
+    sc, sw, rc, rw = [], [], [], []
+    for r in range(1, c.runs + 1):
+        with v.mounted(f"seq-default-{r}") as ok:
+            if not ok:
+                continue
+            b.drop_caches()
+            sc.append(read_file(b, v.dir / "big/obj", size))
+            rc.append(v.hwm())
+            b.drop_caches()
+            sw.append(read_file(b, v.dir / "big/obj", size))
+            rw.append(v.hwm())
+    with v.mounted("seq-check") as ok:
+        if ok:
+            b.drop_caches()
+            m = b.server.mark()
+            path = v.dir / "big/obj"
+            line, _ = cpu_line(b, v.label, v.pid, lambda: read_file(b, path, size))
+            b.res.facts[f"CPU, {v.label} (one cold read)"] = line
+            req.cells[v.key] = b.server.since(m)
+            b.drop_caches()
+            if same_bytes(path, b.big_local):
+                b.note(f"{v.label} data check: identical")
+            else:
+                b.fail(f"{v.label} returned different bytes for big/obj")
+                b.res.warnings.append(f"{v.label} returned different bytes than were uploaded (big/obj)")
+    b.note(f"{v.label} default cold: {fmt_list(sc)} (RSS {fmt_list(rc)}); warm: {fmt_list(sw)} (RSS {fmt_list(rw)})")
+    for row in (seq1, seq8):
+        row.cells[v.key], row.rss[v.key] = median(sc), max_of(rc)
+    warm.cells[v.key], warm.rss[v.key] = median(sw), max_of(rw)
