@@ -18,7 +18,7 @@ use tracing::debug;
 
 use super::attr::{apply_change, check_metadata_size, put_options_of, type_bits, AttrChange};
 use super::files::Files;
-use super::inode::{Inode, TagSet};
+use super::inode::{AttrSource, Inode, TagSet};
 use super::namespace::Namespace;
 use super::s3fs_xattr::{self, Class, Xattrs};
 use super::writes::Writes;
@@ -133,6 +133,7 @@ impl Attributes {
         check_metadata_size(&opts)?;
         self.store.put(&marker, Bytes::new(), &opts).await?;
         self.ns.note_attrs(node.ino, &opts);
+        self.marker_written(node.ino);
         Ok(())
     }
 
@@ -220,23 +221,48 @@ impl Attributes {
     }
 
     /// The headers `node`'s attributes are read from: a file's `HeadObject` answer, a
-    /// directory's marker's. `None` when S3 has none: a file created here and not uploaded
-    /// yet, a directory without a marker (or the bucket's root).
+    /// directory's marker's (kept on the inode for the TTL). `None` when S3 has none: a file
+    /// created here and not uploaded yet, a directory without a marker (or the bucket's root).
     async fn headers_of(&self, node: &Inode) -> FsResult<Option<Arc<ObjectMeta>>> {
-        if node.is_dir() {
-            if node.key.is_empty() {
-                return Ok(None);
-            }
-            return match self.store.head(&node.key).await {
-                Ok(meta) => Ok(Some(Arc::new(meta))),
-                Err(StoreError::NotFound) => Ok(None),
-                Err(e) => Err(e.into()),
+        if !node.is_dir() {
+            return match self.meta_of(node).await {
+                Err(e) if e.errno == libc::ENOENT && self.writes.is_local(node.ino) => Ok(None),
+                other => other.map(Some),
             };
         }
-        match self.meta_of(node).await {
-            Err(e) if e.errno == libc::ENOENT && self.writes.is_local(node.ino) => Ok(None),
-            other => other.map(Some),
+        let fresh = node.valid_until > Instant::now();
+        if node.key.is_empty() || (fresh && node.source == AttrSource::NoMarker) {
+            return Ok(None);
         }
+        if let Some(meta) = node.meta.as_ref().filter(|m| fresh && is_current(node, m)) {
+            return Ok(Some(meta.clone()));
+        }
+        let meta = match self.store.head(&node.key).await {
+            Ok(meta) => Arc::new(meta),
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(n) = self.ns.table().get_mut(node.ino) {
+            if is_current(n, &meta) {
+                n.meta = Some(meta.clone());
+            }
+        }
+        Ok(Some(meta))
+    }
+
+    /// After directory `ino`'s marker was written: it has one, and its headers changed.
+    fn marker_written(&self, ino: u64) {
+        if let Some(n) = self.ns.table().get_mut(ino) {
+            n.source = AttrSource::Headers;
+            n.meta = None;
+        }
+    }
+
+    /// Whether `node` may answer ACL queries with "none" without asking S3: a file known only
+    /// from a listing whose attributes the kernel takes as they are (the mount is then its
+    /// owner's alone, and ACLs do not bear on the owner), as `ls -l` asks of every entry.
+    fn acl_unknown_is_none(&self, node: &Inode) -> bool {
+        !node.is_dir() && node.is_partial() && self.ns.attr_known(node)
     }
 
     /// The `user.s3.*` attributes in `meta`: a file's facts, metadata and (`with_tags`) tags;
@@ -281,6 +307,7 @@ impl Attributes {
                     .map(|(_, v)| v)
                     .ok_or_else(no_data)
             }
+            Class::Stored if is_acl(name) && self.acl_unknown_is_none(&node) => Err(no_data()),
             Class::Stored => {
                 let pending = self.pending_metadata(ino).await;
                 let meta = match pending {
@@ -434,6 +461,15 @@ fn stored_attrs(pending: Option<HashMap<String, String>>, meta: Option<&ObjectMe
         (None, Some(m)) => s3fs_xattr::read(&m.metadata),
         (None, None) => Xattrs::new(),
     }
+}
+
+fn is_acl(name: &str) -> bool {
+    name == s3fs_xattr::ACL_ACCESS || name == s3fs_xattr::ACL_DEFAULT
+}
+
+/// Whether headers `meta` are those `node`'s attributes were read from (same ETag).
+fn is_current(node: &Inode, meta: &ObjectMeta) -> bool {
+    Some(&meta.etag) == node.stat.etag.as_ref()
 }
 
 fn not_on_dirs() -> FsError {
