@@ -126,6 +126,12 @@ pub struct Args {
     )]
     pub metadata_ttl: f64,
 
+    /// Take attributes from listings alone (the defaults plus Last-Modified, as mount-s3
+    /// does) instead of reading each object's stored mode, owner and times: faster `ls -l`
+    /// for buckets that never carry s3fs headers.
+    #[arg(long, help_heading = "Caching options")]
+    pub listing_attributes: bool,
+
     /// Memory for the block cache, in MiB.
     #[arg(
         long,
@@ -543,7 +549,8 @@ impl Args {
             file_mode: self.file_mode,
             dir_mode: self.dir_mode,
             metadata_ttl: Duration::from_secs_f64(self.metadata_ttl.max(0.0)),
-            trust_listing_attrs: !(self.allow_other || self.allow_root),
+            trust_listing_attrs: self.listing_attributes,
+            other_users: self.allow_other || self.allow_root,
             read: ReadConfig {
                 cache_bytes: self.cache_size.max(1) << 20,
                 part_size: self.part_size.max(256 << 10),

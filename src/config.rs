@@ -27,12 +27,17 @@ pub struct FsConfig {
     /// needs no `HeadObject` per file, short enough that changes made by other clients show
     /// up quickly. Use 0 for strict freshness.
     pub metadata_ttl: Duration,
-    /// Whether attributes from a listing may be handed to the kernel as they are. Default
-    /// true: `ls -l` then costs no request per file. Off when other users may access the
-    /// mount (`--allow-other`/`--allow-root`): a listing lacks s3fs's stored mode, and the
-    /// kernel checks permissions against what we hand it, so each entry is completed with a
-    /// HEAD first.
+    /// Whether attributes from a listing may be handed to the kernel as they are
+    /// (`--listing-attributes`). Default false: a listing lacks s3fs's stored mode, owner and
+    /// times, so `stat` would show defaults and the upload time instead of the truth; each
+    /// entry whose headers are unknown is completed (HEAD, in parallel) before its
+    /// attributes reach the kernel. True trades that for listing speed, as mount-s3 does, for
+    /// buckets that never carry s3fs headers.
     pub trust_listing_attrs: bool,
+    /// Whether users other than the mounting one can reach the mount (`--allow-other`,
+    /// `--allow-root`). Default false. When true, what a user creates is stored as theirs
+    /// (`x-amz-meta-uid`/`gid` from the request), so it stays theirs to chmod.
+    pub other_users: bool,
     /// Block cache and read-ahead settings.
     pub read: ReadConfig,
     /// Upload settings.
@@ -118,7 +123,8 @@ impl Default for FsConfig {
             file_mode: 0o644,
             dir_mode: 0o755,
             metadata_ttl: Duration::from_secs(5),
-            trust_listing_attrs: true,
+            trust_listing_attrs: false,
+            other_users: false,
             read: ReadConfig::default(),
             write: WriteConfig::default(),
         }

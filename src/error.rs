@@ -5,17 +5,37 @@
 //! [`StoreError`] live here and nowhere else, so "what does a 403 on a read mean to the
 //! application" is answered once.
 
+use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 
-use crate::storage::StoreError;
+use crate::storage::{Cause, ErrorKind, StoreError};
 
-/// An error carrying the errno to answer with and a message for the log.
+/// An error carrying the errno to answer with, a message for the log, and what caused it.
 #[derive(Clone, Debug)]
 pub struct FsError {
     /// The errno (positive, e.g. `libc::ENOENT`).
     pub errno: i32,
     /// What happened, for the log line.
     pub message: String,
+    /// The store or I/O error this one comes from, if any.
+    cause: Option<Cause>,
+}
+
+impl fmt::Display for FsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (errno {})", self.message, self.errno)
+    }
+}
+
+/// By hand rather than with thiserror's `#[source]`, so that the source is the concrete error
+/// (which a caller can downcast), not the `Arc` that makes `FsError` cheap to clone.
+impl StdError for FsError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
 }
 
 /// The result type of every core operation.
@@ -27,6 +47,7 @@ impl FsError {
         FsError {
             errno,
             message: message.into(),
+            cause: None,
         }
     }
 
@@ -39,45 +60,43 @@ impl FsError {
     pub fn read_only() -> Self {
         Self::new(libc::EROFS, "the mount is read-only")
     }
-}
 
-impl fmt::Display for FsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (errno {})", self.message, self.errno)
+    /// With the error that caused this one (returned by `source()`).
+    pub fn with_cause(mut self, cause: impl StdError + Send + Sync + 'static) -> Self {
+        self.cause = Some(Arc::new(cause));
+        self
     }
 }
 
-impl std::error::Error for FsError {}
-
 /// The errno each kind of store failure reaches the application as.
 pub fn errno_for(err: &StoreError) -> i32 {
-    match err {
-        StoreError::NotFound | StoreError::NoSuchBucket => libc::ENOENT,
+    match err.kind() {
+        ErrorKind::NotFound | ErrorKind::NoSuchBucket => libc::ENOENT,
         // The object changed under an open file: its handle is stale.
-        StoreError::PreconditionFailed => libc::ESTALE,
-        StoreError::AccessDenied(_)
-        | StoreError::BadCredentials(_)
-        | StoreError::NoCredentials(_) => libc::EACCES,
-        StoreError::Invalid(_) => libc::EINVAL,
-        StoreError::NotImplemented(_) => libc::ENOTSUP,
+        ErrorKind::PreconditionFailed => libc::ESTALE,
+        ErrorKind::AccessDenied | ErrorKind::BadCredentials | ErrorKind::NoCredentials => {
+            libc::EACCES
+        }
+        ErrorKind::Invalid => libc::EINVAL,
+        ErrorKind::NotImplemented => libc::ENOTSUP,
         // A dead or overloaded server is an I/O error to the application, as on a disk.
-        StoreError::Connect(_)
-        | StoreError::Timeout(_)
-        | StoreError::Throttled(_)
-        | StoreError::Server(_)
-        | StoreError::Other(_) => libc::EIO,
+        ErrorKind::Connect
+        | ErrorKind::Timeout
+        | ErrorKind::Throttled
+        | ErrorKind::Server
+        | ErrorKind::Other => libc::EIO,
     }
 }
 
 impl From<StoreError> for FsError {
     fn from(err: StoreError) -> Self {
-        FsError::new(errno_for(&err), err.to_string())
+        FsError::new(errno_for(&err), err.to_string()).with_cause(err)
     }
 }
 
 impl From<std::io::Error> for FsError {
     fn from(err: std::io::Error) -> Self {
-        FsError::new(err.raw_os_error().unwrap_or(libc::EIO), err.to_string())
+        FsError::new(err.raw_os_error().unwrap_or(libc::EIO), err.to_string()).with_cause(err)
     }
 }
 
@@ -87,22 +106,51 @@ mod tests {
 
     #[test]
     fn store_errors_map_to_errnos() {
-        assert_eq!(FsError::from(StoreError::NotFound).errno, libc::ENOENT);
+        assert_eq!(FsError::from(StoreError::not_found()).errno, libc::ENOENT);
         assert_eq!(
-            FsError::from(StoreError::PreconditionFailed).errno,
+            FsError::from(StoreError::precondition_failed()).errno,
             libc::ESTALE
         );
         assert_eq!(
-            FsError::from(StoreError::AccessDenied("x".into())).errno,
+            FsError::from(StoreError::access_denied("x")).errno,
             libc::EACCES
         );
+        assert_eq!(FsError::from(StoreError::other("x")).errno, libc::EIO);
+        assert_eq!(FsError::from(StoreError::timeout("x")).errno, libc::EIO);
+    }
+
+    #[test]
+    fn every_kind_has_an_errno() {
+        for kind in ErrorKind::ALL {
+            let errno = errno_for(&StoreError::new(kind, "x"));
+            assert!(errno > 0, "{kind:?}");
+        }
+        assert_eq!(errno_for(&StoreError::not_implemented("x")), libc::ENOTSUP);
+        assert_eq!(errno_for(&StoreError::no_credentials("x")), libc::EACCES);
+    }
+
+    #[test]
+    fn keeps_the_cause() {
+        let err = FsError::from(StoreError::throttled("GetObject k: SlowDown"));
+        assert_eq!(err.errno, libc::EIO);
+        assert_eq!(err.message, "throttled: GetObject k: SlowDown");
+        let cause = StdError::source(&err).expect("a cause");
         assert_eq!(
-            FsError::from(StoreError::Other("x".into())).errno,
-            libc::EIO
+            cause.downcast_ref::<StoreError>().map(StoreError::kind),
+            Some(ErrorKind::Throttled)
         );
+
+        let io = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let err = FsError::from(io);
+        assert_eq!(err.errno, libc::ENOSPC);
+        let cause = StdError::source(&err).expect("a cause");
         assert_eq!(
-            FsError::from(StoreError::Timeout("x".into())).errno,
-            libc::EIO
+            cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(|e| e.raw_os_error()),
+            Some(libc::ENOSPC)
         );
+        assert!(StdError::source(&FsError::new(libc::EIO, "x")).is_none());
+        assert_eq!(FsError::new(libc::EIO, "x").to_string(), "x (errno 5)");
     }
 }

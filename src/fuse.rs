@@ -30,7 +30,7 @@ use tracing::{debug, warn, Instrument};
 
 use crate::error::{FsError, FsResult};
 use crate::fs::AttrChange;
-use crate::fs::{CacheMode, S3Fs};
+use crate::fs::{CacheMode, Caller, S3Fs};
 
 /// Where a handler's future is first polled (see [`FuseAdapter::run`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -222,7 +222,7 @@ impl Filesystem for FuseAdapter {
         uid: Option<u32>,
         gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
         fh: Option<FileHandle>,
@@ -237,10 +237,8 @@ impl Filesystem for FuseAdapter {
             uid,
             gid,
             size,
-            mtime: mtime.map(|t| match t {
-                TimeOrNow::SpecificTime(t) => t,
-                TimeOrNow::Now => std::time::SystemTime::now(),
-            }),
+            mtime: mtime.map(time_or_now),
+            atime: atime.map(time_or_now),
         };
         let ttl = self.ttl();
         self.run(
@@ -264,29 +262,22 @@ impl Filesystem for FuseAdapter {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
-        _rdev: u32,
+        umask: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            reply.error(Errno::EPERM);
-            return;
-        }
         let name = name.to_owned();
         let ttl = self.ttl();
+        let caller = caller_of(req);
+        let mode = mode & !(umask & 0o7777);
         self.run(
             Poll::OnRuntime,
             "mknod",
-            move |fs| async move {
-                let (attr, fh) = fs.create(parent.0, &name, mode, libc::O_WRONLY, 0).await?;
-                let flushed = fs.fsync(fh).await;
-                fs.release(fh).await;
-                flushed.map(|_| attr)
-            },
+            move |fs| async move { fs.mknod(parent.0, &name, mode, rdev, caller).await },
             reply,
             move |r, attr| r.entry(&ttl, &attr, Generation(0)),
         );
@@ -294,7 +285,7 @@ impl Filesystem for FuseAdapter {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -303,10 +294,11 @@ impl Filesystem for FuseAdapter {
     ) {
         let name = name.to_owned();
         let ttl = self.ttl();
+        let caller = caller_of(req);
         self.run(
             Poll::OnRuntime,
             "mkdir",
-            move |fs| async move { fs.mkdir(parent.0, &name, mode & !umask).await },
+            move |fs| async move { fs.mkdir(parent.0, &name, mode & !umask, caller).await },
             reply,
             move |r, attr| r.entry(&ttl, &attr, Generation(0)),
         );
@@ -336,7 +328,7 @@ impl Filesystem for FuseAdapter {
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &Path,
@@ -345,10 +337,11 @@ impl Filesystem for FuseAdapter {
         let name = link_name.to_owned();
         let target = target.as_os_str().as_bytes().to_vec();
         let ttl = self.ttl();
+        let caller = caller_of(req);
         self.run(
             Poll::OnRuntime,
             "symlink",
-            move |fs| async move { fs.symlink(parent.0, &name, &target).await },
+            move |fs| async move { fs.symlink(parent.0, &name, &target, caller).await },
             reply,
             move |r, attr| r.entry(&ttl, &attr, Generation(0)),
         );
@@ -392,11 +385,11 @@ impl Filesystem for FuseAdapter {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let pid = req.pid();
+        let caller = caller_of(req);
         self.run(
             Poll::HereFirst,
             "open",
-            move |fs| async move { fs.open(ino.0, flags.0, pid).await },
+            move |fs| async move { fs.open(ino.0, flags.0, caller).await },
             reply,
             |r, (fh, mode)| {
                 let flags = match mode {
@@ -668,13 +661,16 @@ impl Filesystem for FuseAdapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let pid = req.pid();
+        let caller = caller_of(req);
         let name = name.to_owned();
         let ttl = self.ttl();
         self.run(
             Poll::OnRuntime,
             "create",
-            move |fs| async move { fs.create(parent.0, &name, mode & !umask, flags, pid).await },
+            move |fs| async move {
+                fs.create(parent.0, &name, mode & !umask, flags, caller)
+                    .await
+            },
             reply,
             move |r, (attr, fh)| {
                 // Files being written bypass the page cache: reads come from the staged copy.
@@ -687,5 +683,21 @@ impl Filesystem for FuseAdapter {
                 )
             },
         );
+    }
+}
+
+/// The process and credentials of a request.
+fn caller_of(req: &Request) -> Caller {
+    Caller {
+        pid: req.pid(),
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn time_or_now(t: TimeOrNow) -> std::time::SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => std::time::SystemTime::now(),
     }
 }

@@ -50,11 +50,11 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
         .transpose()
         .map_err(StartupError::Metrics)?;
     let runtime = start_runtime()?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new(&crate::storage::ErrorKind::LABELS));
     let store = runtime.block_on(connect(&args, &location, &mountpoint, &metrics))?;
     let config = args.fs_config(&location);
     let fs = Arc::new(S3Fs::new(Arc::new(store) as Arc<dyn ObjectStore>, config));
-    start_metrics(&runtime, &args, &metrics, &fs, metrics_listener);
+    let background = start_metrics(&runtime, &args, &metrics, &fs, metrics_listener);
     let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone());
 
     let fsname = format!("s3mount:{}", location.bucket);
@@ -77,6 +77,7 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     unmounter_after.detach_if_still_mounted();
     readiness.stopping();
     info!("unmounted");
+    runtime.block_on(background.shutdown());
     if args.log_metrics.is_some() {
         for line in crate::metrics::summary_lines(&metrics.snapshot()) {
             info!(target: "s3mount::metrics", "{line}");
@@ -122,25 +123,26 @@ async fn connect(
 }
 
 /// Lets the metrics read the block cache's counters, and starts the Prometheus endpoint and
-/// the periodic log summary when asked for.
+/// the periodic log summary when asked for; the teardown stops them through what is returned.
 fn start_metrics(
     runtime: &Runtime,
     args: &Args,
     metrics: &Arc<Metrics>,
     fs: &Arc<S3Fs>,
     listener: Option<TcpListener>,
-) {
+) -> crate::metrics::Background {
     let weak = Arc::downgrade(fs);
     metrics.set_cache_stats(move || weak.upgrade().map(|fs| fs.cache().stats()));
+    let mut background = crate::metrics::Background::new(runtime.handle().clone());
     if let Some(listener) = listener {
-        runtime.spawn(crate::metrics::serve(listener, metrics.clone()));
+        let metrics = metrics.clone();
+        background.spawn(|stop| crate::metrics::serve(listener, metrics, stop));
     }
     if let Some(secs) = args.log_metrics {
-        runtime.spawn(crate::metrics::log_periodically(
-            metrics.clone(),
-            Duration::from_secs(secs),
-        ));
+        let (metrics, every) = (metrics.clone(), Duration::from_secs(secs));
+        background.spawn(|stop| crate::metrics::log_periodically(metrics, every, stop));
     }
+    background
 }
 
 /// The mount options and access rule of the FUSE session.
@@ -460,34 +462,36 @@ fn unescape_mountinfo(s: &str) -> String {
 
 /// Turns a failure of the mount-time checks into one line saying what to fix.
 fn explain(err: &StoreError, location: &BucketLocation, endpoint: &str) -> String {
+    use crate::storage::ErrorKind;
     let bucket = &location.bucket;
-    match err {
-        StoreError::NoSuchBucket => format!(
+    let detail = err.message();
+    match err.kind() {
+        ErrorKind::NoSuchBucket => format!(
             "bucket '{bucket}' does not exist at {endpoint}: check the bucket name, --region \
              and --endpoint-url"
         ),
-        StoreError::AccessDenied(detail) => format!(
+        ErrorKind::AccessDenied => format!(
             "access denied to bucket '{bucket}' ({detail}): the credentials in use may not \
              list it; check the IAM policy or --profile, or use --no-sign-request for a \
              public bucket"
         ),
-        StoreError::BadCredentials(detail) => format!(
+        ErrorKind::BadCredentials => format!(
             "the server rejected the credentials ({detail}): check AWS_ACCESS_KEY_ID, \
              AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or --profile"
         ),
-        StoreError::NoCredentials(detail) => format!(
+        ErrorKind::NoCredentials => format!(
             "no AWS credentials found ({detail}): set AWS_ACCESS_KEY_ID and \
              AWS_SECRET_ACCESS_KEY, use --profile, or --no-sign-request for a public bucket"
         ),
-        StoreError::Connect(detail) | StoreError::Timeout(detail) => format!(
+        ErrorKind::Connect | ErrorKind::Timeout => format!(
             "cannot connect to {endpoint} ({detail}): check --endpoint-url and that the \
              server is running and reachable"
         ),
-        StoreError::NotFound => format!(
+        ErrorKind::NotFound => format!(
             "bucket '{bucket}' does not exist at {endpoint}: check the bucket name, --region \
              and --endpoint-url"
         ),
-        other => format!("cannot access bucket '{bucket}' at {endpoint}: {other}"),
+        _ => format!("cannot access bucket '{bucket}' at {endpoint}: {err}"),
     }
 }
 

@@ -37,10 +37,8 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -196,42 +194,6 @@ struct Handle {
 // syscalls on paths
 // ---------------------------------------------------------------------------------------------
 
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-fn setxattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let (p, n) = (cpath(p), CString::new(name).unwrap());
-    // SAFETY: valid C strings and a buffer of value.len() bytes.
-    let rc = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn getxattr(p: &Path, name: &str) -> io::Result<Vec<u8>> {
-    let (p, n) = (cpath(p), CString::new(name).unwrap());
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: valid C strings and a buffer of buf.len() bytes.
-    let rc = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        buf.truncate(rc as usize);
-        Ok(buf)
-    }
-}
-
 fn stat_res(p: &Path) -> Res {
     res(fs::symlink_metadata(p), |m| {
         if m.is_dir() {
@@ -274,8 +236,8 @@ fn path_op(root: &Path, op: &Op) -> Res {
         Op::Unlink(p) => res(fs::remove_file(j(p)), |_| Res::Done),
         Op::Rename(a, b) => res(fs::rename(j(a), j(b)), |_| Res::Done),
         Op::Link(a, b) => res(fs::hard_link(j(a), j(b)), |_| Res::Done),
-        Op::SetXattr(p, n, v) => res(setxattr(&j(p), n, v), |_| Res::Done),
-        Op::GetXattr(p, n) => res(getxattr(&j(p), n), Res::Data),
+        Op::SetXattr(p, n, v) => res(set_xattr(&j(p), n, v, 0), |_| Res::Done),
+        Op::GetXattr(p, n) => res(get_xattr(&j(p), n), Res::Data),
         _ => unreachable!("not a path operation: {op}"),
     }
 }
@@ -998,8 +960,7 @@ fn expected_objects(tree: &BTreeMap<String, Option<Vec<u8>>>) -> BTreeMap<String
 
 /// Runs one seeded sequence; returns (ops, compared, skipped) or the divergence report.
 async fn run_seed(seed: u64, n_ops: u64, ttl_zero: bool) -> Result<Run, String> {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let cache = tempfile::Builder::new()
         .prefix("s3mount-model-cache-")
         .tempdir()
@@ -1198,8 +1159,7 @@ fn must_ok<T>(r: io::Result<T>, what: &str) -> T {
 
 /// A mount for one regression, with staging files in a directory the test owns.
 async fn regression_mount(args: &[&str]) -> (Mount, Bucket, S3Server, tempfile::TempDir) {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let cache = tempfile::Builder::new()
         .prefix("s3mount-model-cache-")
         .tempdir()
@@ -1341,7 +1301,7 @@ async fn getxattr_on_a_file_with_unsaved_writes_keeps_its_size() {
         200,
         "size before getxattr"
     );
-    let x = getxattr(&path, "user.s3.tag.none");
+    let x = get_xattr(&path, "user.s3.tag.none");
     assert_eq!(
         x.as_ref().map_err(os_errno).err(),
         Some(libc::ENODATA),
@@ -1370,8 +1330,8 @@ async fn xattrs_of_a_file_not_yet_uploaded() {
     let mut f = must_ok(File::create(&path), "create");
     must_ok(f.write_all(b"unsaved"), "write");
     must_ok(fs::metadata(&path), "stat of the open file");
-    let get = getxattr(&path, "user.s3.tag.k").map_err(|e| errno_label(os_errno(&e)));
-    let set = setxattr(&path, "user.s3.tag.k", b"v").map_err(|e| errno_label(os_errno(&e)));
+    let get = get_xattr(&path, "user.s3.tag.k").map_err(|e| errno_label(os_errno(&e)));
+    let set = set_xattr(&path, "user.s3.tag.k", b"v", 0).map_err(|e| errno_label(os_errno(&e)));
     must_ok(close(f), "close");
     assert!(
         get.as_ref().err().map(String::as_str) == Some("ENODATA") && set != Err("ENOENT".into()),

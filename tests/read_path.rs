@@ -20,7 +20,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -64,64 +63,6 @@ impl Rng {
     fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo + 1)
     }
-}
-
-fn errno(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(-1)
-}
-
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
-}
-
-/// getxattr(2) with a buffer of `size` bytes: Ok((returned length, bytes)) or Err(errno).
-fn getxattr(path: &Path, name: &str, size: usize) -> Result<(usize, Vec<u8>), i32> {
-    let p = cpath(path);
-    let n = CString::new(name).unwrap();
-    let mut buf = vec![0u8; size];
-    let ptr = if size == 0 {
-        std::ptr::null_mut()
-    } else {
-        buf.as_mut_ptr() as *mut libc::c_void
-    };
-    // SAFETY: valid C strings and a buffer of `size` bytes (or NULL with size 0).
-    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), ptr, size) };
-    if r < 0 {
-        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1));
-    }
-    let r = r as usize;
-    buf.truncate(r.min(size));
-    Ok((r, buf))
-}
-
-/// listxattr(2) with a buffer of `size` bytes: Ok((returned length, bytes)) or Err(errno).
-fn listxattr(path: &Path, size: usize) -> Result<(usize, Vec<u8>), i32> {
-    let p = cpath(path);
-    let mut buf = vec![0u8; size];
-    let ptr = if size == 0 {
-        std::ptr::null_mut()
-    } else {
-        buf.as_mut_ptr() as *mut libc::c_char
-    };
-    // SAFETY: a valid C string and a buffer of `size` bytes (or NULL with size 0).
-    let r = unsafe { libc::listxattr(p.as_ptr(), ptr, size) };
-    if r < 0 {
-        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1));
-    }
-    let r = r as usize;
-    buf.truncate(r.min(size));
-    Ok((r, buf))
-}
-
-/// The names of a listxattr buffer, sorted.
-fn xattr_names(buf: &[u8]) -> Vec<String> {
-    let mut names: Vec<String> = buf
-        .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Runs a real tool with a UTF-8 locale (so `ls` prints names as they are).
@@ -418,8 +359,7 @@ fn run_s3mount_expecting_exit(
 /// `ls -l` shows each object's size without a HeadObject per entry.
 #[tokio::test]
 async fn listing_of_2500_entries_equals_the_bucket_keys() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let objects: Vec<(String, Vec<u8>)> = (0..2500)
         .map(|i| {
             (
@@ -491,8 +431,7 @@ async fn listing_of_2500_entries_equals_the_bucket_keys() {
 /// the whole object whose bytes the read then takes from the cache (issue 6 point 3).
 #[tokio::test]
 async fn cat_of_unlisted_small_files_costs_one_get_each() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let objects: Vec<(String, Vec<u8>)> = (0..30)
         .map(|i| {
             (
@@ -540,8 +479,7 @@ async fn cat_of_unlisted_small_files_costs_one_get_each() {
 /// the mount shows exactly what the documented rules derive from the bucket's keys.
 #[tokio::test]
 async fn listing_handles_implicit_dirs_markers_conflicts_and_odd_names() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let y255 = "y".repeat(255);
     let z256 = "z".repeat(256);
     let q256 = "q".repeat(256);
@@ -706,8 +644,7 @@ async fn listing_handles_implicit_dirs_markers_conflicts_and_odd_names() {
 /// (256 KiB) and part (8 MiB) boundaries, and for ~20 MiB.
 #[tokio::test]
 async fn contents_equal_byte_for_byte_at_block_and_part_boundaries() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let sizes = [
         0,
         1,
@@ -812,8 +749,7 @@ fn check_random_reads(path: &Path, data: &[u8], seed: u64, n: usize) {
 /// ranges and re-fetching evicted blocks.
 #[tokio::test]
 async fn random_offset_reads_equal_the_object() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let data = pseudo_random_bytes(PART + 4 * MIB + 333, 7);
     bucket.put("random.bin", &data).await;
 
@@ -842,8 +778,7 @@ async fn random_offset_reads_equal_the_object() {
 /// seen through the mount once the metadata TTL has passed.
 #[tokio::test]
 async fn overwrite_delete_and_create_are_seen_after_the_ttl() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("same-size.txt", b"AAAA-version-1").await;
     bucket.put("grows.txt", b"short").await;
     bucket.put("doomed.txt", b"about to be deleted").await;
@@ -943,8 +878,7 @@ fn read_rest_checking(
 /// overwrite. After the TTL a new open reads the new version entirely.
 #[tokio::test]
 async fn read_racing_an_overwrite_never_mixes_versions() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let size = 20 * MIB;
     let old = pseudo_random_bytes(size, 21);
     let new = pseudo_random_bytes(size, 22);
@@ -990,8 +924,7 @@ async fn read_racing_an_overwrite_never_mixes_versions() {
 /// A handle opened before the object is deleted returns only the old bytes or an error.
 #[tokio::test]
 async fn read_racing_a_delete_returns_old_bytes_or_an_error() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let size = 12 * MIB;
     let old = pseudo_random_bytes(size, 31);
     bucket.put("gone.bin", &old).await;
@@ -1024,8 +957,7 @@ async fn read_racing_a_delete_returns_old_bytes_or_an_error() {
 /// `getfattr -d` and listxattr/getxattr show exactly the object's tags, metadata and facts.
 #[tokio::test]
 async fn xattrs_equal_tags_metadata_and_facts() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "docs/tagged.txt",
@@ -1092,8 +1024,7 @@ async fn xattrs_equal_tags_metadata_and_facts() {
 /// listxattr), and directories (implicit or marker) list no attributes.
 #[tokio::test]
 async fn xattr_enodata_erange_and_directories() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with("f.txt", b"x", &[("k", "value")], &[("t", "tagvalue")], None)
         .await;
@@ -1250,8 +1181,7 @@ async fn mount_fails_for_an_unknown_access_key() {
 /// the permitted key mounts (control).
 #[tokio::test]
 async fn mount_fails_for_a_wrong_secret_and_for_access_denied() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("hello.txt", b"hello").await;
     let keys = s3.enable_iam_auth();
     let (good_id, good_secret) = keys.allowed.clone();
@@ -1301,8 +1231,7 @@ async fn mount_fails_for_a_wrong_secret_and_for_access_denied() {
 
 #[tokio::test]
 async fn mount_fails_for_a_missing_mount_point() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let dir = tempfile::tempdir().unwrap();
     let (code, stderr) = Mount::builder(&s3, bucket.name())
         .mountpoint(dir.path().join("missing"))
@@ -1312,8 +1241,7 @@ async fn mount_fails_for_a_missing_mount_point() {
 
 #[tokio::test]
 async fn mount_fails_for_a_mount_point_that_is_not_a_directory() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("regular-file");
     std::fs::write(&file, b"x").unwrap();
@@ -1325,8 +1253,7 @@ async fn mount_fails_for_a_mount_point_that_is_not_a_directory() {
 
 #[tokio::test]
 async fn mount_fails_for_a_mount_point_already_mounted() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("still-here.txt", b"first mount").await;
     let first = Mount::new(&s3, bucket.name(), &[]);
     let (code, stderr, _) = run_s3mount_expecting_exit(s3.endpoint(), bucket.name(), first.path());
@@ -1345,8 +1272,7 @@ async fn mount_fails_for_a_mount_point_already_mounted() {
 /// The contract: a live mount shows in /proc/self/mountinfo as `fuse.s3mount`.
 #[tokio::test]
 async fn live_mount_shows_as_fuse_s3mount_in_mountinfo() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     assert_eq!(mount.fstype().as_deref(), Some("fuse.s3mount"));
 }
@@ -1358,8 +1284,7 @@ async fn live_mount_shows_as_fuse_s3mount_in_mountinfo() {
 /// Under `--read-only` every modification fails with EROFS and the bucket is unchanged.
 #[tokio::test]
 async fn read_only_mount_refuses_every_modification() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with("file.txt", b"original", &[("m", "1")], &[("t", "1")], None)
         .await;

@@ -85,8 +85,7 @@ struct Rig {
 
 impl Rig {
     async fn new(args: &[&str]) -> Rig {
-        let s3 = S3Server::start();
-        let bucket = s3.new_bucket().await;
+        let Served { s3, bucket } = Served::new().await;
         Rig::with(s3, bucket, args)
     }
 
@@ -1406,8 +1405,7 @@ fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// its data is uploaded on close, before s3mount exits.
 #[tokio::test]
 async fn unmount_with_a_file_open_for_writing_never_drops_it() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let cache = local_tempdir("s3mount-rel-cache-");
     let mut mount = Mount::builder(&s3, bucket.name())
         .arg("--cache-dir")
@@ -1463,8 +1461,7 @@ async fn unmount_with_a_file_open_for_writing_never_drops_it() {
 /// are kept, and they are there.
 #[tokio::test]
 async fn sigterm_uploads_unsaved_data_or_says_where_it_is_kept() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let cache = local_tempdir("s3mount-rel-cache-");
     let proxy = FaultProxy::start(s3.endpoint());
     let mut mount = Mount::builder(&s3, bucket.name())
@@ -1551,8 +1548,7 @@ async fn sigterm_uploads_unsaved_data_or_says_where_it_is_kept() {
 /// be uploaded; its staging file stays in `--cache-dir` (recorded in the figures).
 #[tokio::test]
 async fn sigkill_with_auto_unmount_leaves_no_dead_mount() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let cache = local_tempdir("s3mount-rel-cache-");
     let mut mount = Mount::builder(&s3, bucket.name())
         .arg("--auto-unmount")
@@ -1650,8 +1646,7 @@ fn names_in(dir: &Path) -> io::Result<BTreeSet<String>> {
 /// their directory for the other names (and read back if listed).
 #[tokio::test]
 async fn hostile_names_round_trip() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let names = hostile_names();
     for (i, n) in names.iter().enumerate() {
         bucket
@@ -1755,8 +1750,7 @@ async fn hostile_names_round_trip() {
 /// unlistable for the other entries, nor make the mount fail when one is the bucket's first key.
 #[tokio::test]
 async fn keys_with_control_characters_do_not_break_listings() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("aaa-first.txt", b"first").await;
     bucket.put("ctl/plain.txt", b"plain").await;
     for (i, n) in control_names().iter().enumerate() {
@@ -1831,8 +1825,7 @@ async fn keys_with_control_characters_do_not_break_listings() {
 /// files, and empty files created through the mount are zero-byte objects.
 #[tokio::test]
 async fn long_keys_deep_trees_and_empty_objects() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
 
     // a 1,024-byte key: four 250-byte directories and a file name to fill it up
     let dirs: Vec<String> = (0..4).map(|i| format!("{i}").repeat(250)).collect();
@@ -2385,8 +2378,7 @@ const SESSION_TOKEN: &str = "TOKENdoNotLog0987654321fedcba";
 /// resets, a stopped server, a missing object) and when the mount itself fails.
 #[tokio::test]
 async fn secrets_never_appear_in_logs() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("f.txt", b"content").await;
     let proxy = FaultProxy::start(s3.endpoint());
     let logs = local_tempdir("s3mount-rel-logs-");
@@ -2472,8 +2464,7 @@ async fn secrets_never_appear_in_logs() {
 /// write a file that is not writable for it.
 #[tokio::test]
 async fn safe_defaults_and_kernel_permission_checks() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("public.txt", b"readable by all").await;
     bucket.put("dir/inner.txt", b"inner").await;
     // written by another tool (s3fs headers): mode 0600, owner root

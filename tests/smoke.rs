@@ -6,8 +6,7 @@ use common::*;
 
 #[tokio::test]
 async fn lists_and_reads_a_small_bucket() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("hello.txt", b"hello world\n").await;
     bucket.put("dir/nested.txt", b"nested\n").await;
 

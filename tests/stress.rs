@@ -149,8 +149,7 @@ fn join_all<T>(threads: Vec<JoinHandle<T>>, limit: Duration) -> Vec<T> {
 #[tokio::test]
 async fn many_readers_on_the_same_and_different_files() {
     let started = Instant::now();
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mut files = Vec::new();
     for i in 0..8 {
         let key = format!("r/f{i}.bin");
@@ -249,8 +248,7 @@ async fn many_readers_on_the_same_and_different_files() {
 #[tokio::test]
 async fn parallel_writers_to_different_files() {
     let started = Instant::now();
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let cache = tempfile::Builder::new()
         .prefix("s3mount-stress-cache-")
         .tempdir()
@@ -430,8 +428,7 @@ fn describe_mixture(got: &[u8], all: &[Vec<u8>]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_during_sdk_overwrites_see_one_version() {
     let started = Instant::now();
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let versions = 12 * scale() as u64;
     let all: Arc<Vec<Vec<u8>>> = Arc::new((0..=versions).map(version).collect());
     bucket.put("hot.bin", &all[0]).await;
@@ -514,8 +511,7 @@ async fn readers_during_sdk_overwrites_see_one_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_a_large_directory_while_files_are_created() {
     let started = Instant::now();
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let seeded = 3000;
     let mut set = tokio::task::JoinSet::new();
     let names: Vec<String> = (0..seeded).map(|i| format!("seed-{i:05}")).collect();

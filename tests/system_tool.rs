@@ -238,8 +238,7 @@ fn sample(body: &str, series: &str) -> f64 {
 
 #[tokio::test]
 async fn background_mount_is_live_when_the_parent_returns() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put("hello.txt", b"hello from the background\n")
         .await;
@@ -314,8 +313,7 @@ async fn background_mount_is_live_when_the_parent_returns() {
 
 #[tokio::test]
 async fn background_mount_failures_reach_the_parent() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let closed_port = free_port();
     let unreachable = format!("http://127.0.0.1:{closed_port}");
 
@@ -417,8 +415,7 @@ async fn background_mount_failures_reach_the_parent() {
 
 #[tokio::test]
 async fn background_logs_go_to_syslog() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let bg = Background::new();
     let socket_path = bg.dir().join("log.sock");
     let syslog = UnixDatagram::bind(&socket_path).expect("bind a syslog socket");
@@ -540,8 +537,7 @@ impl Drop for Namespace {
 
 #[tokio::test]
 async fn mounts_through_mount_t_fuse_s3mount_and_umount() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("docs/hello.txt", b"hello from fstab\n").await;
     let bg = Background::new(); // its guard also stops the daemon if anything below fails
     let bin_dir = bg.dir().join("sbin");
@@ -630,8 +626,7 @@ async fn mounts_through_mount_t_fuse_s3mount_and_umount() {
 
 #[tokio::test]
 async fn metrics_endpoint_counts_reads() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let data = pseudo_random_bytes(3 << 20, 5);
     bucket.put("data.bin", &data).await;
 
@@ -702,8 +697,7 @@ async fn metrics_endpoint_counts_reads() {
 #[tokio::test]
 async fn retries_and_errors_are_counted() {
     use common::fault_proxy::{Fault, FaultProxy, Rule};
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put("flaky.bin", pseudo_random_bytes(100 << 10, 3))
         .await;
@@ -758,8 +752,7 @@ async fn retries_and_errors_are_counted() {
 #[tokio::test]
 async fn debug_log_has_request_lines_and_no_secret() {
     const SECRET: &str = "sEcReT-s3mount-Zq8tL2vWx9Yk4Jm6Pn3Rb7Hd5Gf1";
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put("dir/data.bin", pseudo_random_bytes(300 << 10, 7))
         .await;
@@ -832,8 +825,7 @@ async fn debug_log_has_request_lines_and_no_secret() {
 
 #[tokio::test]
 async fn notifies_systemd_when_ready_and_stopping() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();

@@ -19,10 +19,8 @@
 
 mod common;
 
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -47,31 +45,6 @@ const SYMLINK_MODE: &str = "41471";
 // ---------------------------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------------------------
-
-fn errno(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(-1)
-}
-
-fn errno_name(n: i32) -> String {
-    format!("{} ({n})", io::Error::from_raw_os_error(n))
-}
-
-/// Asserts `result` failed with `expected` errno.
-#[track_caller]
-fn assert_errno<T: std::fmt::Debug>(result: io::Result<T>, expected: i32, what: &str) {
-    match result {
-        Ok(v) => panic!(
-            "{what}: expected {}, got success ({v:?})",
-            errno_name(expected)
-        ),
-        Err(e) => assert_eq!(
-            errno(&e),
-            expected,
-            "{what}: expected {}, got {e}",
-            errno_name(expected)
-        ),
-    }
-}
 
 /// Writes `data` in 1 MiB writes to a file opened with `opts`, then closes it, returning the
 /// first error (of a write or of close).
@@ -125,60 +98,8 @@ fn sh_output(dir: &Path, script: &str) -> Output {
         .unwrap_or_else(|e| panic!("run sh -c {script}: {e}"))
 }
 
-fn cstr(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
-}
-
-fn set_xattr(path: &Path, name: &str, value: &[u8], flags: i32) -> io::Result<()> {
-    let (p, n) = (cstr(path), CString::new(name).unwrap());
-    // SAFETY: valid C strings and a buffer of value.len() bytes.
-    let rc = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr() as *const libc::c_void,
-            value.len(),
-            flags,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn get_xattr(path: &Path, name: &str) -> io::Result<Vec<u8>> {
-    let (p, n) = (cstr(path), CString::new(name).unwrap());
-    let mut buf = vec![0u8; 64 * 1024];
-    // SAFETY: valid C strings and a buffer of buf.len() bytes.
-    let rc = unsafe {
-        libc::getxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            buf.as_mut_ptr() as *mut libc::c_void,
-            buf.len(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(rc as usize);
-    Ok(buf)
-}
-
-fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
-    let (p, n) = (cstr(path), CString::new(name).unwrap());
-    // SAFETY: valid C strings.
-    if unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
-    let (a, b) = (cstr(from), cstr(to));
+    let (a, b) = (cpath(from), cpath(to));
     // SAFETY: valid C strings; AT_FDCWD with absolute paths.
     let rc = unsafe {
         libc::renameat2(
@@ -377,8 +298,7 @@ async fn put_via(
 
 #[tokio::test]
 async fn fault_proxy_injects_each_fault() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let proxy = FaultProxy::start(s3.endpoint());
     let c = no_retry_client(&proxy.endpoint());
     let b = bucket.name();
@@ -480,8 +400,7 @@ async fn fault_proxy_injects_each_fault() {
 
 #[tokio::test]
 async fn sizes_around_part_boundaries_round_trip() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mut mount = Mount::new(&s3, bucket.name(), &["--write-part-size", PART_ARG]);
     let sizes = [0, 1, PART - 1, PART, PART + 1, 2 * PART + 7];
     for (i, &size) in sizes.iter().enumerate() {
@@ -523,8 +442,7 @@ async fn sizes_around_part_boundaries_round_trip() {
 
 #[tokio::test]
 async fn content_type_is_guessed_from_the_name() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &["--write-part-size", PART_ARG]);
     must_write(&mount.join("notes.txt"), b"plain\n");
     must_write(&mount.join("data.json"), b"{}\n");
@@ -544,8 +462,7 @@ async fn content_type_is_guessed_from_the_name() {
 
 #[tokio::test]
 async fn overwrite_with_o_trunc_replaces_the_content() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "f.txt",
@@ -578,8 +495,7 @@ async fn overwrite_with_o_trunc_replaces_the_content() {
 
 #[tokio::test]
 async fn appends_with_the_shell_and_with_o_append() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("log.txt", b"line1\n").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     sh(mount.path(), "echo line2 >> log.txt");
@@ -605,8 +521,7 @@ async fn appends_with_the_shell_and_with_o_append() {
 
 #[tokio::test]
 async fn writes_in_the_middle_and_past_the_end() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("mid.bin", vec![b'a'; 100]).await;
     bucket.put("hole.bin", b"abc").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
@@ -647,8 +562,7 @@ async fn writes_in_the_middle_and_past_the_end() {
 
 #[tokio::test]
 async fn truncate_shrinks_and_grows() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let body: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
     bucket.put("t.bin", &body).await;
     bucket.put("ft.bin", &body).await;
@@ -679,8 +593,7 @@ async fn truncate_shrinks_and_grows() {
 
 #[tokio::test]
 async fn changing_the_last_part_of_a_large_object_copies_the_rest_server_side() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let size = 12 * MIB;
     let old = pseudo_random_bytes(size, 42);
     bucket.put("large.bin", &old).await;
@@ -740,8 +653,7 @@ async fn changing_the_last_part_of_a_large_object_copies_the_rest_server_side() 
 
 #[tokio::test]
 async fn a_file_reads_back_before_it_is_closed() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("existing.txt", b"0123456789").await;
     let mount = Mount::new(&s3, bucket.name(), &["--write-part-size", PART_ARG]);
 
@@ -789,8 +701,7 @@ async fn a_file_reads_back_before_it_is_closed() {
 
 #[tokio::test]
 async fn fsync_returns_once_the_object_is_in_the_bucket() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &["--write-part-size", PART_ARG]);
 
     let mut f = File::create(mount.join("synced.txt")).unwrap();
@@ -826,8 +737,7 @@ async fn fsync_returns_once_the_object_is_in_the_bucket() {
 
 #[tokio::test]
 async fn unlink_deletes_the_key() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("gone.txt", b"x").await;
     bucket.put("dir/inner.txt", b"y").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
@@ -850,8 +760,7 @@ async fn unlink_deletes_the_key() {
 
 #[tokio::test]
 async fn mkdir_and_rmdir_keep_directory_markers() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("implicit/child.txt", b"c").await;
     let mut mount = Mount::new(&s3, bucket.name(), &[]);
 
@@ -916,8 +825,7 @@ async fn mkdir_and_rmdir_keep_directory_markers() {
 
 #[tokio::test]
 async fn rename_of_a_file_keeps_metadata_and_tags() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "a.txt",
@@ -972,8 +880,7 @@ async fn rename_of_a_file_keeps_metadata_and_tags() {
 
 #[tokio::test]
 async fn rename_of_a_directory_moves_every_key() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("d/", b"").await; // the directory's marker
     bucket.put("d/seeded.bin", b"seeded").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
@@ -1009,8 +916,7 @@ async fn rename_of_a_directory_moves_every_key() {
 
 #[tokio::test]
 async fn rename_onto_an_existing_file_replaces_it() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "src.txt",
@@ -1043,8 +949,7 @@ async fn rename_onto_an_existing_file_replaces_it() {
 
 #[tokio::test]
 async fn renameat2_noreplace_and_exchange() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("one.txt", b"one").await;
     bucket.put("two.txt", b"two").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
@@ -1081,8 +986,7 @@ async fn renameat2_noreplace_and_exchange() {
 
 #[tokio::test]
 async fn symlinks_are_stored_as_s3fs_stores_them() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("target.txt", b"pointed at").await;
     bucket
         .put_with(
@@ -1140,8 +1044,7 @@ async fn symlinks_are_stored_as_s3fs_stores_them() {
 
 #[tokio::test]
 async fn hard_links_are_refused() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("file.txt", b"x").await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     assert_errno(
@@ -1159,8 +1062,7 @@ async fn hard_links_are_refused() {
 
 #[tokio::test]
 async fn chmod_chown_and_touch_persist_in_s3fs_headers() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "f.txt",
@@ -1249,8 +1151,7 @@ async fn chmod_chown_and_touch_persist_in_s3fs_headers() {
 
 #[tokio::test]
 async fn directory_attributes_persist_on_the_marker() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mut mount = Mount::new(&s3, bucket.name(), &["--metadata-ttl", "1"]);
     let d = mount.join("d");
     fs::create_dir(&d).unwrap();
@@ -1301,8 +1202,7 @@ async fn directory_attributes_persist_on_the_marker() {
 
 #[tokio::test]
 async fn xattrs_edit_tags_without_rewriting_the_object() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with("x.txt", b"content", &[], &[], Some("text/plain"))
         .await;
@@ -1366,8 +1266,7 @@ async fn xattrs_edit_tags_without_rewriting_the_object() {
 
 #[tokio::test]
 async fn xattrs_edit_metadata_and_content_type() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "m.txt",
@@ -1452,8 +1351,7 @@ async fn xattrs_edit_metadata_and_content_type() {
 
 #[tokio::test]
 async fn xattrs_respect_s3_limits() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let ten: Vec<(String, String)> = (0..10)
         .map(|i| (format!("t{i}"), format!("v{i}")))
         .collect();
@@ -1562,8 +1460,7 @@ fn assert_diff_clean(a: &Path, b: &Path) {
 
 #[tokio::test]
 async fn cp_r_copies_a_local_tree() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     let local = local_tempdir();
     let src = local.path().join("src");
@@ -1612,8 +1509,7 @@ async fn cp_r_copies_a_local_tree() {
 
 #[tokio::test]
 async fn rsync_a_keeps_modes_and_times_and_a_second_run_transfers_nothing() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mut mount = Mount::new(&s3, bucket.name(), &[]);
     let local = local_tempdir();
     let src = local.path().join("src");
@@ -1683,8 +1579,7 @@ async fn rsync_a_keeps_modes_and_times_and_a_second_run_transfers_nothing() {
 
 #[tokio::test]
 async fn tar_x_extracts_into_the_bucket() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     let local = local_tempdir();
     let src = local.path().join("tree");
@@ -1738,8 +1633,7 @@ async fn tar_x_extracts_into_the_bucket() {
 
 #[tokio::test]
 async fn mv_moves_a_directory_tree() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let mount = Mount::new(&s3, bucket.name(), &[]);
     sh(
         mount.path(),
@@ -1782,8 +1676,7 @@ async fn mv_moves_a_directory_tree() {
 
 #[tokio::test]
 async fn sed_i_edits_in_place() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put("conf/app.conf", b"name=demo\nport=80\nmode=test\n")
         .await;
@@ -1804,8 +1697,7 @@ async fn sed_i_edits_in_place() {
 
 #[tokio::test]
 async fn rm_r_removes_a_tree() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     for k in [
         "t/",
         "t/a.txt",
@@ -1839,8 +1731,7 @@ const RETRY_WINDOW: Duration = Duration::from_secs(90);
 
 #[tokio::test]
 async fn failed_put_gives_eio_on_close_and_fsync_and_keeps_the_old_object() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("f.txt", b"old\n").await;
     let proxy = FaultProxy::start(s3.endpoint());
     let cache = local_tempdir();
@@ -1912,8 +1803,7 @@ async fn failed_put_gives_eio_on_close_and_fsync_and_keeps_the_old_object() {
 
 #[tokio::test]
 async fn failed_multipart_upload_is_aborted_and_the_old_object_kept() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let old = pseudo_random_bytes(PART + MIB, 1);
     bucket.put("big.bin", &old).await;
     let proxy = FaultProxy::start(s3.endpoint());
@@ -1978,8 +1868,7 @@ async fn failed_multipart_upload_is_aborted_and_the_old_object_kept() {
 
 #[tokio::test]
 async fn transient_faults_are_ridden_out() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     let proxy = FaultProxy::start(s3.endpoint());
     let cache = local_tempdir();
     let mount = mount_via(
@@ -2007,8 +1896,7 @@ async fn transient_faults_are_ridden_out() {
 
 #[tokio::test]
 async fn a_stopped_server_gives_eio_and_loses_nothing() {
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
     bucket.put("f.txt", b"old\n").await;
     let proxy = FaultProxy::start(s3.endpoint());
     let cache = local_tempdir();
@@ -2183,8 +2071,7 @@ async fn files_and_symlinks_round_trip_with_s3fs() {
         eprintln!("skipped: s3fs is not installed (apt-get install s3fs)");
         return;
     }
-    let s3 = S3Server::start();
-    let bucket = s3.new_bucket().await;
+    let Served { s3, bucket } = Served::new().await;
 
     // s3fs writes, s3mount reads
     {

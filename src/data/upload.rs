@@ -63,6 +63,8 @@ pub struct StreamingUpload {
     part_size: u64,
     max_in_flight: usize,
     upload_id: Option<String>,
+    /// The content type and metadata the upload was created with (fixed from then on).
+    opts: Option<PutOptions>,
     /// Bytes handed to part uploads so far (always a multiple of `part_size`).
     pub uploaded: u64,
     in_flight: VecDeque<PartTask>,
@@ -84,6 +86,7 @@ impl StreamingUpload {
             part_size,
             max_in_flight: max_in_flight.max(1),
             upload_id: None,
+            opts: None,
             uploaded: 0,
             in_flight: VecDeque::new(),
             done: Vec::new(),
@@ -100,6 +103,7 @@ impl StreamingUpload {
             }
             if self.upload_id.is_none() {
                 self.upload_id = Some(self.store.create_multipart(&self.key, opts).await?);
+                self.opts = Some(opts.clone());
             }
             while self.in_flight.len() >= self.max_in_flight {
                 self.reap_one().await;
@@ -124,9 +128,14 @@ impl StreamingUpload {
             match task.await {
                 Ok(Ok(part)) => self.done.push(part),
                 Ok(Err(e)) => self.failed = Some(e),
-                Err(e) => self.failed = Some(StoreError::Other(format!("part task: {e}"))),
+                Err(e) => self.failed = Some(StoreError::other(format!("part task: {e}"))),
             }
         }
+    }
+
+    /// The content type and metadata the object will carry, once the upload was started.
+    pub fn options(&self) -> Option<&PutOptions> {
+        self.opts.as_ref()
     }
 
     /// Whether a multipart upload was started (the file outgrew one part).

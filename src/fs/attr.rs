@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{FileAttr, FileType, INodeNo};
 
-use super::inode::{Inode, Kind, Stat};
+use super::inode::{Body, Inode, Kind, Stat};
 use crate::config::FsConfig;
 use crate::error::{FsError, FsResult};
 use crate::storage::{ObjectMeta, PutOptions};
@@ -33,12 +33,18 @@ pub struct AttrChange {
     pub size: Option<u64>,
     /// New modification time.
     pub mtime: Option<SystemTime>,
+    /// New access time.
+    pub atime: Option<SystemTime>,
 }
 
 impl AttrChange {
     /// Whether the change touches what is kept in metadata (anything but the size).
     pub fn touches_metadata(&self) -> bool {
-        self.mode.is_some() || self.uid.is_some() || self.gid.is_some() || self.mtime.is_some()
+        self.mode.is_some()
+            || self.uid.is_some()
+            || self.gid.is_some()
+            || self.mtime.is_some()
+            || self.atime.is_some()
     }
 }
 
@@ -48,6 +54,7 @@ pub fn file_attr(node: &Inode, config: &FsConfig) -> FileAttr {
         Kind::Dir => (FileType::Directory, config.dir_mode),
         Kind::File => (FileType::RegularFile, config.file_mode),
         Kind::Symlink => (FileType::Symlink, 0o777),
+        Kind::Special => (special_type(node.stat.mode.unwrap_or(0)), config.file_mode),
     };
     let perm = node
         .stat
@@ -55,38 +62,57 @@ pub fn file_attr(node: &Inode, config: &FsConfig) -> FileAttr {
         .map(|m| (m & 0o7777) as u16)
         .unwrap_or(default_perm);
     let mtime = node.stat.mtime;
+    let mut nlink = 1;
+    match &node.body {
+        Body::Dir(d) => nlink = 2 + d.subdirs.unwrap_or(0),
+        Body::File(f) | Body::Symlink(f) | Body::Special(f) if f.unlinked => nlink = 0,
+        _ => {}
+    }
     FileAttr {
         ino: INodeNo(node.ino),
         size: node.stat.size,
         blocks: node.stat.size.div_ceil(512),
-        atime: mtime,
+        atime: node.stat.atime,
         mtime,
-        ctime: mtime,
+        ctime: node.stat.ctime,
         crtime: mtime,
         kind,
         perm,
-        nlink: if node.is_dir() { 2 } else { 1 },
+        nlink,
         uid: node.stat.uid.unwrap_or(config.uid),
         gid: node.stat.gid.unwrap_or(config.gid),
-        rdev: 0,
+        rdev: node.stat.rdev,
         blksize: config.read.block_size as u32,
         flags: 0,
     }
 }
 
-/// The file type bits of a kind.
-pub fn type_bits(kind: Kind) -> u32 {
-    match kind {
+/// The FUSE file type of a special file's mode.
+fn special_type(mode: u32) -> FileType {
+    match mode & libc::S_IFMT {
+        libc::S_IFIFO => FileType::NamedPipe,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        _ => FileType::RegularFile,
+    }
+}
+
+/// The file type bits of `node` (a special file's come from its mode).
+pub fn type_bits(node: &Inode) -> u32 {
+    match node.kind() {
         Kind::Dir => libc::S_IFDIR,
         Kind::Symlink => libc::S_IFLNK,
         Kind::File => libc::S_IFREG,
+        Kind::Special => node.stat.mode.unwrap_or(0) & libc::S_IFMT,
     }
 }
 
 /// The kind of an object with s3fs mode `mode`.
 pub fn kind_from_mode(mode: Option<u32>) -> Kind {
-    match mode {
-        Some(m) if m & libc::S_IFMT == libc::S_IFLNK => Kind::Symlink,
+    match mode.map(|m| m & libc::S_IFMT) {
+        Some(libc::S_IFLNK) => Kind::Symlink,
+        Some(libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK) => Kind::Special,
         _ => Kind::File,
     }
 }
@@ -102,14 +128,15 @@ pub fn stat_from_meta(meta: &ObjectMeta) -> Stat {
 /// The s3fs attributes in `metadata`, with `last_modified` as the time when none is stored.
 pub fn stat_from_metadata(metadata: &HashMap<String, String>, last_modified: SystemTime) -> Stat {
     let num = |k: &str| metadata.get(k).and_then(|v| v.trim().parse::<u32>().ok());
-    let mtime = metadata
-        .get("mtime")
-        .and_then(|v| parse_s3fs_time(v))
-        .unwrap_or(last_modified);
+    let time = |k: &str| metadata.get(k).and_then(|v| parse_s3fs_time(v));
+    let mtime = time("mtime").unwrap_or(last_modified);
     Stat {
         mode: num("mode"),
         uid: num("uid"),
         gid: num("gid"),
+        rdev: num("rdev").unwrap_or(0),
+        atime: time("atime").unwrap_or(mtime),
+        ctime: time("ctime").unwrap_or(last_modified.max(mtime)),
         ..Stat::basic(0, mtime)
     }
 }
@@ -145,7 +172,14 @@ pub fn s3fs_time(t: SystemTime) -> String {
 }
 
 /// Applies `change` to user metadata in s3fs's scheme; `file_type` is `S_IFREG`, `S_IFDIR`...
-pub fn apply_change(opts: &mut PutOptions, change: &AttrChange, file_type: u32, current_mode: u32) {
+/// and `current` what the node shows now. Like every metadata change, it moves ctime.
+pub fn apply_change(
+    opts: &mut PutOptions,
+    change: &AttrChange,
+    file_type: u32,
+    perm: u32,
+    current: &Stat,
+) {
     if let Some(mode) = change.mode {
         opts.metadata
             .insert("mode".into(), (file_type | (mode & 0o7777)).to_string());
@@ -154,7 +188,7 @@ pub fn apply_change(opts: &mut PutOptions, change: &AttrChange, file_type: u32, 
     } else if change.uid.is_some() || change.gid.is_some() {
         opts.metadata
             .entry("mode".into())
-            .or_insert_with(|| (file_type | (current_mode & 0o7777)).to_string());
+            .or_insert_with(|| (file_type | (perm & 0o7777)).to_string());
     }
     if let Some(uid) = change.uid {
         opts.metadata.insert("uid".into(), uid.to_string());
@@ -164,6 +198,45 @@ pub fn apply_change(opts: &mut PutOptions, change: &AttrChange, file_type: u32, 
     }
     if let Some(mtime) = change.mtime {
         opts.metadata.insert("mtime".into(), s3fs_time(mtime));
+    }
+    if let Some(atime) = change.atime {
+        opts.metadata.insert("atime".into(), s3fs_time(atime));
+    }
+    stamp_change(opts, current, SystemTime::now());
+}
+
+/// Records a change of metadata (not content) at `now`: ctime moves, and mtime stays what it
+/// was — stored explicitly, since the copy that applies the change gets a new Last-Modified.
+pub fn stamp_change(opts: &mut PutOptions, current: &Stat, now: SystemTime) {
+    opts.metadata
+        .entry("mtime".into())
+        .or_insert_with(|| s3fs_time(current.mtime));
+    opts.metadata.insert("ctime".into(), s3fs_time(now));
+}
+
+/// Records a change of content at `now`: mtime and ctime move together.
+pub fn stamp_write(opts: &mut PutOptions, now: SystemTime) {
+    let t = s3fs_time(now);
+    opts.metadata.insert("mtime".into(), t.clone());
+    opts.metadata.insert("ctime".into(), t);
+}
+
+/// The attributes a new node starts with, stored as s3fs stores them: type and permission
+/// bits, owner when it differs from the mount's, and all three times.
+pub fn initial_metadata(
+    opts: &mut PutOptions,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    now: SystemTime,
+) {
+    opts.metadata.insert("mode".into(), mode.to_string());
+    if let Some((uid, gid)) = owner {
+        opts.metadata.insert("uid".into(), uid.to_string());
+        opts.metadata.insert("gid".into(), gid.to_string());
+    }
+    let t = s3fs_time(now);
+    for k in ["atime", "mtime", "ctime"] {
+        opts.metadata.insert(k.into(), t.clone());
     }
 }
 
@@ -185,6 +258,7 @@ pub fn put_options_of(meta: &ObjectMeta) -> PutOptions {
     PutOptions {
         content_type: meta.content_type.clone(),
         metadata: meta.metadata.clone(),
+        tags: None,
     }
 }
 
@@ -219,8 +293,12 @@ mod tests {
             uid: Some(7),
             ..Default::default()
         };
-        apply_change(&mut opts, &change, libc::S_IFREG, 0o640);
+        let current = Stat::basic(0, UNIX_EPOCH + Duration::new(5, 250_000_000));
+        apply_change(&mut opts, &change, libc::S_IFREG, 0o640, &current);
         assert_eq!(opts.metadata["mode"], (libc::S_IFREG | 0o640).to_string());
         assert_eq!(opts.metadata["uid"], "7");
+        // The mtime stays (with its fraction) and ctime moves.
+        assert_eq!(opts.metadata["mtime"], "5.250000000");
+        assert!(parse_s3fs_time(&opts.metadata["ctime"]).unwrap() > current.mtime);
     }
 }

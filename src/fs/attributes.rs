@@ -10,22 +10,27 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use fuser::FileAttr;
 use tracing::debug;
 
-use super::attr::{apply_change, check_metadata_size, put_options_of, type_bits, AttrChange};
+use super::attr::{
+    apply_change, check_metadata_size, put_options_of, stamp_change, type_bits, AttrChange,
+};
+use super::files::without_privileges;
 use super::files::Files;
+use super::inode::ROOT_INO;
 use super::inode::{AttrSource, Inode, TagSet};
 use super::namespace::Namespace;
 use super::s3fs_xattr::{self, Class, Xattrs};
 use super::writes::Writes;
 use super::xattr::{self, Target};
+use super::Caller;
 use crate::config::FsConfig;
 use crate::error::{FsError, FsResult};
-use crate::storage::{ObjectMeta, ObjectStore, PutOptions, StoreError};
+use crate::storage::{ErrorKind, ObjectMeta, ObjectStore, PutOptions};
 
 /// The attribute component.
 pub struct Attributes {
@@ -74,7 +79,10 @@ impl Attributes {
         let (state, temporary) = match self.writes.get(ino) {
             Some(s) => (s, None),
             None => {
-                let fh = self.files.open_for_write(ino, libc::O_WRONLY, 0).await?;
+                let fh = self
+                    .files
+                    .open_for_write(ino, libc::O_WRONLY, Caller::default())
+                    .await?;
                 let state = self.writes.get(ino).expect("opened for writing");
                 (state, Some(fh))
             }
@@ -98,20 +106,43 @@ impl Attributes {
     async fn change_metadata(&self, ino: u64, change: &AttrChange) -> FsResult<()> {
         let node = self.ns.node(ino)?;
         let perm = self.ns.attr_of(&node).perm as u32;
-        let file_type = type_bits(node.kind());
-        if node.is_dir() {
-            return self
-                .edit_marker(&node, |opts| {
-                    apply_change(opts, change, file_type, perm);
-                    Ok(())
-                })
-                .await;
+        let file_type = type_bits(&node);
+        let mut change = *change;
+        if change.mode.is_none() && (change.uid.is_some() || change.gid.is_some()) && !node.is_dir()
+        {
+            // chown clears set-user-ID and set-group-ID, as on a local disk.
+            let cleared = without_privileges(perm);
+            change.mode = (cleared != perm).then_some(cleared);
         }
-        self.rewrite_metadata(ino, |opts| {
-            apply_change(opts, change, file_type, perm);
+        let apply = |opts: &mut PutOptions| {
+            apply_change(opts, &change, file_type, perm, &node.stat);
             Ok(())
-        })
-        .await
+        };
+        if node.ino == ROOT_INO {
+            return self.change_root(&change);
+        }
+        match node.is_dir() {
+            true => self.edit_marker(&node, apply).await,
+            false => self.rewrite_metadata(ino, apply).await,
+        }
+    }
+
+    /// The bucket root has no marker object: its attributes live as long as the mount.
+    fn change_root(&self, change: &AttrChange) -> FsResult<()> {
+        let mut table = self.ns.table();
+        let Some(root) = table.get_mut(ROOT_INO) else {
+            return Ok(());
+        };
+        let st = &mut root.stat;
+        if let Some(m) = change.mode {
+            st.mode = Some(libc::S_IFDIR | (m & 0o7777));
+        }
+        st.uid = change.uid.or(st.uid);
+        st.gid = change.gid.or(st.gid);
+        st.mtime = change.mtime.unwrap_or(st.mtime);
+        st.atime = change.atime.unwrap_or(st.atime);
+        st.ctime = std::time::SystemTime::now();
+        Ok(())
     }
 
     /// Edits the metadata of directory `node`'s marker object (made if missing).
@@ -126,10 +157,11 @@ impl Attributes {
         }
         let mut opts = match self.store.head(&marker).await {
             Ok(meta) => put_options_of(&meta),
-            Err(StoreError::NotFound) => PutOptions::default(),
+            Err(e) if e.is_not_found() => PutOptions::default(),
             Err(e) => return Err(e.into()),
         };
         edit(&mut opts)?;
+        stamp_change(&mut opts, &node.stat, SystemTime::now());
         check_metadata_size(&opts)?;
         self.store.put(&marker, Bytes::new(), &opts).await?;
         self.ns.note_attrs(node.ino, &opts);
@@ -145,21 +177,24 @@ impl Attributes {
         ino: u64,
         edit: impl FnOnce(&mut PutOptions) -> FsResult<()>,
     ) -> FsResult<()> {
+        let node = self.ns.node(ino)?;
+        let now = SystemTime::now();
         if let Some(state) = self.writes.get(ino) {
             let mut st = state.lock().await;
             if st.is_dirty() {
                 let mut opts = st.opts.clone();
                 edit(&mut opts)?;
+                stamp_change(&mut opts, &node.stat, now);
                 check_metadata_size(&opts)?;
-                st.opts = opts;
-                self.ns.note_attrs(ino, &st.opts);
+                self.ns.note_attrs(ino, &opts);
+                st.set_opts(opts);
                 return Ok(());
             }
         }
-        let node = self.ns.node(ino)?;
         let meta = self.store.head(&node.key).await?;
         let mut opts = put_options_of(&meta);
         edit(&mut opts)?;
+        stamp_change(&mut opts, &node.stat, now);
         check_metadata_size(&opts)?;
         let etag = self.store.copy(&node.key, &node.key, Some(&opts)).await?;
         let meta = ObjectMeta {
@@ -203,8 +238,8 @@ impl Attributes {
         }
         let tags = match self.store.get_tags(&node.key).await {
             Ok(t) => Arc::new(t),
-            Err(StoreError::NotImplemented(e)) => {
-                debug!("tagging not supported by the server: {e}");
+            Err(e) if e.kind() == ErrorKind::NotImplemented => {
+                debug!("tagging not supported by the server: {}", e.message());
                 Arc::new(Vec::new())
             }
             Err(e) => return Err(e.into()),
@@ -239,7 +274,7 @@ impl Attributes {
         }
         let meta = match self.store.head(&node.key).await {
             Ok(meta) => Arc::new(meta),
-            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         if let Some(n) = self.ns.table().get_mut(node.ino) {
@@ -258,9 +293,9 @@ impl Attributes {
         }
     }
 
-    /// Whether `node` may answer ACL queries with "none" without asking S3: a file known only
-    /// from a listing whose attributes the kernel takes as they are (the mount is then its
-    /// owner's alone, and ACLs do not bear on the owner), as `ls -l` asks of every entry.
+    /// Whether `node` may answer ACL queries with "none" without asking S3 (`ls -l` asks of
+    /// every entry): a file known only from a listing whose attributes the kernel takes as
+    /// they are (`--listing-attributes`): its ACL, like its mode and owner, is then unknown.
     fn acl_unknown_is_none(&self, node: &Inode) -> bool {
         !node.is_dir() && node.is_partial() && self.ns.attr_known(node)
     }
@@ -361,7 +396,7 @@ impl Attributes {
         node: &Inode,
         edit: impl FnOnce(&mut PutOptions, u32) -> FsResult<()>,
     ) -> FsResult<()> {
-        let mode = type_bits(node.kind()) | self.ns.attr_of(node).perm as u32;
+        let mode = type_bits(node) | self.ns.attr_of(node).perm as u32;
         if node.is_dir() {
             self.edit_marker(node, |opts| edit(opts, mode)).await
         } else {
@@ -444,6 +479,9 @@ impl Attributes {
         let mut tags = self.store.get_tags(&node.key).await?;
         xattr::edit_tags(&mut tags, key, value, flags)?;
         self.store.put_tags(&node.key, &tags).await?;
+        if let Some(state) = self.writes.get(ino) {
+            state.lock().await.set_tags(tags.clone());
+        }
         self.remember_tags(ino, Arc::new(tags));
         Ok(())
     }

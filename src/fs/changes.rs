@@ -21,11 +21,15 @@ use fuser::FileAttr;
 use futures::stream::{self, StreamExt};
 use tracing::{debug, info};
 
-use super::files::Files;
+use super::attr::{
+    guess_content_type, initial_metadata, kind_from_mode, put_options_of, stamp_change,
+};
+use super::files::{new_owner, Files};
 use super::inode::{Entry, Inode, Kind, Stat};
 use super::names::{check_key, child_key, child_prefix};
 use super::namespace::Namespace;
 use super::writes::Writes;
+use super::Caller;
 use crate::config::FsConfig;
 use crate::error::{FsError, FsResult};
 use crate::storage::{ObjectStore, PutOptions};
@@ -80,38 +84,122 @@ impl Changes {
         self.stage_before_move(node.ino).await?;
         self.store.delete(&node.key).await?;
         self.forget_writes(node.ino).await;
+        self.ns.mark_unlinked(node.ino);
         self.ns.record_absent(parent, &node.name);
+        self.ns.touch_dir(parent);
         debug!(key = %node.key, "unlinked");
         Ok(())
     }
 
     /// Creates directory `name` (validated, known to be new) in `parent` as a marker object.
-    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> FsResult<FileAttr> {
+    pub async fn mkdir(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        caller: Caller,
+    ) -> FsResult<FileAttr> {
         let dir = self.ns.dir_node(parent)?;
         let prefix = child_prefix(&dir.key, name);
-        let perm = (mode & 0o7777) as u16;
-        let mut opts = PutOptions {
+        let opts = PutOptions {
             content_type: Some("application/x-directory".into()),
             ..Default::default()
         };
-        let custom_mode = (perm != self.config.dir_mode).then_some(libc::S_IFDIR | perm as u32);
-        if let Some(m) = custom_mode {
-            opts.metadata.insert("mode".into(), m.to_string());
-        }
-        let etag = self.store.put(&prefix, Bytes::new(), &opts).await?;
-        let stat = Stat {
-            mode: custom_mode,
-            etag: Some(etag),
-            ..Stat::basic(0, SystemTime::now())
-        };
+        let mode = libc::S_IFDIR | (mode & 0o7777);
         let attr = self
-            .ns
-            .record(parent, name, Entry::known(Kind::Dir, prefix, stat, None));
+            .put_node(
+                parent,
+                name,
+                prefix,
+                Kind::Dir,
+                mode,
+                0,
+                Bytes::new(),
+                opts,
+                caller,
+            )
+            .await?;
         // A directory we just created holds nothing: lookups inside it need no request.
         let until = self.ns.valid_until();
         if let Some(d) = self.ns.table().dir_mut(attr.ino.0) {
             d.complete_until = Some(until);
+            d.subdirs = Some(0);
         }
+        self.ns.count_subdir(parent, 1);
+        Ok(attr)
+    }
+
+    /// Creates special file (or empty regular file) `name` (validated, known to be new) in
+    /// `parent`: a zero-byte object whose s3fs mode carries the type and, for a device, whose
+    /// `x-amz-meta-rdev` carries its number.
+    pub async fn mknod(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        rdev: u32,
+        caller: Caller,
+    ) -> FsResult<FileAttr> {
+        let dir = self.ns.dir_node(parent)?;
+        let key = child_key(&dir.key, name);
+        let kind = kind_from_mode(Some(mode));
+        if !matches!(kind, Kind::File | Kind::Special) || mode & libc::S_IFMT == 0 {
+            return Err(FsError::new(libc::EINVAL, "mknod of an unknown file type"));
+        }
+        let is_dev = matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK);
+        let rdev = if is_dev { rdev } else { 0 };
+        let mut opts = PutOptions::default();
+        if kind == Kind::File {
+            opts.content_type = Some(guess_content_type(name));
+        }
+        if is_dev {
+            opts.metadata.insert("rdev".into(), rdev.to_string());
+        }
+        self.put_node(
+            parent,
+            name,
+            key,
+            kind,
+            mode,
+            rdev,
+            Bytes::new(),
+            opts,
+            caller,
+        )
+        .await
+    }
+
+    /// Writes a new node's object with its initial attributes and records it.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_node(
+        &self,
+        parent: u64,
+        name: &str,
+        key: String,
+        kind: Kind,
+        mode: u32,
+        rdev: u32,
+        body: Bytes,
+        mut opts: PutOptions,
+        caller: Caller,
+    ) -> FsResult<FileAttr> {
+        let owner = new_owner(&self.config, caller);
+        let now = SystemTime::now();
+        initial_metadata(&mut opts, mode, owner, now);
+        let size = body.len() as u64;
+        let etag = self.store.put(&key, body, &opts).await?;
+        let stat = Stat {
+            etag: Some(etag),
+            mode: Some(mode),
+            uid: owner.map(|o| o.0),
+            gid: owner.map(|o| o.1),
+            rdev,
+            ..Stat::basic(size, now)
+        };
+        let attr = self
+            .ns
+            .record(parent, name, Entry::known(kind, key, stat, None));
+        self.ns.touch_dir(parent);
         Ok(attr)
     }
 
@@ -136,29 +224,37 @@ impl Changes {
         }
         self.store.delete(&node.key).await?;
         self.ns.record_absent(parent, &node.name);
+        self.ns.touch_dir(parent);
+        self.ns.count_subdir(parent, -1);
         Ok(())
     }
 
     /// Creates symlink `name` (validated, known to be new) in `parent` pointing at `target`,
     /// stored as s3fs stores it.
-    pub async fn symlink(&self, parent: u64, name: &str, target: &[u8]) -> FsResult<FileAttr> {
+    pub async fn symlink(
+        &self,
+        parent: u64,
+        name: &str,
+        target: &[u8],
+        caller: Caller,
+    ) -> FsResult<FileAttr> {
         let dir = self.ns.dir_node(parent)?;
         let key = child_key(&dir.key, name);
         let mode = libc::S_IFLNK | 0o777;
-        let mut opts = PutOptions::default();
-        opts.metadata.insert("mode".into(), mode.to_string());
-        let etag = self
-            .store
-            .put(&key, Bytes::copy_from_slice(target), &opts)
-            .await?;
-        let stat = Stat {
-            etag: Some(etag),
-            mode: Some(mode),
-            ..Stat::basic(target.len() as u64, SystemTime::now())
-        };
-        Ok(self
-            .ns
-            .record(parent, name, Entry::known(Kind::Symlink, key, stat, None)))
+        let body = Bytes::copy_from_slice(target);
+        let opts = PutOptions::default();
+        self.put_node(
+            parent,
+            name,
+            key,
+            Kind::Symlink,
+            mode,
+            0,
+            body,
+            opts,
+            caller,
+        )
+        .await
     }
 
     /// Renames `name` in `parent` to `new_name` (validated) in `new_parent`.
@@ -189,15 +285,22 @@ impl Changes {
             return Ok(());
         }
         match src.kind() {
-            Kind::File | Kind::Symlink => {
-                self.rename_file(&src, dst.as_ref(), new_parent, new_name)
-                    .await
-            }
             Kind::Dir => {
                 self.rename_dir(&src, dst.as_ref(), new_parent, new_name)
-                    .await
+                    .await?;
+                self.ns.count_subdir(parent, -1);
+                if dst.is_none() {
+                    self.ns.count_subdir(new_parent, 1);
+                }
+            }
+            _ => {
+                self.rename_file(&src, dst.as_ref(), new_parent, new_name)
+                    .await?
             }
         }
+        self.ns.touch_dir(parent);
+        self.ns.touch_dir(new_parent);
+        Ok(())
     }
 
     async fn rename_file(
@@ -215,10 +318,12 @@ impl Changes {
         check_key(&new_key)?;
         self.files.commit_pending(src.ino).await?;
         self.stage_before_move(src.ino).await?;
-        let etag = self.store.copy(&src.key, &new_key, None).await?;
+        let opts = self.moved_options(src, new_name).await?;
+        let etag = self.store.copy(&src.key, &new_key, Some(&opts)).await?;
         self.store.delete(&src.key).await?;
         if let Some(d) = dst {
             self.forget_writes(d.ino).await;
+            self.ns.mark_unlinked(d.ino);
         }
         self.rekey_writes(src.ino, &new_key).await;
         let until = self.ns.valid_until();
@@ -228,9 +333,30 @@ impl Changes {
         if let Some(n) = table.get_mut(src.ino) {
             n.stat.etag = Some(etag);
             n.meta = None;
+            n.stat.mtime = super::attr::stat_from_metadata(&opts.metadata, n.stat.mtime).mtime;
+            n.stat.ctime = super::attr::stat_from_metadata(&opts.metadata, n.stat.ctime).ctime;
         }
         table.set_negative(src.parent, &src.name, until);
         Ok(())
+    }
+
+    /// What a renamed file's copy carries: its metadata and tags as they are, its mtime kept
+    /// (stored explicitly, since the copy has a new Last-Modified), ctime now, and a
+    /// Content-Type guessed from the new name when the old one was only guessed from the old
+    /// name (`sed -i` and editors save through a temp file, then rename it over the original).
+    async fn moved_options(&self, src: &Inode, new_name: &str) -> FsResult<PutOptions> {
+        let meta = self.store.head(&src.key).await?;
+        let mut opts = put_options_of(&meta);
+        stamp_change(&mut opts, &src.stat, SystemTime::now());
+        let guessed = |name: &str| guess_content_type(name);
+        let was_guessed = match &opts.content_type {
+            None => true,
+            Some(t) => *t == guessed(&src.name) || t == "binary/octet-stream",
+        };
+        if was_guessed && src.kind() == Kind::File {
+            opts.content_type = Some(guessed(new_name));
+        }
+        Ok(opts)
     }
 
     async fn rename_dir(

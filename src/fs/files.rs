@@ -20,16 +20,17 @@ use fuser::FileAttr;
 use futures::StreamExt;
 use tracing::debug;
 
-use super::attr::{guess_content_type, put_options_of};
+use super::attr::{guess_content_type, initial_metadata, put_options_of};
 use super::inode::{Entry, Inode, Kind, Stat};
 use super::names::child_key;
 use super::namespace::Namespace;
 use super::staged::StagedFile;
 use super::writes::{SharedStaged, Writes};
+use super::Caller;
 use crate::config::FsConfig;
 use crate::data::prefetch::{ObjectReader, ReadContext};
 use crate::error::{FsError, FsResult};
-use crate::storage::{ObjectStore, PutOptions, StoreError};
+use crate::storage::{ObjectStore, PutOptions};
 
 /// Longest symlink target read (Linux's `PATH_MAX`).
 const PATH_MAX: u64 = 4096;
@@ -61,6 +62,8 @@ enum OpenFile {
         writable: bool,
         /// Thread group of the process that opened it (see [`Files::flush`]).
         opener: Option<u32>,
+        /// The user who opened it: writes through the handle are theirs.
+        uid: u32,
     },
 }
 
@@ -126,9 +129,9 @@ impl Files {
 
     /// Opens file `ino` with open(2) `flags`; returns the handle and how the kernel may use
     /// its page cache: kept only while it can hold no other version's pages.
-    pub async fn open(&self, ino: u64, flags: i32, pid: u32) -> FsResult<(u64, CacheMode)> {
+    pub async fn open(&self, ino: u64, flags: i32, caller: Caller) -> FsResult<(u64, CacheMode)> {
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
-            let fh = self.open_for_write(ino, flags, pid).await?;
+            let fh = self.open_for_write(ino, flags, caller).await?;
             return Ok((fh, CacheMode::Direct));
         }
         let node = self.ns.node(ino)?;
@@ -141,7 +144,8 @@ impl Files {
             let file = OpenFile::Staged {
                 state,
                 writable: false,
-                opener: tgid_of(pid),
+                opener: tgid_of(caller.pid),
+                uid: caller.uid,
             };
             return Ok((self.add_handle(file), CacheMode::Direct));
         }
@@ -169,7 +173,7 @@ impl Files {
         let meta = match self.ns.probe().headers(&node.key, u64::MAX, seen).await {
             Ok(meta) => meta,
             Err(e) => {
-                if matches!(e, StoreError::NotFound) {
+                if e.is_not_found() {
                     self.ns.table().forget_child(node.parent, &node.name);
                 }
                 return Err(e.into());
@@ -205,7 +209,7 @@ impl Files {
         name: &str,
         mode: u32,
         flags: i32,
-        pid: u32,
+        caller: Caller,
     ) -> FsResult<(FileAttr, u64)> {
         let dir = self.ns.dir_node(parent)?;
         let key = child_key(&dir.key, name);
@@ -213,14 +217,15 @@ impl Files {
             content_type: Some(guess_content_type(name)),
             ..Default::default()
         };
-        let perm = (mode & 0o7777) as u16;
-        let custom_mode = (perm != self.config.file_mode).then_some(libc::S_IFREG | perm as u32);
-        if let Some(m) = custom_mode {
-            opts.metadata.insert("mode".into(), m.to_string());
-        }
+        let mode = libc::S_IFREG | (mode & 0o7777);
+        let owner = new_owner(&self.config, caller);
+        let now = std::time::SystemTime::now();
+        initial_metadata(&mut opts, mode, owner, now);
         let stat = Stat {
-            mode: custom_mode,
-            ..Stat::basic(0, std::time::SystemTime::now())
+            mode: Some(mode),
+            uid: owner.map(|o| o.0),
+            gid: owner.map(|o| o.1),
+            ..Stat::basic(0, now)
         };
         let entry = Entry::known(Kind::File, key.clone(), stat, None);
         let attr = self.ns.record(parent, name, entry);
@@ -230,14 +235,15 @@ impl Files {
         let fh = self.add_handle(OpenFile::Staged {
             state,
             writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
-            opener: tgid_of(pid),
+            opener: tgid_of(caller.pid),
+            uid: caller.uid,
         });
         debug!(ino, fh, name, "created");
         Ok((attr, fh))
     }
 
     /// Opens `ino` for writing (and maybe reading): joins or creates its staged file.
-    pub async fn open_for_write(&self, ino: u64, flags: i32, pid: u32) -> FsResult<u64> {
+    pub async fn open_for_write(&self, ino: u64, flags: i32, caller: Caller) -> FsResult<u64> {
         self.check_writable()?;
         let state = self.staged_for_write(ino).await?;
         if flags & libc::O_TRUNC != 0 {
@@ -248,7 +254,8 @@ impl Files {
         Ok(self.add_handle(OpenFile::Staged {
             state,
             writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
-            opener: tgid_of(pid),
+            opener: tgid_of(caller.pid),
+            uid: caller.uid,
         }))
     }
 
@@ -269,7 +276,7 @@ impl Files {
         // turn into an empty upload over the existing object.
         let meta = match self.store.head(&node.key).await {
             Ok(m) => Some(m),
-            Err(StoreError::NotFound) => None,
+            Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e.into()),
         };
         let opts = meta
@@ -303,6 +310,7 @@ impl Files {
         let OpenFile::Staged {
             state,
             writable: true,
+            uid,
             ..
         } = &*file
         else {
@@ -311,7 +319,25 @@ impl Files {
         let mut st = state.lock().await;
         let size = st.write_at(offset, data).await?;
         self.ns.note_local_size(st.ino, size);
+        self.drop_privileges(&mut st, *uid);
         Ok(data.len() as u32)
+    }
+
+    /// A write by anyone but root clears set-user-ID (and set-group-ID on a group-executable
+    /// file), as the kernel expects of a file system: a changed program must not keep them.
+    fn drop_privileges(&self, st: &mut StagedFile, writer: u32) {
+        let Ok(node) = self.ns.node(st.ino) else {
+            return;
+        };
+        let mode = node.stat.mode.unwrap_or(0);
+        let cleared = without_privileges(mode);
+        if writer == 0 || cleared == mode {
+            return;
+        }
+        let mut opts = st.opts.clone();
+        opts.metadata.insert("mode".into(), cleared.to_string());
+        self.ns.note_attrs(st.ino, &opts);
+        st.opts = opts;
     }
 
     /// `flush` (every `close`) from process `pid`: commits the file of handle `fh`, unless
@@ -424,6 +450,23 @@ impl Files {
         }
         Ok(out)
     }
+}
+
+/// `mode` without the bits a write or a chown clears: S_ISUID, and S_ISGID when the group
+/// may execute (without group execute it marks mandatory locking and stays).
+pub fn without_privileges(mode: u32) -> u32 {
+    let mut m = mode & !libc::S_ISUID;
+    if m & libc::S_IXGRP != 0 {
+        m &= !libc::S_ISGID;
+    }
+    m
+}
+
+/// Who owns a new node: the caller, when other users can reach the mount and the caller is
+/// not the mount's default owner; otherwise nobody in particular (the mount's defaults).
+pub fn new_owner(config: &FsConfig, caller: Caller) -> Option<(u32, u32)> {
+    let differs = (caller.uid, caller.gid) != (config.uid, config.gid);
+    (config.other_users && differs).then_some((caller.uid, caller.gid))
 }
 
 /// The thread group (process id) of thread `pid`, from /proc; `None` if unknown.

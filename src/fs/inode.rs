@@ -28,6 +28,8 @@ pub enum Kind {
     Dir,
     /// A symbolic link (an object whose s3fs mode says `S_IFLNK`; the body is the target).
     Symlink,
+    /// A FIFO, socket or device: a zero-byte object whose s3fs mode carries the type.
+    Special,
 }
 
 /// Where a node's attributes came from, which says how far they can be trusted.
@@ -49,6 +51,10 @@ pub struct Stat {
     pub size: u64,
     /// Modification time (s3fs `x-amz-meta-mtime`, else LastModified).
     pub mtime: SystemTime,
+    /// Access time (`x-amz-meta-atime`, else the mtime). Reads do not move it (`noatime`).
+    pub atime: SystemTime,
+    /// Status change time (`x-amz-meta-ctime`, else LastModified).
+    pub ctime: SystemTime,
     /// ETag of the object (or marker) this came from.
     pub etag: Option<String>,
     /// Full `st_mode` from s3fs's `x-amz-meta-mode`, if the object carries one.
@@ -57,6 +63,8 @@ pub struct Stat {
     pub uid: Option<u32>,
     /// Group from `x-amz-meta-gid`.
     pub gid: Option<u32>,
+    /// Device number from `x-amz-meta-rdev` (character and block devices).
+    pub rdev: u32,
 }
 
 impl Stat {
@@ -65,10 +73,13 @@ impl Stat {
         Stat {
             size,
             mtime,
+            atime: mtime,
+            ctime: mtime,
             etag: None,
             mode: None,
             uid: None,
             gid: None,
+            rdev: 0,
         }
     }
 }
@@ -87,6 +98,16 @@ pub struct DirState {
     /// Until when a listing for lookups is known to need more than one page, so lookups
     /// that miss ask S3 about their name alone.
     pub too_big_until: Option<Instant>,
+    /// Subdirectories counted by the last listing, kept up to date by mkdir, rmdir and
+    /// rename: `st_nlink` is 2 plus this.
+    pub subdirs: Option<u32>,
+    /// The children in the order of the last listing (see the namespace's stat-ahead).
+    pub order: Option<Arc<Vec<u64>>>,
+    /// Where in `order` the last lookup was found.
+    pub order_hint: usize,
+    /// When an entry was last created, removed or renamed in it through this mount (and its
+    /// times not set explicitly since): what S3 says later never shows it earlier.
+    pub changed: Option<SystemTime>,
 }
 
 /// A file's (or symlink's) page-cache bookkeeping.
@@ -97,6 +118,8 @@ pub struct FileState {
     pub cache_etag: Option<String>,
     /// Open handles that read through the kernel's page cache.
     pub cached_opens: u32,
+    /// Unlinked while still open: `st_nlink` is 0 until the last handle closes.
+    pub unlinked: bool,
 }
 
 /// Per-kind state of a node.
@@ -108,6 +131,8 @@ pub enum Body {
     File(FileState),
     /// A symbolic link.
     Symlink(FileState),
+    /// A FIFO, socket or device.
+    Special(FileState),
 }
 
 impl Body {
@@ -116,6 +141,7 @@ impl Body {
             Kind::Dir => Body::Dir(DirState::default()),
             Kind::File => Body::File(FileState::default()),
             Kind::Symlink => Body::Symlink(FileState::default()),
+            Kind::Special => Body::Special(FileState::default()),
         }
     }
 }
@@ -180,6 +206,7 @@ impl Inode {
             Body::Dir(_) => Kind::Dir,
             Body::File(_) => Kind::File,
             Body::Symlink(_) => Kind::Symlink,
+            Body::Special(_) => Kind::Special,
         }
     }
 
@@ -207,7 +234,7 @@ impl Inode {
     /// A file's page-cache bookkeeping (`None` for directories).
     pub fn file_mut(&mut self) -> Option<&mut FileState> {
         match &mut self.body {
-            Body::File(f) | Body::Symlink(f) => Some(f),
+            Body::File(f) | Body::Symlink(f) | Body::Special(f) => Some(f),
             Body::Dir(_) => None,
         }
     }
@@ -421,11 +448,34 @@ fn update_node(node: &mut Inode, entry: Entry, valid_until: Instant) {
             node.tags = None;
         }
         node.meta = meta.or_else(|| node.meta.take().filter(|_| unchanged));
+        let mut stat = stat;
+        if unchanged {
+            // A HEAD's Last-Modified is an HTTP date, whole seconds; a listing's has
+            // milliseconds. Keep the finer one, so mtime does not jump back and forth.
+            stat.mtime = finer(node.stat.mtime, stat.mtime);
+            stat.ctime = finer(node.stat.ctime, stat.ctime);
+        }
+        if let Some(changed) = node.dir().and_then(|d| d.changed) {
+            // Entries changed here since: the directory's times do not go back.
+            stat.mtime = stat.mtime.max(changed);
+            stat.ctime = stat.ctime.max(changed);
+        }
         node.stat = stat;
         node.source = source;
     }
     node.valid_until = valid_until;
     node.key = key;
+}
+
+/// `new`, or `old` when both name the same whole second and only `old` has a fraction.
+fn finer(old: SystemTime, new: SystemTime) -> SystemTime {
+    let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let (o, n) = (secs(old), secs(new));
+    if n.subsec_nanos() == 0 && o.as_secs() == n.as_secs() {
+        old
+    } else {
+        new
+    }
 }
 
 #[cfg(test)]

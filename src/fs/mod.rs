@@ -52,6 +52,27 @@ pub use namespace::DirEntry;
 use namespace::{probe::Probe, Namespace};
 use writes::Writes;
 
+/// Who asks: the process and credentials of a FUSE request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// Thread id of the caller (0 when unknown).
+    pub pid: u32,
+    /// Its effective user id.
+    pub uid: u32,
+    /// Its effective group id.
+    pub gid: u32,
+}
+
+impl From<u32> for Caller {
+    /// A caller known only by its pid, with root's credentials: the mount itself, or a test.
+    fn from(pid: u32) -> Self {
+        Caller {
+            pid,
+            ..Caller::default()
+        }
+    }
+}
+
 /// How many GETs may be in flight across the mount. 32: enough for several sequential readers
 /// to each keep a full window in flight, few enough to stay polite to the server.
 const MAX_GETS_IN_FLIGHT: usize = 32;
@@ -82,12 +103,7 @@ impl S3Fs {
         let read_ctx = ReadContext::new(store.clone(), config.read.clone(), MAX_GETS_IN_FLIGHT);
         let writes = Arc::new(Writes::new(store.clone(), config.write.clone()));
         let probe = Probe::new(read_ctx.clone());
-        let ns = Arc::new(Namespace::new(
-            store.clone(),
-            config.clone(),
-            probe,
-            writes.clone(),
-        ));
+        let ns = Namespace::new(store.clone(), config.clone(), probe, writes.clone());
         let files = Arc::new(Files::new(
             store.clone(),
             config.clone(),
@@ -200,8 +216,13 @@ impl S3Fs {
     // ----- files --------------------------------------------------------------------------
 
     /// Opens file `ino` with open(2) `flags`; `pid` is the caller's (0 when unknown).
-    pub async fn open(&self, ino: u64, flags: i32, pid: u32) -> FsResult<(u64, CacheMode)> {
-        self.files.open(ino, flags, pid).await
+    pub async fn open(
+        &self,
+        ino: u64,
+        flags: i32,
+        caller: impl Into<Caller>,
+    ) -> FsResult<(u64, CacheMode)> {
+        self.files.open(ino, flags, caller.into()).await
     }
 
     /// Creates and opens `name` in `parent`: the object appears on the first flush.
@@ -211,11 +232,16 @@ impl S3Fs {
         name: &OsStr,
         mode: u32,
         flags: i32,
-        pid: u32,
+        caller: impl Into<Caller>,
     ) -> FsResult<(FileAttr, u64)> {
         self.check_writable()?;
         let name = self.ns.new_name(parent, name).await?;
-        self.files.create(parent, name, mode, flags, pid).await
+        let attr = self
+            .files
+            .create(parent, name, mode, flags, caller.into())
+            .await?;
+        self.ns.touch_dir(parent);
+        Ok(attr)
     }
 
     /// Reads from open file `fh`.
@@ -262,10 +288,33 @@ impl S3Fs {
     }
 
     /// Creates directory `name` in `parent`.
-    pub async fn mkdir(&self, parent: u64, name: &OsStr, mode: u32) -> FsResult<FileAttr> {
+    pub async fn mkdir(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        caller: impl Into<Caller>,
+    ) -> FsResult<FileAttr> {
         self.check_writable()?;
         let name = self.ns.new_name(parent, name).await?;
-        self.changes.mkdir(parent, name, mode).await
+        self.changes.mkdir(parent, name, mode, caller.into()).await
+    }
+
+    /// Creates a special file (FIFO, socket, device) or an empty regular file `name` in
+    /// `parent`, stored as s3fs stores it.
+    pub async fn mknod(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        rdev: u32,
+        caller: impl Into<Caller>,
+    ) -> FsResult<FileAttr> {
+        self.check_writable()?;
+        let name = self.ns.new_name(parent, name).await?;
+        self.changes
+            .mknod(parent, name, mode, rdev, caller.into())
+            .await
     }
 
     /// Removes empty directory `name` from `parent`.
@@ -275,10 +324,18 @@ impl S3Fs {
     }
 
     /// Creates symlink `name` in `parent` pointing at `target`.
-    pub async fn symlink(&self, parent: u64, name: &OsStr, target: &[u8]) -> FsResult<FileAttr> {
+    pub async fn symlink(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        target: &[u8],
+        caller: impl Into<Caller>,
+    ) -> FsResult<FileAttr> {
         self.check_writable()?;
         let name = self.ns.new_name(parent, name).await?;
-        self.changes.symlink(parent, name, target).await
+        self.changes
+            .symlink(parent, name, target, caller.into())
+            .await
     }
 
     /// Renames `name` in `parent` to `new_name` in `new_parent` (`renameat2` flags).

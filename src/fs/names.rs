@@ -1,7 +1,8 @@
 //! Which keys can be file names, and how names and keys map to each other.
 //!
-//! A key maps to a path by splitting at `/`. A component that cannot be a file name on Linux
-//! — empty (from `//` or a leading `/`), `.` or `..`, longer than 255 bytes, or holding a NUL —
+//! A key maps to a path by splitting at `/`. A component that cannot be a file name through
+//! FUSE — empty (from `//` or a leading `/`), `.` or `..`, longer than 1,024 bytes (FUSE's
+//! limit; S3's whole key has the same), or holding a NUL —
 //! makes the key (or the whole prefix) unreachable through the mount; such entries are skipped
 //! with a log line instead of failing the listing.
 //!
@@ -12,8 +13,10 @@ use std::ffi::OsStr;
 
 use crate::error::{FsError, FsResult};
 
-/// The longest file name Linux accepts, in bytes.
-pub const NAME_MAX: usize = 255;
+/// The longest name component FUSE passes, in bytes (`FUSE_NAME_MAX`). Longer than most
+/// local file systems' 255, because an S3 key's components may be: the whole key is bounded
+/// by [`KEY_MAX`] anyway.
+pub const NAME_MAX: usize = 1024;
 
 /// The longest key S3 accepts, in bytes.
 pub const KEY_MAX: usize = 1024;
@@ -48,7 +51,7 @@ impl std::fmt::Display for BadName {
         f.write_str(match self {
             BadName::Empty => "empty path component",
             BadName::Dot => "'.' or '..' component",
-            BadName::TooLong => "component longer than 255 bytes",
+            BadName::TooLong => "component longer than 1,024 bytes",
             BadName::Nul => "NUL byte in name",
             BadName::NotUtf8 => "S3 keys must be UTF-8",
         })
@@ -117,8 +120,8 @@ mod tests {
         assert_eq!(check_name(""), Err(BadName::Empty));
         assert_eq!(check_name("."), Err(BadName::Dot));
         assert_eq!(check_name(".."), Err(BadName::Dot));
-        assert_eq!(check_name(&"x".repeat(256)), Err(BadName::TooLong));
-        assert!(check_name(&"x".repeat(255)).is_ok());
+        assert_eq!(check_name(&"x".repeat(1025)), Err(BadName::TooLong));
+        assert!(check_name(&"x".repeat(1024)).is_ok());
         assert!(check_name("a b%+ü").is_ok());
         assert!(check_name("...").is_ok());
     }
@@ -127,7 +130,7 @@ mod tests {
     fn parse_name_gives_one_errno_per_fault() {
         use std::os::unix::ffi::OsStrExt;
         let errno = |n: &[u8]| parse_name(OsStr::from_bytes(n)).unwrap_err().errno;
-        assert_eq!(errno(&[b'x'; 256]), libc::ENAMETOOLONG);
+        assert_eq!(errno(&[b'x'; 1025]), libc::ENAMETOOLONG);
         assert_eq!(errno(b".."), libc::EINVAL);
         assert_eq!(errno(&[0xff, 0xfe]), libc::EINVAL);
         assert_eq!(parse_name(OsStr::new("ok.txt")).unwrap(), "ok.txt");

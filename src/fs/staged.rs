@@ -27,6 +27,7 @@ use futures::StreamExt;
 use tempfile::NamedTempFile;
 use tracing::{debug, error, info};
 
+use super::attr::stamp_write;
 use crate::config::WriteConfig;
 use crate::data::upload::{read_at, upload_staged, BaseVersion, PartPlan, Staged, StreamingUpload};
 use crate::error::{FsError, FsResult};
@@ -115,6 +116,11 @@ pub struct StagedFile {
     pub opts: PutOptions,
     handles: usize,
     sync: Sync,
+    /// Whether `opts.tags` holds the base object's tags (an in-place rewrite keeps them).
+    tags_known: bool,
+    /// `opts` were edited (chmod, utimes, xattrs) since the last write: a streaming upload,
+    /// whose metadata was fixed when it started, must apply them after completing.
+    edited: bool,
 }
 
 impl StagedFile {
@@ -133,6 +139,8 @@ impl StagedFile {
             opts,
             handles: 1,
             sync: Sync::Dirty,
+            tags_known: true,
+            edited: false,
             ctx,
         })
     }
@@ -160,8 +168,40 @@ impl StagedFile {
             opts,
             handles: 1,
             sync: Sync::Clean,
+            tags_known: base.is_none(),
+            edited: false,
             ctx,
         }
+    }
+
+    /// Replaces the content type and metadata the next upload carries.
+    pub fn set_opts(&mut self, opts: PutOptions) {
+        self.opts = opts;
+        self.edited = true;
+    }
+
+    /// Sets the tags the next upload carries (after a tag was changed through the mount).
+    pub fn set_tags(&mut self, tags: Vec<(String, String)>) {
+        self.opts.tags = Some(tags);
+        self.tags_known = true;
+    }
+
+    /// Reads the base object's tags before the first upload that would replace it: S3 drops
+    /// tags with a new version, a local disk keeps xattrs across writes.
+    async fn keep_base_tags(&mut self) -> FsResult<()> {
+        if self.tags_known {
+            return Ok(());
+        }
+        if let Some(base) = &self.base {
+            match self.ctx.store.get_tags(&base.key).await {
+                Ok(tags) => self.opts.tags = (!tags.is_empty()).then_some(tags),
+                Err(e) if e.kind() == crate::storage::ErrorKind::NotImplemented => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.tags_known = true;
+        Ok(())
     }
 
     /// Counts one more handle on this file.
@@ -234,6 +274,10 @@ impl StagedFile {
         if self.sync != Sync::Unlinked {
             self.sync = Sync::Dirty;
         }
+        // A change of content moves mtime and ctime, stored with the upload (a later
+        // utimensat before the commit overrides it, as on a local disk).
+        stamp_write(&mut self.opts, SystemTime::now());
+        self.edited = false;
         let ps = self.ctx.config.part_size;
         if to > from {
             self.dirty_parts.extend(from / ps..=(to - 1) / ps);
@@ -258,6 +302,16 @@ impl StagedFile {
 
     /// Uploads the parts that have filled up, when streaming.
     async fn advance_stream(&mut self) {
+        let starts = self
+            .stream
+            .as_ref()
+            .is_some_and(|s| !s.started() && self.size >= self.ctx.config.part_size);
+        if starts {
+            if let Err(e) = self.keep_base_tags().await {
+                debug!("cannot read the tags to keep, will upload the file whole at commit: {e}");
+                self.drop_stream().await;
+            }
+        }
         let Some(stream) = self.stream.as_mut() else {
             return;
         };
@@ -325,11 +379,13 @@ impl StagedFile {
             return Ok(None);
         }
         self.ensure_staged().await?;
+        self.keep_base_tags().await?;
         let started = std::time::Instant::now();
         match self.upload().await {
             Ok(etag) => {
                 info!(key = %self.key, size = self.size, ms = started.elapsed().as_millis() as u64, "uploaded");
                 self.sync = Sync::Clean;
+                self.edited = false;
                 self.dirty_parts.clear();
                 self.base = Some(BaseVersion {
                     key: self.key.clone(),
@@ -364,7 +420,9 @@ impl StagedFile {
         let file = self.file()?;
         match stream {
             Some(stream) if stream.started() && !stream.failed() => {
-                stream.finish(file, self.size).await
+                let created_with = stream.options().cloned().unwrap_or_default();
+                let etag = stream.finish(file, self.size).await?;
+                self.settle_streamed_metadata(created_with, etag).await
             }
             other => {
                 if let Some(s) = other {
@@ -383,6 +441,33 @@ impl StagedFile {
                 upload_staged(&self.ctx.store, &self.key, staged, plan, &self.opts).await
             }
         }
+    }
+
+    /// A streamed object carries the metadata its upload started with. Writes since then only
+    /// moved mtime, and that time is kept as stored (so `stat` shows what a remount will);
+    /// anything else changed since (chmod, chown, utimes, xattrs) is applied by copying the
+    /// object onto itself.
+    async fn settle_streamed_metadata(
+        &mut self,
+        created_with: PutOptions,
+        etag: String,
+    ) -> FsResult<String> {
+        let untimed = |o: &PutOptions| {
+            let mut o = o.clone();
+            o.metadata.remove("mtime");
+            o.metadata.remove("ctime");
+            o
+        };
+        if !self.edited && untimed(&created_with) == untimed(&self.opts) {
+            self.opts = created_with;
+            return Ok(etag);
+        }
+        debug!(key = %self.key, "applying metadata changed during a streaming upload");
+        Ok(self
+            .ctx
+            .store
+            .copy(&self.key, &self.key, Some(&self.opts))
+            .await?)
     }
 
     /// Saves the file when its last handle closes (or at unmount). A file whose last upload

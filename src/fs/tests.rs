@@ -13,7 +13,20 @@ use crate::storage::mem::MemStore;
 use crate::storage::{ObjectStore, PutOptions};
 
 fn fs_with(store: &Arc<MemStore>, prefix: &str) -> S3Fs {
+    S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config(prefix))
+}
+
+/// A filesystem that takes attributes from listings alone (`--listing-attributes`).
+fn fs_trusting_listings(store: &Arc<MemStore>) -> S3Fs {
     let config = FsConfig {
+        trust_listing_attrs: true,
+        ..config("")
+    };
+    S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config)
+}
+
+fn config(prefix: &str) -> FsConfig {
+    FsConfig {
         prefix: prefix.to_string(),
         metadata_ttl: Duration::from_secs(60),
         write: WriteConfig {
@@ -21,8 +34,7 @@ fn fs_with(store: &Arc<MemStore>, prefix: &str) -> S3Fs {
             ..WriteConfig::default()
         },
         ..FsConfig::default()
-    };
-    S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config)
+    }
 }
 
 async fn names(fs: &S3Fs, ino: u64) -> Vec<String> {
@@ -51,8 +63,8 @@ async fn listing_follows_the_namespace_rules_without_head_requests() {
     ] {
         store.insert(k, "data");
     }
-    store.insert(&"n".repeat(256), "long");
-    let fs = fs_with(&store, "");
+    store.insert(&"n".repeat(1025), "long");
+    let fs = fs_trusting_listings(&store);
     let fh = fs.opendir(ROOT_INO).unwrap();
     let entries = fs.readdir(fh, 0).await.unwrap();
     let got: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
@@ -324,7 +336,7 @@ async fn directories_rename_and_rmdir() {
     let store = Arc::new(MemStore::new());
     let fs = fs_with(&store, "");
     let d = fs
-        .mkdir(ROOT_INO, OsStr::new("d"), 0o755)
+        .mkdir(ROOT_INO, OsStr::new("d"), 0o755, 0)
         .await
         .unwrap()
         .ino
@@ -404,7 +416,7 @@ async fn read_only_mounts_refuse_every_change() {
         libc::EROFS
     );
     assert_eq!(
-        erofs(fs.mkdir(ROOT_INO, OsStr::new("d"), 0o755).await),
+        erofs(fs.mkdir(ROOT_INO, OsStr::new("d"), 0o755, 0).await),
         libc::EROFS
     );
     assert_eq!(
@@ -423,7 +435,7 @@ async fn a_run_of_lookups_lists_the_directory_once() {
     for i in 0..50 {
         store.insert(&format!("d/f{i}"), "x");
     }
-    let fs = fs_with(&store, "");
+    let fs = fs_trusting_listings(&store);
     let d = lookup(&fs, ROOT_INO, "d").await;
     // The GET of `d` goes on in its own task after the LIST found the directory.
     tokio::task::yield_now().await;
@@ -455,7 +467,7 @@ async fn a_listed_small_file_costs_one_get_from_lookup_to_last_byte() {
         vec![],
     );
     store.insert("d/large", vec![7u8; 200 << 10]);
-    let fs = fs_with(&store, "");
+    let fs = fs_trusting_listings(&store);
     let d = lookup(&fs, ROOT_INO, "d").await;
     names(&fs, d).await;
     tokio::task::yield_now().await; // the GET of `d` (a 404) in its own task

@@ -119,7 +119,7 @@ impl MemStore {
     fn note(&self, kind: &'static str) -> Result<(), StoreError> {
         *self.requests.lock().unwrap().entry(kind).or_default() += 1;
         if self.failing.lock().unwrap().contains(kind) {
-            return Err(StoreError::Other(format!("injected {kind} failure")));
+            return Err(StoreError::other(format!("injected {kind} failure")));
         }
         Ok(())
     }
@@ -137,7 +137,7 @@ impl MemStore {
             .is_ok();
         if broken {
             chunks.truncate(1);
-            chunks.push(Err(StoreError::Other("injected body failure".into())));
+            chunks.push(Err(StoreError::other("injected body failure")));
         }
         Box::pin(futures::stream::iter(chunks))
     }
@@ -230,7 +230,7 @@ impl ObjectStore for MemStore {
     async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         self.note("head")?;
         let objects = self.objects.lock().unwrap();
-        Ok(meta_of(objects.get(key).ok_or(StoreError::NotFound)?))
+        Ok(meta_of(objects.get(key).ok_or_else(StoreError::not_found)?))
     }
 
     async fn head_and_start(
@@ -240,7 +240,7 @@ impl ObjectStore for MemStore {
     ) -> Result<(ObjectMeta, ByteChunks), StoreError> {
         self.note("get")?;
         let objects = self.objects.lock().unwrap();
-        let o = objects.get(key).ok_or(StoreError::NotFound)?;
+        let o = objects.get(key).ok_or_else(StoreError::not_found)?;
         let end = (len as usize).min(o.body.len());
         Ok((meta_of(o), self.chunked(o.body.slice(..end))))
     }
@@ -253,20 +253,27 @@ impl ObjectStore for MemStore {
     ) -> Result<ByteChunks, StoreError> {
         self.note("get")?;
         let objects = self.objects.lock().unwrap();
-        let o = objects.get(key).ok_or(StoreError::NotFound)?;
+        let o = objects.get(key).ok_or_else(StoreError::not_found)?;
         if let Some(etag) = if_match {
             if etag != o.etag {
-                return Err(StoreError::PreconditionFailed);
+                return Err(StoreError::precondition_failed());
             }
         }
+        if range.is_empty() {
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        // As S3: a range that starts at or past the end cannot be satisfied (416).
+        if range.start >= o.body.len() as u64 {
+            return Err(StoreError::invalid("InvalidRange"));
+        }
         let end = range.end.min(o.body.len() as u64) as usize;
-        let start = (range.start as usize).min(end);
-        Ok(self.chunked(o.body.slice(start..end)))
+        Ok(self.chunked(o.body.slice(range.start as usize..end)))
     }
 
     async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<String, StoreError> {
         self.note("put")?;
-        Ok(self.store(key, body, opts.clone(), vec![]))
+        let tags = opts.tags.clone().unwrap_or_default();
+        Ok(self.store(key, body, opts.clone(), tags))
     }
 
     async fn create_multipart(&self, key: &str, opts: &PutOptions) -> Result<String, StoreError> {
@@ -288,7 +295,9 @@ impl ObjectStore for MemStore {
     ) -> Result<String, StoreError> {
         self.note("upload_part")?;
         let mut uploads = self.uploads.lock().unwrap();
-        let up = uploads.get_mut(upload_id).ok_or(StoreError::NotFound)?;
+        let up = uploads
+            .get_mut(upload_id)
+            .ok_or_else(StoreError::not_found)?;
         up.2.insert(part_number, body);
         Ok(format!("\"part-{part_number}\""))
     }
@@ -305,14 +314,16 @@ impl ObjectStore for MemStore {
         self.note("upload_part_copy")?;
         let src = {
             let objects = self.objects.lock().unwrap();
-            let o = objects.get(src_key).ok_or(StoreError::NotFound)?;
+            let o = objects.get(src_key).ok_or_else(StoreError::not_found)?;
             if o.etag != src_etag {
-                return Err(StoreError::PreconditionFailed);
+                return Err(StoreError::precondition_failed());
             }
             o.body.slice(range.start as usize..range.end as usize)
         };
         let mut uploads = self.uploads.lock().unwrap();
-        let up = uploads.get_mut(upload_id).ok_or(StoreError::NotFound)?;
+        let up = uploads
+            .get_mut(upload_id)
+            .ok_or_else(StoreError::not_found)?;
         up.2.insert(part_number, src);
         Ok(format!("\"part-{part_number}\""))
     }
@@ -329,16 +340,17 @@ impl ObjectStore for MemStore {
             .lock()
             .unwrap()
             .remove(upload_id)
-            .ok_or(StoreError::NotFound)?;
+            .ok_or_else(StoreError::not_found)?;
         let mut body = BytesMut::new();
         for (n, _) in parts {
             body.extend_from_slice(
                 stored
                     .get(n)
-                    .ok_or(StoreError::Invalid("missing part".into()))?,
+                    .ok_or_else(|| StoreError::invalid("missing part"))?,
             );
         }
-        Ok(self.store(key, body.freeze(), opts, vec![]))
+        let tags = opts.tags.clone().unwrap_or_default();
+        Ok(self.store(key, body.freeze(), opts, tags))
     }
 
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
@@ -360,7 +372,7 @@ impl ObjectStore for MemStore {
             .unwrap()
             .get(src_key)
             .cloned()
-            .ok_or(StoreError::NotFound)?;
+            .ok_or_else(StoreError::not_found)?;
         let opts = replace.cloned().unwrap_or(src.opts);
         Ok(self.store(dst_key, src.body, opts, src.tags))
     }
@@ -374,13 +386,17 @@ impl ObjectStore for MemStore {
     async fn get_tags(&self, key: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.note("get_tags")?;
         let objects = self.objects.lock().unwrap();
-        Ok(objects.get(key).ok_or(StoreError::NotFound)?.tags.clone())
+        Ok(objects
+            .get(key)
+            .ok_or_else(StoreError::not_found)?
+            .tags
+            .clone())
     }
 
     async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<(), StoreError> {
         self.note("put_tags")?;
         let mut objects = self.objects.lock().unwrap();
-        objects.get_mut(key).ok_or(StoreError::NotFound)?.tags = tags.to_vec();
+        objects.get_mut(key).ok_or_else(StoreError::not_found)?.tags = tags.to_vec();
         Ok(())
     }
 

@@ -33,7 +33,7 @@ use futures::Stream;
 use tracing::debug;
 
 use super::{ByteChunks, ListPage, ObjectMeta, ObjectStore, PutOptions, StoreError};
-use crate::metrics::{error_kind, Metrics, Op};
+use crate::metrics::{Metrics, Op};
 
 /// Target of the per-request debug lines (`RUST_LOG=s3mount::requests=debug` selects them).
 pub const REQUEST_LOG_TARGET: &str = "s3mount::requests";
@@ -170,7 +170,8 @@ impl MeteredStore {
             op,
             latency,
             probe.attempts().saturating_sub(1) as u64,
-            result.as_ref().err(),
+            // The metrics' error labels are `ErrorKind::LABELS`, indexed by kind.
+            result.as_ref().err().map(|e| e.kind().index()),
         );
         (result, probe, latency)
     }
@@ -187,7 +188,7 @@ fn log_request(
 ) {
     let status = match (probe.status(), error) {
         (Some(s), _) => s.to_string(),
-        (None, Some(e)) => error_kind(e).to_string(),
+        (None, Some(e)) => e.kind().label().to_string(),
         (None, None) => "ok".to_string(),
     };
     let latency_ms = latency.as_secs_f64() * 1e3;
@@ -198,7 +199,7 @@ fn log_request(
             "{} {key:?}{detail} status={status} error={} attempts={attempts} bytes={bytes} \
              latency={latency_ms:.1}ms: {e}",
             op.name(),
-            error_kind(e),
+            e.kind().label(),
         ),
         (None, Some(total)) => debug!(
             target: REQUEST_LOG_TARGET,
@@ -519,11 +520,12 @@ impl ObjectStore for MeteredStore {
 mod tests {
     use super::*;
     use crate::storage::mem::MemStore;
+    use crate::storage::ErrorKind;
     use futures::StreamExt;
 
     #[tokio::test]
     async fn counts_requests_bytes_and_errors() {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new(&ErrorKind::LABELS));
         let mem: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
         let store = MeteredStore::new(mem, metrics.clone());
         store
@@ -539,7 +541,7 @@ mod tests {
         assert_eq!(got, b"hello");
         assert!(matches!(
             store.head("missing").await,
-            Err(StoreError::NotFound)
+            Err(e) if e.is_not_found()
         ));
         let snap = metrics.snapshot();
         assert_eq!(snap.op(Op::PutObject).requests, 1);
@@ -547,6 +549,11 @@ mod tests {
         assert_eq!(snap.op(Op::GetObject).requests, 1);
         assert_eq!(snap.op(Op::GetObject).bytes_in, 5);
         assert_eq!(snap.op(Op::HeadObject).error_total(), 1);
+        assert_eq!(
+            snap.op(Op::HeadObject).errors[ErrorKind::NotFound.index()],
+            1
+        );
+        assert_eq!(snap.error_labels[ErrorKind::NotFound.index()], "not_found");
         assert_eq!(snap.op(Op::HeadObject).in_flight, 0);
     }
 }

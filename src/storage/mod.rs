@@ -8,9 +8,13 @@
 //! [`s3::S3Store`] (aws-sdk-s3, used by the real mount) and [`mem::MemStore`] (in-process, for
 //! fast unit tests of the core — never the only proof: integration tests use a real server).
 
+mod error;
+pub mod fault;
 pub mod mem;
 pub mod metered;
 pub mod s3;
+
+pub use error::{Cause, ErrorKind, StoreError};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -77,50 +81,9 @@ pub struct PutOptions {
     pub content_type: Option<String>,
     /// User metadata to store.
     pub metadata: HashMap<String, String>,
-}
-
-/// A failure of the object store, already classified.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The key (or version) does not exist.
-    #[error("not found")]
-    NotFound,
-    /// The bucket does not exist.
-    #[error("no such bucket")]
-    NoSuchBucket,
-    /// A condition (If-Match, If-None-Match) failed: the object changed.
-    #[error("precondition failed (the object changed)")]
-    PreconditionFailed,
-    /// The credentials are valid but not allowed to do this.
-    #[error("access denied: {0}")]
-    AccessDenied(String),
-    /// The server rejected the credentials themselves (unknown key, bad signature, expired token).
-    #[error("credentials rejected: {0}")]
-    BadCredentials(String),
-    /// No credentials could be found or loaded.
-    #[error("no credentials: {0}")]
-    NoCredentials(String),
-    /// The endpoint could not be reached (DNS, connection refused, TLS).
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    /// The request timed out.
-    #[error("timed out: {0}")]
-    Timeout(String),
-    /// The server throttled us after all retries.
-    #[error("throttled: {0}")]
-    Throttled(String),
-    /// The request is invalid for the server (e.g. an entity too large).
-    #[error("invalid request: {0}")]
-    Invalid(String),
-    /// The server does not implement this request.
-    #[error("not implemented by the server: {0}")]
-    NotImplemented(String),
-    /// The server failed (a 5xx answer other than 503) after all retries.
-    #[error("server error: {0}")]
-    Server(String),
-    /// Anything else: a broken body, an unexpected answer.
-    #[error("{0}")]
-    Other(String),
+    /// Tags to set with a PutObject or CreateMultipartUpload (`x-amz-tagging`); `None` sets
+    /// none. A CopyObject always copies the source's tags and ignores this.
+    pub tags: Option<Vec<(String, String)>>,
 }
 
 /// A location in an object store: a bucket plus an optional key prefix.
@@ -163,7 +126,7 @@ pub trait ObjectStore: Send + Sync + 'static {
         len: u64,
     ) -> Result<(ObjectMeta, ByteChunks), StoreError>;
 
-    /// Ranged `GetObject`; with `if_match`, fails with [`StoreError::PreconditionFailed`] when
+    /// Ranged `GetObject`; with `if_match`, fails with [`ErrorKind::PreconditionFailed`] when
     /// the object's ETag is no longer that one, so bytes of two versions never mix.
     async fn get_range(
         &self,

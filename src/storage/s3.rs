@@ -5,8 +5,8 @@
 //! and region come from aws-config's default chain (environment, profiles, SSO, web identity,
 //! instance roles), overridden by flags. Request checksums are only sent when an operation
 //! requires them: S3-compatible servers that do not understand aws-chunked framing would
-//! otherwise store it as part of the object. Every SDK error is classified here, once, into a
-//! [`StoreError`]; no SDK type leaves this file.
+//! otherwise store it as part of the object. Every SDK error is classified once, into a
+//! [`StoreError`] (in `s3/classify.rs`); no SDK type leaves this module.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, EncodingType, MetadataDirective, ServerSideEncryption,
@@ -27,10 +26,13 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 use tracing::{debug, info};
 
+use self::classify::classify;
 use super::{
     BucketLocation, ByteChunks, ListPage, ListedObject, ObjectMeta, ObjectStore, PutOptions,
     StoreError,
 };
+
+mod classify;
 
 /// How to reach the store. Every field is optional; `None` means "the AWS default".
 #[derive(Clone, Debug, Default)]
@@ -186,8 +188,8 @@ impl S3Store {
                 let batch: Vec<_> = store.pending_aborts.lock().unwrap().clone();
                 for (key, id) in batch {
                     let done = match store.try_abort(&key, &id).await {
-                        Ok(()) | Err(StoreError::NotFound) => true,
-                        Err(_) => false,
+                        Ok(()) => true,
+                        Err(e) => e.is_not_found(),
                     };
                     if done {
                         info!(key = %key, "aborted a multipart upload left by an earlier failure");
@@ -262,101 +264,6 @@ fn to_system_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-/// Classifies an SDK error. This is the only place that looks at S3 error codes.
-fn classify<E, R>(op: &'static str, key: &str, err: SdkError<E, R>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + HttpStatus,
-{
-    let status = err.raw_response().map(|r| r.status_code());
-    let code = err.code().map(str::to_string);
-    let message = err.message().map(str::to_string).unwrap_or_default();
-    let detail = format!(
-        "{op} {key}: {}{}",
-        code.as_deref().unwrap_or("no error code"),
-        if message.is_empty() {
-            String::new()
-        } else {
-            format!(" ({message})")
-        }
-    );
-    let result = match (&err, code.as_deref(), status) {
-        (SdkError::TimeoutError(_), _, _) => StoreError::Timeout(format!("{op} {key}")),
-        (SdkError::DispatchFailure(d), _, _) => {
-            if d.is_timeout() {
-                StoreError::Timeout(format!("{op} {key}"))
-            } else {
-                StoreError::Connect(format!(
-                    "{op} {key}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&err)
-                ))
-            }
-        }
-        (SdkError::ConstructionFailure(_), _, _) => {
-            let text = format!("{}", aws_sdk_s3::error::DisplayErrorContext(&err));
-            if text.contains("credentials") || text.contains("Credentials") {
-                StoreError::NoCredentials(text)
-            } else {
-                StoreError::Other(text)
-            }
-        }
-        (_, Some("NoSuchBucket"), _) => StoreError::NoSuchBucket,
-        (_, Some("NoSuchKey" | "NoSuchVersion" | "NotFound" | "NoSuchUpload"), _) => {
-            StoreError::NotFound
-        }
-        (_, Some("PreconditionFailed"), _) | (_, _, Some(412)) => StoreError::PreconditionFailed,
-        (
-            _,
-            Some(
-                "InvalidAccessKeyId"
-                | "SignatureDoesNotMatch"
-                | "ExpiredToken"
-                | "InvalidToken"
-                | "TokenRefreshRequired"
-                | "AuthorizationHeaderMalformed",
-            ),
-            _,
-        ) => StoreError::BadCredentials(detail),
-        (_, Some("AccessDenied" | "AllAccessDisabled"), _) | (_, None, Some(403)) => {
-            StoreError::AccessDenied(detail)
-        }
-        (_, None, Some(404)) => StoreError::NotFound,
-        (
-            _,
-            Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"),
-            _,
-        )
-        | (_, _, Some(503)) => StoreError::Throttled(detail),
-        (_, Some("NotImplemented"), _) | (_, _, Some(501)) => StoreError::NotImplemented(detail),
-        (
-            _,
-            Some(
-                "EntityTooLarge" | "EntityTooSmall" | "InvalidArgument" | "InvalidTag"
-                | "MetadataTooLarge" | "KeyTooLongError" | "InvalidRange",
-            ),
-            _,
-        ) => StoreError::Invalid(detail),
-        (_, _, Some(500..=599)) => StoreError::Server(detail),
-        _ => StoreError::Other(format!(
-            "{detail} [{}]",
-            status.map(|s| s.to_string()).unwrap_or_default()
-        )),
-    };
-    debug!(op, key, ?status, code = ?code, "S3 request failed: {result}");
-    result
-}
-
-/// The HTTP status of a raw response, whatever its concrete type.
-trait HttpStatus {
-    fn status_code(&self) -> u16;
-}
-
-impl HttpStatus for aws_smithy_runtime_api::client::orchestrator::HttpResponse {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
-    }
-}
-
 /// An [`ObjectMeta`] from the headers of a `HeadObject` or `GetObject` output (the two SDK
 /// types have the same accessors but no common trait).
 macro_rules! object_meta {
@@ -388,7 +295,7 @@ fn byte_chunks(body: ByteStream, key: String) -> ByteChunks {
                 None => None,
                 Some(Ok(bytes)) => Some((Ok(bytes), (body, key))),
                 Some(Err(e)) => Some((
-                    Err(StoreError::Other(format!("reading body of {key}: {e}"))),
+                    Err(StoreError::other(format!("reading body of {key}: {e}"))),
                     (body, key),
                 )),
             }
@@ -546,6 +453,7 @@ impl ObjectStore for S3Store {
             self.client.put_object().bucket(&self.bucket).key(key)
         );
         let out = req
+            .set_tagging(opts.tags.as_deref().and_then(tagging_header))
             .body(ByteStream::from(body))
             .send()
             .await
@@ -563,12 +471,13 @@ impl ObjectStore for S3Store {
                 .key(key)
         );
         let out = req
+            .set_tagging(opts.tags.as_deref().and_then(tagging_header))
             .send()
             .await
             .map_err(|e| classify("CreateMultipartUpload", key, e))?;
         out.upload_id()
             .map(str::to_string)
-            .ok_or_else(|| StoreError::Other(format!("no upload id for {key}")))
+            .ok_or_else(|| StoreError::other(format!("no upload id for {key}")))
     }
 
     async fn upload_part(
@@ -650,7 +559,7 @@ impl ObjectStore for S3Store {
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
         match self.try_abort(key, upload_id).await {
-            Err(e) if !matches!(e, StoreError::NotFound) => {
+            Err(e) if !e.is_not_found() => {
                 self.queue_abort(key, upload_id);
                 Err(e)
             }
@@ -722,11 +631,11 @@ impl ObjectStore for S3Store {
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            .map_err(|e| StoreError::invalid(e.to_string()))?;
         let tagging = Tagging::builder()
             .set_tag_set(Some(tag_set))
             .build()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            .map_err(|e| StoreError::invalid(e.to_string()))?;
         if tags.is_empty() {
             // An empty PutObjectTagging is valid S3 but not understood by every server;
             // DeleteObjectTagging says the same thing everywhere.
@@ -754,14 +663,17 @@ impl ObjectStore for S3Store {
         let batch: Vec<_> = self.pending_aborts.lock().unwrap().clone();
         for (key, id) in batch {
             match self.try_abort(&key, &id).await {
-                Ok(()) | Err(StoreError::NotFound) => {
+                Err(e) if !e.is_not_found() => {
+                    tracing::warn!(key = %key, "multipart upload {id} is left behind: {e}")
+                }
+                // Aborted now, or gone already.
+                _ => {
                     info!(key = %key, "aborted a multipart upload left by an earlier failure");
                     self.pending_aborts
                         .lock()
                         .unwrap()
                         .retain(|(_, i)| *i != id);
                 }
-                Err(e) => tracing::warn!(key = %key, "multipart upload {id} is left behind: {e}"),
             }
         }
     }
@@ -782,6 +694,22 @@ impl ObjectStore for S3Store {
 }
 
 /// `CopySource` header value: `bucket/key`, URL-encoded as S3 expects.
+/// The `x-amz-tagging` value of a tag set (`k1=v1&k2=v2`, URL-encoded); `None` when empty.
+fn tagging_header(tags: &[(String, String)]) -> Option<String> {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let enc = |s: &str| utf8_percent_encode(s, KEEP).to_string();
+    let pairs: Vec<String> = tags
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join("&"))
+}
+
 fn copy_source(bucket: &str, key: &str) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
     const KEEP: &AsciiSet = &NON_ALPHANUMERIC
@@ -796,7 +724,6 @@ fn copy_source(bucket: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
     #[test]
     fn copy_source_encodes_special_characters() {
         assert_eq!(copy_source("b", "a b/c+d%"), "b/a%20b/c%2Bd%25");

@@ -194,9 +194,14 @@ impl Namespace {
     fn record_listing(&self, dir: &Inode, merged: Vec<Listed>) -> Vec<DirEntry> {
         let until = self.valid_until();
         let mut table = self.table();
+        let subdirs = merged
+            .iter()
+            .filter(|l| matches!(l, Listed::Dir(_)))
+            .count();
         if let Some(d) = table.dir_mut(dir.ino) {
             d.complete_until = Some(until);
             d.lookup_misses = 0;
+            d.subdirs = Some(subdirs as u32);
         }
         let parent = table
             .get(dir.parent)
@@ -222,10 +227,16 @@ impl Namespace {
             let node = table.get(c).unwrap();
             entries.push(self.dir_entry(node, &node.name));
         }
+        let mut order = Vec::with_capacity(merged.len());
         for item in merged {
             let ino = self.record_listed(&mut table, dir, item, until);
             let node = table.get(ino).unwrap();
             entries.push(self.dir_entry(node, &node.name));
+            order.push(ino);
+        }
+        if let Some(d) = table.dir_mut(dir.ino) {
+            d.order = Some(Arc::new(order));
+            d.order_hint = 0;
         }
         entries
     }

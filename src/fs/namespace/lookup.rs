@@ -51,8 +51,14 @@ impl Namespace {
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<FileAttr> {
         let dir = self.dir_node(parent)?;
         match self.known(parent, name) {
-            Known::Fresh(attr) => return Ok(attr),
-            Known::Partial(child) => return self.complete_entry(child).await,
+            Known::Fresh(attr) => {
+                self.stat_ahead(parent, attr.ino.0);
+                return Ok(attr);
+            }
+            Known::Partial(child) => {
+                self.stat_ahead(parent, child.ino);
+                return self.complete_entry(child).await;
+            }
             Known::Absent => return Err(FsError::not_found()),
             Known::Unknown => {}
         }
@@ -166,6 +172,13 @@ impl Namespace {
     /// keeps its listing attributes when they may be trusted (see
     /// [`crate::config::FsConfig::trust_listing_attrs`]): its first GET follows at once anyway.
     pub(super) async fn complete_entry(&self, node: Inode) -> FsResult<FileAttr> {
+        self.wait_ahead(node.ino).await;
+        let node = match self.table().get(node.ino) {
+            Some(n) if !n.is_partial() => return Ok(self.attr_of(n)),
+            // Completed meanwhile into another kind: the name now has another inode.
+            None => return Err(FsError::new(libc::ESTALE, "replaced")),
+            Some(n) => n.clone(),
+        };
         if node.is_dir() {
             let (stat, source) = self.dir_stat(&node.key, true).await?;
             let mut table = self.table();
@@ -208,7 +221,7 @@ impl Namespace {
             async move { probe.headers(&key, u64::MAX, seen.as_deref()).await }
         });
         let joined = |r: Result<_, tokio::task::JoinError>| {
-            r.unwrap_or_else(|e| Err(StoreError::Other(format!("GET task failed: {e}"))))
+            r.unwrap_or_else(|e| Err(StoreError::other(format!("GET task failed: {e}"))))
         };
         let (head, list) = {
             let list = self.store.list(&prefix, Some("/"), None, Some(1));
@@ -235,7 +248,7 @@ impl Namespace {
             return Ok(self.record(dir.ino, name, entry));
         }
         let head = head.expect("the object's answer unless the LIST found a directory");
-        if let (Err(StoreError::NotFound), Err(e)) = (&head, list) {
+        if let (true, Err(e)) = (head.as_ref().is_err_and(StoreError::is_not_found), list) {
             // "Not found" is only known when the LIST could say there is no directory either.
             return Err(e.into());
         }

@@ -12,13 +12,14 @@
 //!
 //! `lookup.rs` answers names, `listing.rs` lists directories, `probe.rs` asks about objects.
 
+mod ahead;
 mod listing;
 mod lookup;
 pub mod probe;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Instant, SystemTime};
 
 use fuser::FileAttr;
@@ -47,6 +48,10 @@ pub struct Namespace {
     writes: Arc<Writes>,
     /// When the mount started: the stable time of directories without a marker.
     started: SystemTime,
+    /// Completions running ahead of `ls -l`'s stats.
+    ahead: ahead::Ahead,
+    /// This namespace, for the tasks it spawns.
+    me: Weak<Namespace>,
 }
 
 impl Namespace {
@@ -56,8 +61,8 @@ impl Namespace {
         config: Arc<FsConfig>,
         probe: Probe,
         writes: Arc<Writes>,
-    ) -> Self {
-        Namespace {
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Namespace {
             table: Mutex::new(InodeTable::new(&config.prefix)),
             store,
             config,
@@ -67,7 +72,9 @@ impl Namespace {
             probe,
             writes,
             started: SystemTime::now(),
-        }
+            ahead: ahead::Ahead::default(),
+            me: me.clone(),
+        })
     }
 
     /// The inode table, locked. Never hold it across an `.await`.
@@ -147,7 +154,7 @@ impl Namespace {
                 let entry = Entry::known(kind, key, stat, Some(Arc::new(meta)));
                 Ok(self.record(parent, name, entry))
             }
-            Err(StoreError::NotFound) => {
+            Err(e) if e.is_not_found() => {
                 self.record_absent(parent, name);
                 Err(FsError::not_found())
             }
@@ -179,24 +186,64 @@ impl Namespace {
         }
     }
 
-    /// Records a staged file's new size (and a fresh mtime).
+    /// Records a staged file's new size, written now.
     pub fn note_local_size(&self, ino: u64, size: u64) {
+        let now = SystemTime::now();
         if let Some(n) = self.table().get_mut(ino) {
             n.stat.size = size;
-            n.stat.mtime = SystemTime::now();
+            n.stat.mtime = now;
+            n.stat.ctime = now;
         }
     }
 
     /// Reflects the s3fs attributes of `opts` into the inode's stat.
     pub fn note_attrs(&self, ino: u64, opts: &PutOptions) {
         let stored = super::attr::stat_from_metadata(&opts.metadata, SystemTime::UNIX_EPOCH);
+        let has = |k: &str| opts.metadata.contains_key(k);
         if let Some(n) = self.table().get_mut(ino) {
             n.stat.mode = stored.mode.or(n.stat.mode);
             n.stat.uid = stored.uid.or(n.stat.uid);
             n.stat.gid = stored.gid.or(n.stat.gid);
-            if opts.metadata.contains_key("mtime") {
+            if has("mtime") {
                 n.stat.mtime = stored.mtime;
+                if let Some(d) = n.dir_mut() {
+                    d.changed = None; // set explicitly: that is the time now
+                }
             }
+            if has("atime") {
+                n.stat.atime = stored.atime;
+            }
+            if has("ctime") {
+                n.stat.ctime = stored.ctime;
+            }
+        }
+    }
+
+    /// Records that an entry of directory `dir` was created, removed or renamed just now:
+    /// its mtime and ctime follow (see [`super::inode::DirState::changed`]).
+    pub fn touch_dir(&self, dir: u64) {
+        let now = SystemTime::now();
+        let mut table = self.table();
+        if let Some(n) = table.get_mut(dir).filter(|n| n.is_dir()) {
+            n.stat.mtime = now;
+            n.stat.ctime = now;
+        }
+        if let Some(d) = table.dir_mut(dir) {
+            d.changed = Some(now);
+        }
+    }
+
+    /// Counts a subdirectory more (`+1`) or less (`-1`) in `dir`, if its count is known.
+    pub fn count_subdir(&self, dir: u64, delta: i32) {
+        if let Some(d) = self.table().dir_mut(dir) {
+            d.subdirs = d.subdirs.map(|n| n.saturating_add_signed(delta));
+        }
+    }
+
+    /// Marks `ino` unlinked while handles may still be open on it (`st_nlink` 0).
+    pub fn mark_unlinked(&self, ino: u64) {
+        if let Some(f) = self.table().get_mut(ino).and_then(Inode::file_mut) {
+            f.unlinked = true;
         }
     }
 
@@ -215,7 +262,7 @@ impl Namespace {
                 },
                 AttrSource::Headers,
             )),
-            Err(StoreError::NotFound) => Ok(no_marker),
+            Err(e) if e.is_not_found() => Ok(no_marker),
             Err(e) => Err(e.into()),
         }
     }
@@ -224,6 +271,9 @@ impl Namespace {
     pub async fn getattr(&self, ino: u64) -> FsResult<FileAttr> {
         let node = self.node(ino)?;
         let local = self.writes.is_local(ino);
+        if matches!(&node.body, super::inode::Body::File(f) if f.unlinked) {
+            return Ok(self.attr_of(&node)); // gone from S3, alive through its handles
+        }
         if node.is_partial() && (node.is_dir() || !(self.config.trust_listing_attrs || local)) {
             // Seen only in a listing: read its headers (a directory's marker) once.
             return self.complete_entry(node).await;

@@ -10,7 +10,7 @@
 //! already there is nothing to gain from the GET, and a plain HEAD revalidates.
 
 use crate::data::prefetch::ReadContext;
-use crate::storage::{ObjectMeta, StoreError};
+use crate::storage::{ErrorKind, ObjectMeta, StoreError};
 
 /// The metadata probe.
 #[derive(Clone)]
@@ -63,10 +63,7 @@ impl Probe {
 /// Whether a GET was refused in a way a HEAD may not be.
 fn is_refusal(e: &StoreError) -> bool {
     matches!(
-        e,
-        StoreError::AccessDenied(_)
-            | StoreError::Invalid(_)
-            | StoreError::NotImplemented(_)
-            | StoreError::Other(_)
+        e.kind(),
+        ErrorKind::AccessDenied | ErrorKind::Invalid | ErrorKind::NotImplemented | ErrorKind::Other
     )
 }
