@@ -2,7 +2,7 @@
 # Shared shell code for s3mount's scripts (sourced by scripts/test.sh, scripts/demo.sh).
 #
 #   s3m_aws_env            hermetic AWS environment (no metadata service, static test credentials)
-#   s3m_ensure_apt_deps    fuse3 attr rsync (apt-get update only when something is missing)
+#   s3m_ensure_apt_deps    fuse3 attr acl rsync (apt-get update only when something is missing)
 #   s3m_ensure_moto        Python venv with moto[server]==$S3M_MOTO_VERSION in the deps dir
 #   s3m_ensure_s3rver      npm s3rver@$S3M_S3RVER_VERSION in the deps dir
 #   s3m_free_port          print a free TCP port on 127.0.0.1
@@ -82,6 +82,7 @@ s3m_ensure_apt_deps() {
     local missing=()
     command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
     command -v getfattr >/dev/null 2>&1 || missing+=(attr)
+    command -v setfacl >/dev/null 2>&1 || missing+=(acl)
     command -v rsync >/dev/null 2>&1 || missing+=(rsync)
     command -v flock >/dev/null 2>&1 || missing+=(util-linux)
     if [ ${#missing[@]} -gt 0 ]; then

@@ -171,6 +171,10 @@ impl Filesystem for FuseAdapter {
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         // Files being written use direct I/O; this keeps mmap working on them.
         let _ = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
+        // POSIX ACLs (kept in x-amz-meta-xattr) enforced by the kernel, which caches them and
+        // asks for system.posix_acl_access when it checks a non-owner's access. Needs
+        // default_permissions, which every mount has; the filesystem keeps mode and ACL in step.
+        let _ = config.add_capabilities(InitFlags::FUSE_POSIX_ACL);
         // The kernel offers 128 KiB and refuses more here; `mount` raises it through sysfs.
         let _ = config.set_max_readahead(1 << 20);
         let _ = config.set_max_background(64);

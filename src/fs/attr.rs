@@ -183,6 +183,8 @@ pub fn apply_change(
     if let Some(mode) = change.mode {
         opts.metadata
             .insert("mode".into(), (file_type | (mode & 0o7777)).to_string());
+        // An access ACL follows the new permission bits, as on a local filesystem.
+        super::s3fs_xattr::chmod(&mut opts.metadata, mode);
     } else if change.uid.is_some() || change.gid.is_some() {
         opts.metadata
             .entry("mode".into())

@@ -7,6 +7,7 @@
 //! missing. Tags use Get/PutObjectTagging. S3's 2 KB limit on user metadata is checked before
 //! anything is sent (E2BIG), so a change is never half applied.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -21,8 +22,9 @@ use super::attr::{
 use super::files::without_privileges;
 use super::files::Files;
 use super::inode::ROOT_INO;
-use super::inode::{Inode, Kind, TagSet};
+use super::inode::{AttrSource, Inode, TagSet};
 use super::namespace::Namespace;
+use super::s3fs_xattr::{self, Class, Xattrs};
 use super::writes::Writes;
 use super::xattr::{self, Target};
 use super::Caller;
@@ -163,6 +165,7 @@ impl Attributes {
         check_metadata_size(&opts)?;
         self.store.put(&marker, Bytes::new(), &opts).await?;
         self.ns.note_attrs(node.ino, &opts);
+        self.marker_written(node.ino);
         Ok(())
     }
 
@@ -252,74 +255,176 @@ impl Attributes {
         }
     }
 
-    /// The S3 facts, metadata and tags of `ino` as attributes; `None` for a file created
-    /// here and not uploaded yet (it has no S3 attributes so far).
-    async fn object_attrs(
-        &self,
-        ino: u64,
-        with_tags: bool,
-    ) -> FsResult<Option<Vec<(String, Vec<u8>)>>> {
-        let node = self.ns.node(ino)?;
-        if node.is_dir() {
+    /// The headers `node`'s attributes are read from: a file's `HeadObject` answer, a
+    /// directory's marker's (kept on the inode for the TTL). `None` when S3 has none: a file
+    /// created here and not uploaded yet, a directory without a marker (or the bucket's root).
+    async fn headers_of(&self, node: &Inode) -> FsResult<Option<Arc<ObjectMeta>>> {
+        if !node.is_dir() {
+            return match self.meta_of(node).await {
+                Err(e) if e.errno == libc::ENOENT && self.writes.is_local(node.ino) => Ok(None),
+                other => other.map(Some),
+            };
+        }
+        let fresh = node.valid_until > Instant::now();
+        if node.key.is_empty() || (fresh && node.source == AttrSource::NoMarker) {
             return Ok(None);
         }
-        let meta = match self.meta_of(&node).await {
-            Err(e) if e.errno == libc::ENOENT && self.writes.is_local(ino) => return Ok(None),
-            other => other?,
+        if let Some(meta) = node.meta.as_ref().filter(|m| fresh && is_current(node, m)) {
+            return Ok(Some(meta.clone()));
+        }
+        let meta = match self.store.head(&node.key).await {
+            Ok(meta) => Arc::new(meta),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
+        if let Some(n) = self.ns.table().get_mut(node.ino) {
+            if is_current(n, &meta) {
+                n.meta = Some(meta.clone());
+            }
+        }
+        Ok(Some(meta))
+    }
+
+    /// After directory `ino`'s marker was written: it has one, and its headers changed.
+    fn marker_written(&self, ino: u64) {
+        if let Some(n) = self.ns.table().get_mut(ino) {
+            n.source = AttrSource::Headers;
+            n.meta = None;
+        }
+    }
+
+    /// Whether `node` may answer ACL queries with "none" without asking S3 (`ls -l` asks of
+    /// every entry): a file known only from a listing whose attributes the kernel takes as
+    /// they are (`--listing-attributes`): its ACL, like its mode and owner, is then unknown.
+    fn acl_unknown_is_none(&self, node: &Inode) -> bool {
+        !node.is_dir() && node.is_partial() && self.ns.attr_known(node)
+    }
+
+    /// The `user.s3.*` attributes in `meta`: a file's facts, metadata and (`with_tags`) tags;
+    /// a directory's marker's metadata.
+    async fn scheme_attrs(
+        &self,
+        node: &Inode,
+        meta: &ObjectMeta,
+        with_tags: bool,
+    ) -> FsResult<Vec<(String, Vec<u8>)>> {
+        if node.is_dir() {
+            return Ok(xattr::metadata_attrs(&meta.metadata));
+        }
         let tags = match with_tags {
-            true => self.tags_of(&node).await?,
+            true => self.tags_of(node).await?,
             false => Arc::new(Vec::new()),
         };
-        Ok(Some(xattr::all(&meta, &tags)))
+        Ok(xattr::all(meta, &tags))
+    }
+
+    /// The metadata the pending upload of file `ino` will carry, if it has unsaved writes.
+    async fn pending_metadata(&self, ino: u64) -> Option<HashMap<String, String>> {
+        let state = self.writes.get(ino)?;
+        let st = state.lock().await;
+        st.is_dirty().then(|| st.opts.metadata.clone())
     }
 
     /// The value of extended attribute `name` of `ino`.
     pub async fn getxattr(&self, ino: u64, name: &OsStr) -> FsResult<Vec<u8>> {
         let name = name.to_str().unwrap_or("");
-        if !name.starts_with("user.s3.") {
-            return Err(no_data());
+        let node = self.ns.node(ino)?;
+        match s3fs_xattr::classify(name) {
+            Class::Scheme => {
+                let Some(meta) = self.headers_of(&node).await? else {
+                    return Err(no_data());
+                };
+                let all = self
+                    .scheme_attrs(&node, &meta, xattr::needs_tags(name))
+                    .await?;
+                all.into_iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v)
+                    .ok_or_else(no_data)
+            }
+            Class::Stored if is_acl(name) && self.acl_unknown_is_none(&node) => Err(no_data()),
+            Class::Stored => {
+                let pending = self.pending_metadata(ino).await;
+                let meta = match pending {
+                    Some(_) => None,
+                    None => self.headers_of(&node).await?,
+                };
+                stored_attrs(pending, meta.as_deref())
+                    .remove(name)
+                    .ok_or_else(no_data)
+            }
+            Class::Unsupported => Err(no_data()),
         }
-        let all = self.object_attrs(ino, xattr::needs_tags(name)).await?;
-        all.into_iter()
-            .flatten()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
-            .ok_or_else(no_data)
     }
 
-    /// The NUL-separated list of extended attribute names of `ino`.
+    /// The NUL-separated list of extended attribute names of `ino`: the `user.s3.*` ones,
+    /// then those kept in `x-amz-meta-xattr`.
     pub async fn listxattr(&self, ino: u64) -> FsResult<Vec<u8>> {
-        let all = self.object_attrs(ino, true).await?.unwrap_or_default();
-        Ok(xattr::name_list(all.iter().map(|(n, _)| n.as_str())))
+        let node = self.ns.node(ino)?;
+        let meta = self.headers_of(&node).await?;
+        let scheme = match &meta {
+            Some(m) => self.scheme_attrs(&node, m, true).await?,
+            None => Vec::new(),
+        };
+        let stored = stored_attrs(self.pending_metadata(ino).await, meta.as_deref());
+        let names = scheme.iter().map(|(n, _)| n.as_str());
+        Ok(xattr::name_list(
+            names.chain(stored.keys().map(String::as_str)),
+        ))
     }
 
-    /// The file (or symlink) `ino`, which can take S3 attributes.
+    /// The node `ino`, which can take attributes: not on a read-only mount, nor the bucket's
+    /// root (no marker object to keep them on).
     fn xattr_target(&self, ino: u64) -> FsResult<Inode> {
         if self.config.read_only {
             return Err(FsError::read_only());
         }
         let node = self.ns.node(ino)?;
-        if node.kind() == Kind::Dir {
+        if node.is_dir() && node.key.is_empty() {
             return Err(FsError::new(
                 libc::ENOTSUP,
-                "directories have no S3 attributes",
+                "the bucket's root has no marker object to keep attributes on",
             ));
         }
         Ok(node)
     }
 
-    /// Sets extended attribute `name` of `ino` (see [`super::xattr`] for what can be set).
+    /// Edits the user metadata of `node`: a directory's marker (made if missing), or a file
+    /// (see [`Self::rewrite_metadata`]). `edit` gets the options and the node's `st_mode`.
+    async fn edit_metadata(
+        &self,
+        node: &Inode,
+        edit: impl FnOnce(&mut PutOptions, u32) -> FsResult<()>,
+    ) -> FsResult<()> {
+        let mode = type_bits(node) | self.ns.attr_of(node).perm as u32;
+        if node.is_dir() {
+            self.edit_marker(node, |opts| edit(opts, mode)).await
+        } else {
+            self.rewrite_metadata(node.ino, |opts| edit(opts, mode))
+                .await
+        }
+    }
+
+    /// Sets extended attribute `name` of `ino`: a `user.s3.*` one (see [`super::xattr`]), or
+    /// any other `user.*` one or a POSIX ACL, kept in `x-amz-meta-xattr`.
     pub async fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> FsResult<()> {
-        self.xattr_target(ino)?;
+        let node = self.xattr_target(ino)?;
         let name = name.to_str().unwrap_or("");
+        if s3fs_xattr::classify(name) == Class::Stored {
+            return self
+                .edit_metadata(&node, |opts, mode| {
+                    s3fs_xattr::set(opts, name, value, flags, mode)
+                })
+                .await;
+        }
         let target = xattr::target(name)?;
         let value = std::str::from_utf8(value)
             .map_err(|_| FsError::new(libc::EINVAL, "S3 tags and metadata are UTF-8 text"))?;
         match target {
+            Target::Tag(_) | Target::ContentType if node.is_dir() => Err(not_on_dirs()),
             Target::Tag(k) => self.edit_tag(ino, k, Some(value), flags).await,
             Target::Meta(k) => {
-                self.rewrite_metadata(ino, |opts| {
+                self.edit_metadata(&node, |opts, _| {
                     xattr::check_flags(opts.metadata.contains_key(&k), flags)?;
                     opts.metadata.insert(k, value.to_string());
                     Ok(())
@@ -339,12 +444,21 @@ impl Attributes {
 
     /// Removes extended attribute `name` of `ino`.
     pub async fn removexattr(&self, ino: u64, name: &OsStr) -> FsResult<()> {
-        self.xattr_target(ino)?;
+        let node = self.xattr_target(ino)?;
         let name = name.to_str().unwrap_or("");
+        if s3fs_xattr::classify(name) == Class::Stored {
+            if node.is_dir() && self.headers_of(&node).await?.is_none() {
+                return Err(no_data()); // no marker: nothing to remove, none to make
+            }
+            return self
+                .edit_metadata(&node, |opts, _| s3fs_xattr::remove(opts, name))
+                .await;
+        }
         match xattr::target(name)? {
+            Target::Tag(_) | Target::ContentType if node.is_dir() => Err(not_on_dirs()),
             Target::Tag(k) => self.edit_tag(ino, k, None, 0).await,
             Target::Meta(k) => {
-                self.rewrite_metadata(ino, |opts| {
+                self.edit_metadata(&node, |opts, _| {
                     opts.metadata.remove(&k).map(|_| ()).ok_or_else(no_data)
                 })
                 .await
@@ -375,4 +489,30 @@ impl Attributes {
 
 fn no_data() -> FsError {
     FsError::new(libc::ENODATA, "no such attribute")
+}
+
+/// The attributes kept in `x-amz-meta-xattr`: in the `pending` upload's metadata when there
+/// is one (a file with unsaved writes), else in the headers `meta` (if any).
+fn stored_attrs(pending: Option<HashMap<String, String>>, meta: Option<&ObjectMeta>) -> Xattrs {
+    match (pending, meta) {
+        (Some(p), _) => s3fs_xattr::read(&p),
+        (None, Some(m)) => s3fs_xattr::read(&m.metadata),
+        (None, None) => Xattrs::new(),
+    }
+}
+
+fn is_acl(name: &str) -> bool {
+    name == s3fs_xattr::ACL_ACCESS || name == s3fs_xattr::ACL_DEFAULT
+}
+
+/// Whether headers `meta` are those `node`'s attributes were read from (same ETag).
+fn is_current(node: &Inode, meta: &ObjectMeta) -> bool {
+    Some(&meta.etag) == node.stat.etag.as_ref()
+}
+
+fn not_on_dirs() -> FsError {
+    FsError::new(
+        libc::ENOTSUP,
+        "directories take metadata and extended attributes, not tags or a content type",
+    )
 }

@@ -12,10 +12,13 @@
 //! - [`Changes`] (`changes.rs`): unlink, mkdir, rmdir, symlink, rename.
 //!
 //! Pure helpers sit beside them: `attr.rs` (s3fs's attribute headers), `xattr.rs` (the
-//! `user.s3.*` scheme), `names.rs` (which names and keys are valid), `inode.rs` (the table).
+//! `user.s3.*` scheme), `s3fs_xattr.rs` (other `user.*` attributes and POSIX ACLs in s3fs's
+//! `x-amz-meta-xattr`), `acl.rs` (the ACLs' xattr form), `names.rs` (which names and keys
+//! are valid), `inode.rs` (the table).
 //! Components hold `Arc`s of the ones they use: Namespace → Writes; Files → Namespace,
 //! Writes; Attributes and Changes → Namespace, Writes, Files. No cycle.
 
+pub mod acl;
 pub mod attr;
 pub mod attributes;
 pub mod changes;
@@ -23,6 +26,7 @@ pub mod files;
 pub mod inode;
 pub mod names;
 pub mod namespace;
+pub mod s3fs_xattr;
 pub mod staged;
 pub mod writes;
 pub mod xattr;

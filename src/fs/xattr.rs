@@ -2,12 +2,16 @@
 //!
 //! All names live in the `user.` namespace (the only one `getfattr -d` lists by default):
 //! - `user.s3.tag.<key>`: one per object tag (GetObjectTagging);
-//! - `user.s3.meta.<key>`: one per user-metadata entry (`x-amz-meta-<key>`);
+//! - `user.s3.meta.<key>`: one per user-metadata entry (`x-amz-meta-<key>`), except
+//!   `x-amz-meta-xattr`, which holds the other `user.*` attributes (see [`super::s3fs_xattr`])
+//!   and is shown as them;
 //! - read-only facts: `user.s3.etag`, `user.s3.content-type`, `user.s3.storage-class`,
 //!   `user.s3.last-modified` (RFC 3339, UTC) and `user.s3.version-id` (when there is one).
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
+use super::s3fs_xattr;
 use crate::error::{FsError, FsResult};
 use crate::storage::ObjectMeta;
 
@@ -47,7 +51,14 @@ pub fn target(name: &str) -> FsResult<Target<'_>> {
             ));
         }
         // S3 stores metadata keys in lower case.
-        Ok(Target::Meta(k.to_ascii_lowercase()))
+        let k = k.to_ascii_lowercase();
+        if k == s3fs_xattr::HEADER {
+            return Err(FsError::new(
+                libc::EPERM,
+                "x-amz-meta-xattr holds the other user.* attributes; set those instead",
+            ));
+        }
+        Ok(Target::Meta(k))
     } else if name == CONTENT_TYPE {
         Ok(Target::ContentType)
     } else if [ETAG, STORAGE_CLASS, LAST_MODIFIED, VERSION_ID].contains(&name) {
@@ -149,12 +160,22 @@ pub fn facts(meta: &ObjectMeta) -> Vec<(String, Vec<u8>)> {
     if let Some(v) = meta.version_id.as_deref().filter(|v| *v != "null") {
         out.push((VERSION_ID.to_string(), v.as_bytes().to_vec()));
     }
-    let mut metas: Vec<_> = meta.metadata.iter().collect();
-    metas.sort();
-    for (k, v) in metas {
-        out.push((format!("{META_PREFIX}{k}"), v.as_bytes().to_vec()));
-    }
+    out.extend(metadata_attrs(&meta.metadata));
     out
+}
+
+/// The `user.s3.meta.*` attributes of user metadata `metadata`, sorted by key (what a
+/// directory's marker shows).
+pub fn metadata_attrs(metadata: &HashMap<String, String>) -> Vec<(String, Vec<u8>)> {
+    let mut metas: Vec<_> = metadata
+        .iter()
+        .filter(|(k, _)| *k != s3fs_xattr::HEADER)
+        .collect();
+    metas.sort();
+    metas
+        .into_iter()
+        .map(|(k, v)| (format!("{META_PREFIX}{k}"), v.as_bytes().to_vec()))
+        .collect()
 }
 
 /// Every attribute of an object: its facts and metadata, then its tags.
@@ -190,7 +211,6 @@ pub fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
     use std::time::Duration;
 
     #[test]
