@@ -97,6 +97,9 @@ pub struct FileState {
     pub cache_etag: Option<String>,
     /// Open handles that read through the kernel's page cache.
     pub cached_opens: u32,
+    /// Opens so far that read through the kernel's page cache: a handle that finds it
+    /// unchanged since its own open knows that no other handle has put pages there since.
+    pub cache_epoch: u64,
 }
 
 /// Per-kind state of a node.
