@@ -87,6 +87,8 @@ pub fn type_bits(kind: Kind) -> u32 {
 pub fn kind_from_mode(mode: Option<u32>) -> Kind {
     match mode {
         Some(m) if m & libc::S_IFMT == libc::S_IFLNK => Kind::Symlink,
+        // s3fs's older directory objects (`dir`, no slash) may say so by their mode alone.
+        Some(m) if m & libc::S_IFMT == libc::S_IFDIR => Kind::Dir,
         _ => Kind::File,
     }
 }

@@ -87,6 +87,10 @@ pub struct DirState {
     /// Until when a listing for lookups is known to need more than one page, so lookups
     /// that miss ask S3 about their name alone.
     pub too_big_until: Option<Instant>,
+    /// The object that stands for this directory besides (or instead of) its `dir/` marker,
+    /// when one is known: s3fs's older `dir` (no slash) object, or a `dir_$folder$` object.
+    /// `rmdir` deletes it too.
+    pub stand_in: Option<String>,
 }
 
 /// A file's (or symlink's) page-cache bookkeeping.

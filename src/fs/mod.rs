@@ -316,4 +316,6 @@ impl S3Fs {
 }
 
 #[cfg(test)]
+mod dir_forms_tests;
+#[cfg(test)]
 mod tests;

@@ -165,6 +165,8 @@ impl Namespace {
     /// symlink (whose target is at most `PATH_MAX` bytes) is still seen as one. A larger file
     /// keeps its listing attributes when they may be trusted (see
     /// [`crate::config::FsConfig::trust_listing_attrs`]): its first GET follows at once anyway.
+    /// A zero-byte object is asked with a HEAD: it may be an s3fs directory object, which only
+    /// its headers tell.
     pub(super) async fn complete_entry(&self, node: Inode) -> FsResult<FileAttr> {
         if node.is_dir() {
             let (stat, source) = self.dir_stat(&node.key, true).await?;
@@ -179,7 +181,7 @@ impl Namespace {
             self.probe
                 .headers(&node.key, small, node.stat.etag.as_deref())
                 .await
-        } else if self.config.trust_listing_attrs {
+        } else if self.config.trust_listing_attrs && node.stat.size > 0 {
             return Ok(self.attr_of(&node));
         } else {
             self.probe.head(&node.key).await
