@@ -111,3 +111,108 @@ async fn a_read_spanning_an_overwrite_fails_instead_of_mixing() {
     let again = std::fs::read(mount.join("big.bin")).expect("read after the overwrite");
     assert!(again == new, "a new open reads the new version");
 }
+
+/// `ls -l DIR` through a shell: its output.
+fn ls_l(dir: &std::path::Path) -> String {
+    let out = Command::new("ls")
+        .arg("-l")
+        .arg(dir)
+        .output()
+        .expect("run ls");
+    assert!(out.status.success(), "ls -l {}: {:?}", dir.display(), out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `ls -l` line of `name`, or a panic showing the listing.
+fn line_of<'a>(listing: &'a str, name: &str) -> &'a str {
+    listing
+        .lines()
+        .find(|l| l.split_whitespace().last() == Some(name))
+        .unwrap_or_else(|| panic!("{name} not in:\n{listing}"))
+}
+
+/// `cd DIR && ls`: the names, as a shell that changed into it sees them.
+fn cd_and_ls(dir: &std::path::Path) -> Vec<String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("cd \"$1\" && ls")
+        .arg("sh")
+        .arg(dir)
+        .output()
+        .expect("run sh");
+    assert!(out.status.success(), "cd {}: {:?}", dir.display(), out);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// s3fs's older directory forms — `dir` with `application/x-directory` (no slash), and
+/// `dir_$folder$` — show as directories with their children, also after a remount; `rmdir`
+/// of an empty one deletes the object that stands for it.
+#[tokio::test]
+async fn s3fs_older_directory_forms_are_directories() {
+    let s3 = S3Server::start();
+    let bucket = s3.new_bucket().await;
+    let xdir = Some("application/x-directory");
+    bucket.put_with("xdir", b"", &[], &[], xdir).await;
+    bucket
+        .put("xdir/inner.txt", b"inside an x-directory\n")
+        .await;
+    bucket.put_with("xempty", b"", &[], &[], xdir).await;
+    bucket.put("hdir_$folder$", b"").await;
+    bucket
+        .put("hdir/child.txt", b"inside a folder object\n")
+        .await;
+    bucket.put("hempty_$folder$", b"").await;
+    bucket.put("empty.txt", b"").await;
+    let mut mount = Mount::new(&s3, bucket.name(), &[]);
+
+    for round in ["first mount", "after a remount"] {
+        let root = ls_l(mount.path());
+        for dir in ["xdir", "xempty", "hdir", "hempty"] {
+            assert!(
+                line_of(&root, dir).starts_with('d'),
+                "{round}: {dir}:\n{root}"
+            );
+        }
+        assert!(
+            line_of(&root, "empty.txt").starts_with('-'),
+            "{round}:\n{root}"
+        );
+        assert!(!root.contains("$folder$"), "{round}:\n{root}");
+        let inner = ls_l(&mount.join("xdir"));
+        assert!(
+            line_of(&inner, "inner.txt").starts_with('-'),
+            "{round}:\n{inner}"
+        );
+        assert_eq!(cd_and_ls(&mount.join("xdir")), ["inner.txt"], "{round}");
+        assert_eq!(cd_and_ls(&mount.join("hdir")), ["child.txt"], "{round}");
+        assert!(cd_and_ls(&mount.join("xempty")).is_empty(), "{round}");
+        assert_eq!(
+            std::fs::read(mount.join("hdir/child.txt")).unwrap(),
+            b"inside a folder object\n"
+        );
+        mount.remount();
+    }
+    // Straight to a path after a remount, with no listing of the root first.
+    assert_eq!(cd_and_ls(&mount.join("hdir")), ["child.txt"]);
+    assert!(std::fs::metadata(mount.join("xempty")).unwrap().is_dir());
+
+    std::fs::remove_dir(mount.join("xempty")).expect("rmdir xempty");
+    std::fs::remove_dir(mount.join("hempty")).expect("rmdir hempty");
+    assert!(
+        !bucket.exists("xempty").await,
+        "rmdir deletes the x-directory object"
+    );
+    assert!(
+        !bucket.exists("hempty_$folder$").await,
+        "rmdir deletes the folder object"
+    );
+    mount.remount();
+    let root = ls_l(mount.path());
+    assert!(
+        !root.contains("xempty") && !root.contains("hempty"),
+        "{root}"
+    );
+}
