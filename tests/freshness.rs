@@ -2,6 +2,8 @@
 //! is read as its new version by a handle that has returned nothing yet (within the metadata
 //! TTL too), a read that spans a change fails rather than mixing versions, and s3fs's older
 //! directory forms (`dir` with `application/x-directory`, `dir_$folder$`) are directories.
+//! An empty `dir` object is one only once a lookup has read its headers: a listing cannot
+//! tell it from an empty file.
 
 mod common;
 
@@ -169,6 +171,10 @@ async fn s3fs_older_directory_forms_are_directories() {
     let mut mount = Mount::new(&s3, bucket.name(), &[]);
 
     for round in ["first mount", "after a remount"] {
+        // An empty `dir` object is known for a directory once a lookup has read its headers
+        // (a listing alone cannot tell it from an empty file).
+        let xempty = std::fs::metadata(mount.join("xempty")).expect("stat xempty");
+        assert!(xempty.is_dir(), "{round}: xempty by its Content-Type");
         let root = ls_l(mount.path());
         for dir in ["xdir", "xempty", "hdir", "hempty"] {
             assert!(
@@ -198,6 +204,7 @@ async fn s3fs_older_directory_forms_are_directories() {
     // Straight to a path after a remount, with no listing of the root first.
     assert_eq!(cd_and_ls(&mount.join("hdir")), ["child.txt"]);
     assert!(std::fs::metadata(mount.join("xempty")).unwrap().is_dir());
+    assert!(std::fs::metadata(mount.join("hempty")).unwrap().is_dir());
 
     std::fs::remove_dir(mount.join("xempty")).expect("rmdir xempty");
     std::fs::remove_dir(mount.join("hempty")).expect("rmdir hempty");

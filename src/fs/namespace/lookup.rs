@@ -165,8 +165,9 @@ impl Namespace {
     /// symlink (whose target is at most `PATH_MAX` bytes) is still seen as one. A larger file
     /// keeps its listing attributes when they may be trusted (see
     /// [`crate::config::FsConfig::trust_listing_attrs`]): its first GET follows at once anyway.
-    /// A zero-byte object is asked with a HEAD: it may be an s3fs directory object, which only
-    /// its headers tell.
+    /// A zero-byte object is asked with a HEAD, like a small file with a GET: it may be an
+    /// s3fs directory object, which only its headers tell. (`ls -l` does not come here: the
+    /// kernel keeps the attributes a listing gave it.)
     pub(super) async fn complete_entry(&self, node: Inode) -> FsResult<FileAttr> {
         if node.is_dir() {
             let (stat, source) = self.dir_stat(&node.key, true).await?;

@@ -8,9 +8,10 @@
 //! - a directory is a common prefix (`a/…` exists) or a marker object (`a/`), or one of
 //!   s3fs's older forms: a `a_$folder$` object (also Hadoop's), known by its name from a
 //!   listing, or an object `a` (no slash) whose Content-Type is `application/x-directory` or
-//!   whose s3fs mode says directory, known once its headers are. A listing cannot tell the
-//!   latter from an empty file, so zero-byte objects are not handed to the kernel as files
-//!   for good until their headers are read (one HEAD, at their lookup);
+//!   whose s3fs mode says directory, known once its headers are: a listing cannot tell it
+//!   from an empty file and asks nothing more, so it lists as one (unless it has children,
+//!   which make it a directory by its prefix) until a lookup reads its headers (a zero-byte
+//!   object is completed with a HEAD when looked up);
 //! - when a file `a` and a directory `a/` both exist, the directory wins and the file is
 //!   hidden (as Mountpoint does): a directory can hold many objects, a shadowed file only one;
 //! - what was learned is fresh for the metadata TTL, and so are negative answers.
@@ -113,11 +114,9 @@ impl Namespace {
     }
 
     /// Whether the kernel may cache `node`'s attributes: not while a subdirectory's marker,
-    /// or (unless listings are trusted) a file's headers, are still unknown; nor those of a
-    /// zero-byte object known from a listing only, which may be an s3fs directory.
+    /// or (unless listings are trusted) a file's headers, are still unknown.
     pub fn attr_known(&self, node: &Inode) -> bool {
-        !node.is_partial()
-            || (!node.is_dir() && self.config.trust_listing_attrs && node.stat.size > 0)
+        !node.is_partial() || (!node.is_dir() && self.config.trust_listing_attrs)
     }
 
     /// The deadline of what is learned now.
@@ -246,8 +245,7 @@ impl Namespace {
     pub async fn getattr(&self, ino: u64) -> FsResult<FileAttr> {
         let node = self.node(ino)?;
         let local = self.writes.is_local(ino);
-        let unsure = node.stat.size == 0 || !self.config.trust_listing_attrs;
-        if node.is_partial() && (node.is_dir() || (unsure && !local)) {
+        if node.is_partial() && (node.is_dir() || !(self.config.trust_listing_attrs || local)) {
             // Seen only in a listing: read its headers (a directory's marker) once.
             return self.complete_entry(node).await;
         }
