@@ -9,7 +9,8 @@
 //! never blocks other FUSE requests. Each future runs inside a `tracing` span named after the
 //! FUSE operation, and errors are logged once here, at debug level for the expected ones
 //! (ENOENT, ENODATA) and warn for the rest. A panic inside a handler or its reply is caught
-//! and answered with EIO, so the mount keeps serving.
+//! and answered with EIO, so the mount keeps serving. [`KernelNotifier`] lets the core drop
+//! what the kernel caches (FUSE notifications).
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -31,7 +32,20 @@ use tracing::{debug, warn, Instrument};
 use crate::error::{FsError, FsResult};
 use crate::fs::names::NAME_MAX;
 use crate::fs::AttrChange;
-use crate::fs::{CacheMode, Caller, S3Fs};
+use crate::fs::{CacheMode, Caller, KernelCache, S3Fs};
+
+/// The kernel's caches as the core may drop them, through the session's notifications.
+pub struct KernelNotifier(pub fuser::Notifier);
+
+impl KernelCache for KernelNotifier {
+    fn invalidate_attrs(&self, ino: u64) {
+        // A negative offset drops the attributes only: no page is touched, so this is safe
+        // while a read of the inode waits for our reply.
+        if let Err(e) = self.0.inval_inode(INodeNo(ino), -1, 0) {
+            debug!(ino, "attribute invalidation not sent: {e}");
+        }
+    }
+}
 
 /// Where a handler's future is first polled (see [`FuseAdapter::run`]).
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -31,7 +31,7 @@ use tracing::{debug, error, info, warn};
 use crate::cli::{parse_location, Args};
 use crate::daemon::Readiness;
 use crate::fs::S3Fs;
-use crate::fuse::FuseAdapter;
+use crate::fuse::{FuseAdapter, KernelNotifier};
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
 use crate::storage::metered::MeteredStore;
@@ -60,6 +60,7 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     let fsname = format!("s3mount:{}", location.bucket);
     let fuse_config = fuse_config(&args, &fsname);
     let (session, unmounter) = open_session(adapter, &mountpoint, &fuse_config, &fsname)?;
+    fs.set_kernel_cache(Arc::new(KernelNotifier(session.notifier())));
     let unmounter_after = unmounter.after_session();
     runtime.spawn(unmount_on_signal(
         fs,

@@ -155,6 +155,16 @@ impl ObjectReader {
         self.size
     }
 
+    /// The key read.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The version read (its ETag).
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+
     /// Reads up to `len` bytes at `offset` (fewer at the end of the object).
     pub async fn read(&self, offset: u64, len: u32) -> FsResult<Bytes> {
         if offset >= self.size || len == 0 {

@@ -113,6 +113,8 @@ pub fn kind_from_mode(mode: Option<u32>) -> Kind {
     match mode.map(|m| m & libc::S_IFMT) {
         Some(libc::S_IFLNK) => Kind::Symlink,
         Some(libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK) => Kind::Special,
+        // s3fs's older directory objects (`dir`, no slash) may say so by their mode alone.
+        Some(libc::S_IFDIR) => Kind::Dir,
         _ => Kind::File,
     }
 }

@@ -3,7 +3,9 @@
 //! Design note: S3 has no directories and no rename, so these are built from object calls:
 //! - `mkdir` writes a `dir/` marker (as the S3 console and s3fs do) so empty directories
 //!   persist; `rmdir` refuses (ENOTEMPTY) while any key lies under the prefix, then deletes the
-//!   marker;
+//!   marker and the object that stands for the directory in s3fs's older forms (`dir` with
+//!   `application/x-directory`, `dir_$folder$`) — asked for only when neither a listing nor a
+//!   lookup told and the directory has no marker;
 //! - `symlink` writes an object whose body is the target and whose `x-amz-meta-mode` carries
 //!   `S_IFLNK`, as s3fs does, so links made by either tool read back in the other;
 //! - `rename` of a file is CopyObject (metadata and tags come along) then DeleteObject; of a
@@ -27,7 +29,7 @@ use super::attr::{
 use super::files::{new_owner, Files};
 use super::inode::{Entry, Inode, Kind, Stat};
 use super::names::{check_key, child_key, child_prefix};
-use super::namespace::Namespace;
+use super::namespace::{is_dir_object, Namespace};
 use super::writes::Writes;
 use super::Caller;
 use crate::config::FsConfig;
@@ -205,12 +207,20 @@ impl Changes {
 
     /// Whether anything but the marker lies under directory `node` (in S3 or being written).
     async fn dir_has_children(&self, node: &Inode) -> FsResult<bool> {
+        Ok(self.dir_contents(node).await?.0)
+    }
+
+    /// Whether anything but the marker lies under directory `node` (in S3 or being written),
+    /// and whether its marker exists.
+    async fn dir_contents(&self, node: &Inode) -> FsResult<(bool, bool)> {
         let page = self.store.list(&node.key, None, None, Some(2)).await?;
+        let has_marker = page.objects.first().is_some_and(|o| o.key == node.key);
         if page.objects.iter().any(|o| o.key != node.key) || !page.prefixes.is_empty() {
-            return Ok(true);
+            return Ok((true, has_marker));
         }
         let children = self.ns.table().children_of(node.ino);
-        Ok(children.iter().any(|c| self.writes.is_local(*c)))
+        let local = children.iter().any(|c| self.writes.is_local(*c));
+        Ok((local, has_marker))
     }
 
     /// Removes empty directory `name` from `parent`.
@@ -219,14 +229,49 @@ impl Changes {
         if !node.is_dir() {
             return Err(FsError::new(libc::ENOTDIR, "not a directory"));
         }
-        if self.dir_has_children(&node).await? {
+        let (children, has_marker) = self.dir_contents(&node).await?;
+        if children {
             return Err(FsError::new(libc::ENOTEMPTY, "directory not empty"));
         }
-        self.store.delete(&node.key).await?;
+        let known = self
+            .ns
+            .table()
+            .get(node.ino)
+            .and_then(|n| n.dir()?.stand_in.clone());
+        let stand_ins = match (known, has_marker) {
+            (Some(key), _) => vec![key],
+            (None, true) => Vec::new(),
+            (None, false) => self.find_stand_ins(&node.key).await?,
+        };
+        if has_marker {
+            self.store.delete(&node.key).await?;
+        }
+        for key in stand_ins {
+            self.store.delete(&key).await?;
+            debug!(key, "deleted the object standing for a directory");
+        }
         self.ns.record_absent(parent, &node.name);
         self.ns.touch_dir(parent);
         self.ns.count_subdir(parent, -1);
         Ok(())
+    }
+
+    /// The objects standing for directory `prefix` in s3fs's older forms that exist: `dir`
+    /// when its headers say directory, and `dir_$folder$`.
+    async fn find_stand_ins(&self, prefix: &str) -> FsResult<Vec<String>> {
+        let bare = prefix.trim_end_matches('/');
+        let folder = format!("{bare}_$folder$");
+        let (object, folder_meta) = tokio::join!(self.store.head(bare), self.store.head(&folder));
+        let mut found = Vec::new();
+        for (key, answer) in [(bare.to_string(), object), (folder, folder_meta)] {
+            match answer {
+                Ok(meta) if key != bare || is_dir_object(&meta) => found.push(key),
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(found)
     }
 
     /// Creates symlink `name` (validated, known to be new) in `parent` pointing at `target`,

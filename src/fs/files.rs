@@ -1,7 +1,9 @@
 //! Open files: the handle table, and reading and writing through it.
 //!
 //! Design note: a handle is an [`OpenFile`]: `Read` reads one object version through the
-//! block cache ([`ObjectReader`], bound to the ETag seen at open), `Staged` reads and writes
+//! block cache ([`ObjectReader`], bound to the ETag seen at open; until it has returned a
+//! byte, a handle whose version S3 no longer has adopts the current one: see
+//! [`read_handle`]), `Staged` reads and writes
 //! the file's [`StagedFile`](super::staged::StagedFile). Once a file is being written, every
 //! handle of it reads the staged copy (read-your-writes), as on a local disk: a short read of
 //! the older version would make the kernel shrink the file under the writer.
@@ -12,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -31,6 +33,10 @@ use crate::config::FsConfig;
 use crate::data::prefetch::{ObjectReader, ReadContext};
 use crate::error::{FsError, FsResult};
 use crate::storage::{ObjectStore, PutOptions};
+pub use read_handle::KernelCache;
+use read_handle::ReadHandle;
+
+mod read_handle;
 
 /// Longest symlink target read (Linux's `PATH_MAX`).
 const PATH_MAX: u64 = 4096;
@@ -50,12 +56,7 @@ pub enum CacheMode {
 /// An open file.
 enum OpenFile {
     /// Opened read-only while nobody writes it: reads go through the block cache.
-    Read {
-        ino: u64,
-        reader: ObjectReader,
-        /// Whether it reads through the kernel's page cache (not direct I/O).
-        cached: bool,
-    },
+    Read(ReadHandle),
     /// Opened for writing, or while someone writes it: reads and writes use the staged copy.
     Staged {
         state: SharedStaged,
@@ -76,6 +77,8 @@ pub struct Files {
     read_ctx: ReadContext,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_handle: AtomicU64,
+    /// The kernel's caches, once the FUSE session is there.
+    kernel: OnceLock<Arc<dyn KernelCache>>,
 }
 
 impl Files {
@@ -95,7 +98,13 @@ impl Files {
             read_ctx,
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            kernel: OnceLock::new(),
         }
+    }
+
+    /// Gives the component the kernel's caches to drop when a handle adopts a new version.
+    pub fn set_kernel_cache(&self, kernel: Arc<dyn KernelCache>) {
+        let _ = self.kernel.set(kernel);
     }
 
     fn check_writable(&self) -> FsResult<()> {
@@ -123,8 +132,7 @@ impl Files {
     /// Whether `fh` is a handle that only reads S3 (no staged copy behind it): closing it
     /// does no I/O.
     pub fn is_read_handle(&self, fh: u64) -> bool {
-        self.file(fh)
-            .is_ok_and(|f| matches!(*f, OpenFile::Read { .. }))
+        self.file(fh).is_ok_and(|f| matches!(*f, OpenFile::Read(_)))
     }
 
     /// Opens file `ino` with open(2) `flags`; returns the handle and how the kernel may use
@@ -150,14 +158,9 @@ impl Files {
         }
         let node = self.current_version(node).await?;
         let etag = node.stat.etag.clone().unwrap_or_default();
-        let mode = self.page_cache_mode(ino, &etag);
+        let (mode, epoch) = self.page_cache_mode(ino, &etag);
         let reader = ObjectReader::new(self.read_ctx.clone(), &node.key, &etag, node.stat.size);
-        let cached = mode != CacheMode::Direct;
-        let fh = self.add_handle(OpenFile::Read {
-            ino,
-            reader,
-            cached,
-        });
+        let fh = self.add_handle(OpenFile::Read(ReadHandle::new(ino, reader, mode, epoch)));
         debug!(ino, fh, key = %node.key, size = node.stat.size, cache = ?mode, "open");
         Ok((fh, mode))
     }
@@ -183,21 +186,24 @@ impl Files {
     }
 
     /// The page cache is per inode, not per version: never let two versions' pages meet.
-    fn page_cache_mode(&self, ino: u64, etag: &str) -> CacheMode {
+    /// Also returns the inode's cache epoch after this open.
+    fn page_cache_mode(&self, ino: u64, etag: &str) -> (CacheMode, u64) {
         let mut table = self.ns.table();
         let Some(f) = table.get_mut(ino).and_then(Inode::file_mut) else {
-            return CacheMode::Direct;
+            return (CacheMode::Direct, 0);
         };
         let same = f.cache_etag.as_deref() == Some(etag) && !etag.is_empty();
         if f.cached_opens > 0 && !same {
-            return CacheMode::Direct;
+            return (CacheMode::Direct, f.cache_epoch);
         }
         f.cached_opens += 1;
+        f.cache_epoch += 1;
         f.cache_etag = Some(etag.to_string());
-        match same {
+        let mode = match same {
             true => CacheMode::Keep,
             false => CacheMode::Invalidate,
-        }
+        };
+        (mode, f.cache_epoch)
     }
 
     /// Creates and opens `name` (validated, known to be new) in `parent`: the object appears
@@ -308,9 +314,9 @@ impl Files {
     /// Reads from open file `fh`.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
         match &*self.file(fh)? {
-            OpenFile::Read { ino, reader, .. } => match self.writes.get(*ino) {
+            OpenFile::Read(handle) => match self.writes.get(handle.ino) {
                 Some(state) => state.lock().await.read_at(offset, size).await,
-                None => reader.read(offset, size).await,
+                None => handle.read(self, offset, size).await,
             },
             OpenFile::Staged { state, .. } => state.lock().await.read_at(offset, size).await,
         }
@@ -403,9 +409,10 @@ impl Files {
             return;
         };
         match &*file {
-            OpenFile::Read { ino, cached, .. } => {
-                if *cached {
-                    if let Some(f) = self.ns.table().get_mut(*ino).and_then(Inode::file_mut) {
+            OpenFile::Read(handle) => {
+                if handle.cached() {
+                    let ino = handle.ino;
+                    if let Some(f) = self.ns.table().get_mut(ino).and_then(Inode::file_mut) {
                         f.cached_opens = f.cached_opens.saturating_sub(1);
                     }
                 }

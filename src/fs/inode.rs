@@ -108,6 +108,10 @@ pub struct DirState {
     /// When an entry was last created, removed or renamed in it through this mount (and its
     /// times not set explicitly since): what S3 says later never shows it earlier.
     pub changed: Option<SystemTime>,
+    /// The object that stands for this directory besides (or instead of) its `dir/` marker,
+    /// when one is known: s3fs's older `dir` (no slash) object, or a `dir_$folder$` object.
+    /// `rmdir` deletes it too.
+    pub stand_in: Option<String>,
 }
 
 /// A file's (or symlink's) page-cache bookkeeping.
@@ -120,6 +124,9 @@ pub struct FileState {
     pub cached_opens: u32,
     /// Unlinked while still open: `st_nlink` is 0 until the last handle closes.
     pub unlinked: bool,
+    /// Opens so far that read through the kernel's page cache: a handle that finds it
+    /// unchanged since its own open knows that no other handle has put pages there since.
+    pub cache_epoch: u64,
 }
 
 /// Per-kind state of a node.

@@ -45,8 +45,8 @@ use crate::storage::ObjectStore;
 pub use attr::AttrChange;
 use attributes::Attributes;
 use changes::Changes;
-pub use files::CacheMode;
 use files::Files;
+pub use files::{CacheMode, KernelCache};
 use names::{lookup_name, parse_name};
 pub use namespace::DirEntry;
 use namespace::{probe::Probe, Namespace};
@@ -139,6 +139,11 @@ impl S3Fs {
     /// The configuration.
     pub fn config(&self) -> &FsConfig {
         &self.config
+    }
+
+    /// Gives the core the kernel's caches to drop (once the FUSE session exists).
+    pub fn set_kernel_cache(&self, kernel: Arc<dyn KernelCache>) {
+        self.files.set_kernel_cache(kernel)
     }
 
     /// The shared block cache (for statistics).
@@ -371,5 +376,7 @@ impl S3Fs {
     }
 }
 
+#[cfg(test)]
+mod dir_forms_tests;
 #[cfg(test)]
 mod tests;

@@ -2,13 +2,13 @@
 //! namespace rules and recorded in the inode table.
 //!
 //! Three steps: [`Namespace::fetch_pages`] asks S3, [`merge`] (pure, unit-tested) applies the
-//! rules — unusable names dropped, the directory's own marker skipped, a directory hiding a
-//! file of the same name — and [`Namespace::record_listing`] records each entry's size, mtime
+//! rules — unusable names dropped, the directory's own marker skipped, a `name_$folder$`
+//! object listed as directory `name`, a directory hiding a file of the same name — and [`Namespace::record_listing`] records each entry's size, mtime
 //! and ETag in the table and adds the files being written that S3 does not have yet. Offsets
 //! handed to the kernel are indexes into that snapshot, taken at the first `readdir` of a
 //! handle (and again when the kernel rewinds to offset 0).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -50,11 +50,14 @@ pub struct RawListing {
     pub objects: Vec<ListedObject>,
 }
 
+/// Suffix of the objects that stand for directories in s3fs's and Hadoop's older buckets.
+const FOLDER_SUFFIX: &str = "_$folder$";
+
 /// One name of a merged listing: a directory, or a file with what the listing said of it.
 #[derive(Debug, PartialEq)]
 pub enum Listed {
-    /// A subdirectory.
-    Dir(String),
+    /// A subdirectory, with the key of the `name_$folder$` object standing for it, if any.
+    Dir(String, Option<String>),
     /// An object.
     File(String, ListedObject),
 }
@@ -62,33 +65,46 @@ pub enum Listed {
 impl Listed {
     fn name(&self) -> &str {
         match self {
-            Listed::Dir(n) | Listed::File(n, _) => n,
+            Listed::Dir(n, _) | Listed::File(n, _) => n,
         }
     }
 }
 
 /// Applies the namespace rules to what S3 listed under `prefix`, in name order.
 pub fn merge(prefix: &str, raw: RawListing) -> Vec<Listed> {
-    let mut dirs = BTreeSet::new();
+    let mut dirs = BTreeMap::new();
     for p in raw.prefixes {
         let name = &p[prefix.len()..p.len() - 1];
         match check_name(name) {
             Ok(()) => {
-                dirs.insert(name.to_string());
+                dirs.insert(name.to_string(), None);
             }
             Err(why) => {
                 warn!(prefix = %p, "skipping a prefix that cannot be a directory name: {why}")
             }
         }
     }
+    let (folders, objects): (Vec<_>, Vec<_>) = raw
+        .objects
+        .into_iter()
+        .partition(|o| o.key.len() > prefix.len() && o.key.ends_with(FOLDER_SUFFIX));
+    for o in folders {
+        let name = &o.key[prefix.len()..o.key.len() - FOLDER_SUFFIX.len()];
+        match check_name(name) {
+            Ok(()) => {
+                dirs.insert(name.to_string(), Some(o.key));
+            }
+            Err(why) => warn!(key = %o.key, "skipping a folder object: {why}"),
+        }
+    }
     let mut files = BTreeMap::new();
-    for o in raw.objects {
+    for o in objects {
         if o.key == prefix {
             continue; // this directory's own marker
         }
         let name = o.key[prefix.len()..].to_string();
         match check_name(&name) {
-            Ok(()) if dirs.contains(&name) => {
+            Ok(()) if dirs.contains_key(&name) => {
                 debug!(key = %o.key, "file hidden by a directory of the same name");
             }
             Ok(()) => {
@@ -97,7 +113,7 @@ pub fn merge(prefix: &str, raw: RawListing) -> Vec<Listed> {
             Err(why) => warn!(key = %o.key, "skipping a key that cannot be a file name: {why}"),
         }
     }
-    let mut out: Vec<Listed> = dirs.into_iter().map(Listed::Dir).collect();
+    let mut out: Vec<Listed> = dirs.into_iter().map(|(n, s)| Listed::Dir(n, s)).collect();
     out.extend(files.into_iter().map(|(n, o)| Listed::File(n, o)));
     out.sort_by(|a, b| a.name().cmp(b.name()));
     out
@@ -196,7 +212,7 @@ impl Namespace {
         let mut table = self.table();
         let subdirs = merged
             .iter()
-            .filter(|l| matches!(l, Listed::Dir(_)))
+            .filter(|l| matches!(l, Listed::Dir(..)))
             .count();
         if let Some(d) = table.dir_mut(dir.ino) {
             d.complete_until = Some(until);
@@ -249,8 +265,10 @@ impl Namespace {
         item: Listed,
         until: std::time::Instant,
     ) -> u64 {
+        let mut stand_in = None;
         let (name, kind, key, stat) = match item {
-            Listed::Dir(name) => {
+            Listed::Dir(name, folder) => {
+                stand_in = folder;
                 let key = child_prefix(&dir.key, &name);
                 (name, Kind::Dir, key, Stat::basic(0, self.started))
             }
@@ -264,13 +282,17 @@ impl Namespace {
                     etag: Some(o.etag.clone()),
                     ..Stat::basic(o.size, o.last_modified)
                 };
-                // A listing cannot tell a symlink from a file: an unchanged object keeps the
-                // kind its headers gave it.
+                // A listing cannot tell a symlink or an s3fs directory object from a file: an
+                // unchanged object keeps the kind its headers gave it.
                 let kind = match table.child(dir.ino, &name) {
                     Some(c) if c.stat.etag == stat.etag && !c.is_partial() => c.kind(),
                     _ => Kind::File,
                 };
-                (name, kind, o.key, stat)
+                let key = match kind {
+                    Kind::Dir => child_prefix(&dir.key, &name),
+                    _ => o.key,
+                };
+                (name, kind, key, stat)
             }
         };
         let entry = Entry {
@@ -280,7 +302,11 @@ impl Namespace {
             source: AttrSource::Listing,
             meta: None,
         };
-        table.upsert(dir.ino, &name, entry, until)
+        let ino = table.upsert(dir.ino, &name, entry, until);
+        if let (Some(key), Some(d)) = (stand_in, table.dir_mut(ino)) {
+            d.stand_in = Some(key);
+        }
+        ino
     }
 
     fn dir_entry(&self, node: &Inode, name: &str) -> DirEntry {
@@ -318,12 +344,35 @@ mod tests {
         let merged = merge("d/", raw);
         let names: Vec<(&str, bool)> = merged
             .iter()
-            .map(|l| (l.name(), matches!(l, Listed::Dir(_))))
+            .map(|l| (l.name(), matches!(l, Listed::Dir(..))))
             .collect();
         // The marker `d/`, the empty name and `..` are dropped; directory `a` hides file `a`.
         assert_eq!(
             names,
             [("a", true), ("b", false), ("c", true), ("z", false)]
+        );
+    }
+
+    #[test]
+    fn merge_lists_folder_objects_as_directories() {
+        let raw = RawListing {
+            prefixes: vec!["d/both/".into()],
+            objects: vec![
+                obj("d/both_$folder$"),
+                obj("d/h_$folder$"),
+                obj("d/h"),
+                obj("d/_$folder$"),
+                obj("d/x"),
+            ],
+        };
+        assert_eq!(
+            merge("d/", raw),
+            [
+                Listed::Dir("both".into(), Some("d/both_$folder$".into())),
+                Listed::Dir("h".into(), Some("d/h_$folder$".into())),
+                Listed::File("x".into(), obj("d/x")),
+            ],
+            "a folder object names a directory (hiding a file of that name); an empty name is skipped"
         );
     }
 }

@@ -34,7 +34,7 @@ enum Known {
     /// Fresh and complete: the answer.
     Fresh(FileAttr),
     /// Fresh, but known from a listing only.
-    Partial(Inode),
+    Partial(Box<Inode>),
     /// Known not to exist.
     Absent,
     /// The table cannot tell.
@@ -62,7 +62,7 @@ impl Namespace {
             }
             Known::Partial(child) => {
                 self.stat_ahead(parent, child.ino);
-                return self.complete_entry(child).await;
+                return self.complete_entry(*child).await;
             }
             Known::Absent => return Err(FsError::not_found()),
             Known::Unknown => {}
@@ -90,12 +90,12 @@ impl Namespace {
             if child.valid_until > now {
                 return match child.is_partial() {
                     false => Known::Fresh(self.attr_of(child)),
-                    true => Known::Partial(child.clone()),
+                    true => Known::Partial(Box::new(child.clone())),
                 };
             }
             if self.ahead_in_flight(child.ino) {
                 // Being asked about right now: its answer is as fresh as any.
-                return Known::Partial(child.clone());
+                return Known::Partial(Box::new(child.clone()));
             }
         }
         if table.is_negative(parent, name, now) {
@@ -180,6 +180,9 @@ impl Namespace {
     /// symlink (whose target is at most `PATH_MAX` bytes) is still seen as one. A larger file
     /// keeps its listing attributes when they may be trusted (see
     /// [`crate::config::FsConfig::trust_listing_attrs`]): its first GET follows at once anyway.
+    /// A zero-byte object is asked with a HEAD, like a small file with a GET: it may be an
+    /// s3fs directory object, which only its headers tell. (`ls -l` does not come here: the
+    /// kernel keeps the attributes a listing gave it.)
     pub(super) async fn complete_entry(&self, node: Inode) -> FsResult<FileAttr> {
         self.wait_ahead(node.ino).await;
         let node = match self.table().get(node.ino) {
@@ -201,7 +204,7 @@ impl Namespace {
             self.probe
                 .headers(&node.key, small, node.stat.etag.as_deref())
                 .await
-        } else if self.config.trust_listing_attrs {
+        } else if self.config.trust_listing_attrs && node.stat.size > 0 {
             return Ok(self.attr_of(&node));
         } else {
             self.probe.head(&node.key).await

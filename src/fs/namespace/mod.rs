@@ -5,7 +5,13 @@
 //! asks S3 through the [`Probe`] (a GET of the first block standing in for a HEAD) and
 //! `ListObjectsV2`; it reads the [`Writes`] registry only to know which files are being
 //! written (their attributes are local). Namespace rules:
-//! - a directory is a common prefix (`a/…` exists) or a marker object (`a/`);
+//! - a directory is a common prefix (`a/…` exists) or a marker object (`a/`), or one of
+//!   s3fs's older forms: a `a_$folder$` object (also Hadoop's), known by its name from a
+//!   listing, or an object `a` (no slash) whose Content-Type is `application/x-directory` or
+//!   whose s3fs mode says directory, known once its headers are: a listing cannot tell it
+//!   from an empty file and asks nothing more, so it lists as one (unless it has children,
+//!   which make it a directory by its prefix) until a lookup reads its headers (a zero-byte
+//!   object is completed with a HEAD when looked up);
 //! - when a file `a` and a directory `a/` both exist, the directory wins and the file is
 //!   hidden (as Mountpoint does): a directory can hold many objects, a shadowed file only one;
 //! - what was learned is fresh for the metadata TTL, and so are negative answers.
@@ -25,7 +31,7 @@ use std::time::{Instant, SystemTime};
 use fuser::FileAttr;
 
 use super::attr::{file_attr, kind_from_mode, stat_from_meta};
-use super::inode::{AttrSource, Entry, Inode, InodeTable, Stat};
+use super::inode::{AttrSource, Entry, Inode, InodeTable, Kind, Stat};
 use super::writes::Writes;
 use crate::config::FsConfig;
 use crate::error::{FsError, FsResult};
@@ -150,6 +156,9 @@ impl Namespace {
         match answer {
             Ok(meta) => {
                 let stat = stat_from_meta(&meta);
+                if is_dir_object(&meta) {
+                    return Ok(self.record_dir_object(parent, name, key, stat));
+                }
                 let kind = kind_from_mode(stat.mode);
                 let entry = Entry::known(kind, key, stat, Some(Arc::new(meta)));
                 Ok(self.record(parent, name, entry))
@@ -160,6 +169,18 @@ impl Namespace {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records the object `key` (no slash), which its headers `stat` say is a directory, as
+    /// directory `name` in `parent`: its children are the keys under `key/`.
+    fn record_dir_object(&self, parent: u64, name: &str, key: String, stat: Stat) -> FileAttr {
+        let entry = Entry::known(Kind::Dir, format!("{key}/"), Stat { size: 0, ..stat }, None);
+        let mut table = self.table();
+        let ino = table.upsert(parent, name, entry, self.valid_until());
+        if let Some(d) = table.dir_mut(ino) {
+            d.stand_in = Some(key);
+        }
+        self.attr_of(table.get(ino).expect("just recorded"))
     }
 
     /// Records fresh headers `meta` of `node`'s object (its kind kept) for the TTL.
@@ -288,4 +309,14 @@ impl Namespace {
             other => other,
         }
     }
+}
+
+/// Whether the object `meta` describes stands for a directory, as s3fs's older `dir` (no
+/// slash) objects do: by Content-Type `application/x-directory`, or by their s3fs mode.
+pub fn is_dir_object(meta: &ObjectMeta) -> bool {
+    let x_directory = meta.content_type.as_deref().is_some_and(|ct| {
+        let essence = ct.split(';').next().unwrap_or_default().trim();
+        essence.eq_ignore_ascii_case("application/x-directory")
+    });
+    x_directory || kind_from_mode(stat_from_meta(meta).mode) == Kind::Dir
 }
