@@ -77,7 +77,8 @@ s3m_apt_install() {
     ${sudo:-} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends "$@" </dev/null
 }
 
-# Debian packages the tests and the demo need: fusermount3 (fuse3), getfattr (attr), rsync.
+# Debian packages the tests and the demo need: fusermount3 (fuse3), getfattr (attr), rsync,
+# setfacl (acl) and s3fs (the interoperability tests).
 s3m_ensure_apt_deps() {
     local missing=()
     command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
@@ -85,6 +86,8 @@ s3m_ensure_apt_deps() {
     command -v setfacl >/dev/null 2>&1 || missing+=(acl)
     command -v rsync >/dev/null 2>&1 || missing+=(rsync)
     command -v flock >/dev/null 2>&1 || missing+=(util-linux)
+    # s3fs 1.90: the interoperability tests mount the same bucket with both tools.
+    command -v s3fs >/dev/null 2>&1 || missing+=(s3fs)
     if [ ${#missing[@]} -gt 0 ]; then
         s3m_apt_install "${missing[@]}"
     fi

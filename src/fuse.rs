@@ -11,6 +11,9 @@
 //! (ENOENT, ENODATA) and warn for the rest. A panic inside a handler or its reply is caught
 //! and answered with EIO, so the mount keeps serving. [`KernelNotifier`] lets the core drop
 //! what the kernel caches (FUSE notifications).
+//!
+//! Size: a little over 700 lines, because fuser's `Filesystem` trait is one impl block with
+//! one short handler per FUSE operation (about 30); splitting the impl would scatter them.
 
 use std::ffi::OsStr;
 use std::future::Future;

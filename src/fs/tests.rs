@@ -586,3 +586,87 @@ async fn a_directory_too_big_to_list_in_one_page_is_not_listed_per_lookup() {
     // Each later miss costs only its own `LIST prefix=name/ max-keys=1`, no page of `d/`.
     assert_eq!(store.count("list") - lists, 3);
 }
+
+#[tokio::test]
+async fn a_rename_keeps_mtime_and_a_save_by_rename_keeps_the_replaced_content_type() {
+    let store = Arc::new(MemStore::new());
+    let mut html = PutOptions {
+        content_type: Some("text/html".into()),
+        ..PutOptions::default()
+    };
+    html.metadata.insert("mtime".into(), "1600000000.5".into());
+    store.insert_with(
+        "index.html",
+        "<p>a</p>",
+        html,
+        vec![("k".into(), "v".into())],
+    );
+    let fs = fs_with(&store, "");
+    // An editor's save: a temp file written, then renamed over the original.
+    let (_, fh) = fs
+        .create(
+            ROOT_INO,
+            OsStr::new(".index.html.swp1"),
+            0o644,
+            libc::O_WRONLY,
+            0,
+        )
+        .await
+        .unwrap();
+    fs.write(fh, 0, b"<p>b</p>").await.unwrap();
+    fs.flush(fh, 0).await.unwrap();
+    fs.release(fh).await;
+    let written = store.head(".index.html.swp1").await.unwrap();
+    let mtime = written.metadata["mtime"].clone();
+    fs.rename(
+        ROOT_INO,
+        OsStr::new(".index.html.swp1"),
+        ROOT_INO,
+        OsStr::new("index.html"),
+        0,
+    )
+    .await
+    .unwrap();
+    let saved = store.head("index.html").await.unwrap();
+    assert_eq!(saved.content_type.as_deref(), Some("text/html"));
+    assert_eq!(
+        saved.metadata["mtime"], mtime,
+        "the rename keeps the written mtime"
+    );
+    assert!(saved.metadata["ctime"] >= mtime, "and moves ctime");
+    assert!(
+        store.get_tags("index.html").await.unwrap().is_empty(),
+        "a rename over replaces the tags with the source's"
+    );
+}
+
+#[tokio::test]
+async fn a_chmod_keeps_mtime_and_a_write_moves_it() {
+    let store = Arc::new(MemStore::new());
+    let mut opts = PutOptions::default();
+    opts.metadata.insert("mtime".into(), "1600000000".into());
+    store.insert_with("f", "data", opts, vec![]);
+    let fs = fs_with(&store, "");
+    let ino = lookup(&fs, ROOT_INO, "f").await;
+    let chmod = AttrChange {
+        mode: Some(0o600),
+        ..Default::default()
+    };
+    fs.setattr(ino, None, chmod).await.unwrap();
+    let meta = store.head("f").await.unwrap();
+    assert_eq!(meta.metadata["mtime"], "1600000000");
+    assert_eq!(meta.metadata["mode"], (libc::S_IFREG | 0o600).to_string());
+    let (fh, _) = fs.open(ino, libc::O_WRONLY, 0).await.unwrap();
+    fs.write(fh, 4, b"!").await.unwrap();
+    fs.flush(fh, 0).await.unwrap();
+    fs.release(fh).await;
+    let meta = store.head("f").await.unwrap();
+    let secs: u64 = meta.metadata["mtime"]
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(secs > 1_700_000_000, "a write moves mtime to now: {meta:?}");
+    assert_eq!(meta.metadata["mode"], (libc::S_IFREG | 0o600).to_string());
+}

@@ -7,6 +7,9 @@
 //! requires them: S3-compatible servers that do not understand aws-chunked framing would
 //! otherwise store it as part of the object. Every SDK error is classified once, into a
 //! [`StoreError`] (in `s3/classify.rs`); no SDK type leaves this module.
+//!
+//! Size: a little over 700 lines: one `ObjectStore` impl block whose methods each build one
+//! SDK request, plus the client set-up; error classification already lives in `classify.rs`.
 
 use std::collections::HashMap;
 use std::ops::Range;
