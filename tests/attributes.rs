@@ -558,3 +558,36 @@ async fn names_up_to_1024_bytes_are_listed_and_kept() {
     let err = fs::write(mount.join("x".repeat(1025)), b"x").unwrap_err();
     assert_eq!(errno(&err), libc::ENAMETOOLONG);
 }
+
+#[tokio::test]
+async fn another_clients_chmod_shows_after_the_ttl_though_the_etag_stays() {
+    let Env {
+        s3: _s3,
+        bucket,
+        mount,
+    } = Env::with_args(&["--metadata-ttl", "1"]).await;
+    bucket
+        .put_with("tool.sh", b"#!/bin/sh\n", &[("mode", "33188")], &[], None)
+        .await;
+    sh(mount.path(), "ls -l >/dev/null");
+    assert_eq!(mode(&mount.join("tool.sh")), libc::S_IFREG | 0o644);
+    let etag = bucket.head("tool.sh").await.unwrap().e_tag().map(str::to_string);
+    sleep(Duration::from_millis(1100)); // a new Last-Modified second
+    // s3fs's chmod from another machine: a copy onto itself with new metadata.
+    bucket
+        .client()
+        .copy_object()
+        .bucket(bucket.name())
+        .key("tool.sh")
+        .copy_source(format!("{}/tool.sh", bucket.name()))
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .metadata("mode", "33261")
+        .send()
+        .await
+        .unwrap();
+    let after = bucket.head("tool.sh").await.unwrap().e_tag().map(str::to_string);
+    assert_eq!(etag, after, "the copy keeps the ETag of a simple upload");
+    sleep(Duration::from_millis(1100));
+    let listing = sh(mount.path(), "ls -l tool.sh");
+    assert!(listing.starts_with("-rwxr-xr-x"), "{listing}");
+}

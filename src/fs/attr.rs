@@ -124,6 +124,7 @@ pub fn stat_from_meta(meta: &ObjectMeta) -> Stat {
     let mut stat = stat_from_metadata(&meta.metadata, meta.last_modified);
     stat.size = meta.size;
     stat.etag = Some(meta.etag.clone());
+    stat.modified = Some(meta.last_modified);
     stat
 }
 

@@ -203,7 +203,7 @@ impl Attributes {
             content_type: opts.content_type.clone(),
             ..meta
         };
-        self.ns.refresh(&node, Arc::new(meta));
+        self.ns.refresh_written(&node, Arc::new(meta));
         if let Some(state) = self.writes.get(ino) {
             let mut st = state.lock().await;
             st.opts = opts;

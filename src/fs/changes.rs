@@ -377,6 +377,7 @@ impl Changes {
         // The copy has its own ETag (a multipart source's `-N` ETag is not kept).
         if let Some(n) = table.get_mut(src.ino) {
             n.stat.etag = Some(etag);
+            n.stat.modified = None;
             n.meta = None;
             n.stat.mtime = super::attr::stat_from_metadata(&opts.metadata, n.stat.mtime).mtime;
             n.stat.ctime = super::attr::stat_from_metadata(&opts.metadata, n.stat.ctime).ctime;

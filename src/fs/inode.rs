@@ -65,6 +65,10 @@ pub struct Stat {
     pub gid: Option<u32>,
     /// Device number from `x-amz-meta-rdev` (character and block devices).
     pub rdev: u32,
+    /// S3's Last-Modified of the version this came from, when S3 told it. With the ETag it
+    /// identifies a version together with its metadata: a CopyObject onto itself (another
+    /// client's chmod) keeps the ETag of a simple upload but not its Last-Modified.
+    pub modified: Option<SystemTime>,
 }
 
 impl Stat {
@@ -80,6 +84,7 @@ impl Stat {
             uid: None,
             gid: None,
             rdev: 0,
+            modified: None,
         }
     }
 }
@@ -444,12 +449,16 @@ fn update_node(node: &mut Inode, entry: Entry, valid_until: Instant) {
         meta,
         ..
     } = entry;
-    let unchanged = node.stat.etag.is_some() && node.stat.etag == stat.etag;
+    let unchanged = node.stat.etag.is_some()
+        && node.stat.etag == stat.etag
+        && same_second(node.stat.modified, stat.modified);
     // A listing says nothing of a directory's marker, nor more than a HEAD did of an
     // unchanged object: what was learned earlier still holds.
     let keep = unchanged || node.is_dir();
     if source == AttrSource::Listing && node.source != AttrSource::Listing && keep {
         node.stat.size = stat.size;
+        // What we wrote ourselves has no Last-Modified yet: learn it now.
+        node.stat.modified = node.stat.modified.or(stat.modified);
     } else {
         if !unchanged {
             node.tags = None;
@@ -472,6 +481,20 @@ fn update_node(node: &mut Inode, entry: Entry, valid_until: Instant) {
     }
     node.valid_until = valid_until;
     node.key = key;
+}
+
+/// Whether two Last-Modified times (either unknown counts as the same) name the same whole
+/// second: a HEAD's is an HTTP date, a listing's has milliseconds.
+fn same_second(a: Option<SystemTime>, b: Option<SystemTime>) -> bool {
+    let secs = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    match (a, b) {
+        (Some(a), Some(b)) => secs(a) == secs(b),
+        _ => true,
+    }
 }
 
 /// `new`, or `old` when both name the same whole second and only `old` has a fraction.
@@ -555,6 +578,24 @@ mod tests {
         let n = t.get(f).unwrap();
         assert_eq!(n.stat.mode, None);
         assert!(n.is_partial());
+    }
+
+    #[test]
+    fn a_copy_onto_itself_is_a_new_version_though_the_etag_stays() {
+        let mut t = InodeTable::new("");
+        let later = Instant::now() + Duration::from_secs(5);
+        let at = |secs| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+        let mut known = entry(Kind::File, "f", AttrSource::Headers, "v1");
+        known.stat.mode = Some(libc::S_IFREG | 0o755);
+        known.stat.modified = at(100);
+        let f = t.upsert(ROOT_INO, "f", known, later);
+        let mut listed = entry(Kind::File, "f", AttrSource::Listing, "v1");
+        listed.stat.modified = Some(SystemTime::UNIX_EPOCH + Duration::from_millis(100_250));
+        t.upsert(ROOT_INO, "f", listed.clone(), later);
+        assert!(!t.get(f).unwrap().is_partial(), "the same second: unchanged");
+        listed.stat.modified = at(160);
+        t.upsert(ROOT_INO, "f", listed, later);
+        assert!(t.get(f).unwrap().is_partial(), "another client's chmod: ask again");
     }
 
     #[test]

@@ -280,6 +280,7 @@ impl Namespace {
                 }
                 let stat = Stat {
                     etag: Some(o.etag.clone()),
+                    modified: Some(o.last_modified),
                     ..Stat::basic(o.size, o.last_modified)
                 };
                 // A listing cannot tell a symlink or an s3fs directory object from a file: an

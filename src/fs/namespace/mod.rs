@@ -183,6 +183,15 @@ impl Namespace {
         self.attr_of(table.get(ino).expect("just recorded"))
     }
 
+    /// Records the headers `meta` of a version of `node`'s object that this mount has just
+    /// written by a copy (whose Last-Modified only S3 knows), for the TTL.
+    pub fn refresh_written(&self, node: &Inode, meta: Arc<ObjectMeta>) {
+        self.refresh(node, meta);
+        if let Some(n) = self.table().get_mut(node.ino) {
+            n.stat.modified = None;
+        }
+    }
+
     /// Records fresh headers `meta` of `node`'s object (its kind kept) for the TTL.
     pub fn refresh(&self, node: &Inode, meta: Arc<ObjectMeta>) {
         let entry = Entry::known(
@@ -200,6 +209,8 @@ impl Namespace {
         let until = self.valid_until();
         if let Some(n) = self.table().get_mut(ino) {
             n.stat = stat_from_meta(meta);
+            // Our clock, not S3's: the next listing tells the real Last-Modified.
+            n.stat.modified = None;
             n.source = AttrSource::Headers;
             n.meta = None;
             n.tags = None;
