@@ -344,10 +344,12 @@ impl Files {
     /// A write by anyone but root clears set-user-ID (and set-group-ID on a group-executable
     /// file), as the kernel expects of a file system: a changed program must not keep them.
     fn drop_privileges(&self, st: &mut StagedFile, writer: u32) {
-        let Ok(node) = self.ns.node(st.ino) else {
-            return;
-        };
-        let mode = node.stat.mode.unwrap_or(0);
+        let mode = self
+            .ns
+            .table()
+            .get(st.ino)
+            .and_then(|n| n.stat.mode)
+            .unwrap_or(0);
         let cleared = without_privileges(mode);
         if writer == 0 || cleared == mode {
             return;
