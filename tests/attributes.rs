@@ -571,9 +571,14 @@ async fn another_clients_chmod_shows_after_the_ttl_though_the_etag_stays() {
         .await;
     sh(mount.path(), "ls -l >/dev/null");
     assert_eq!(mode(&mount.join("tool.sh")), libc::S_IFREG | 0o644);
-    let etag = bucket.head("tool.sh").await.unwrap().e_tag().map(str::to_string);
+    let etag = bucket
+        .head("tool.sh")
+        .await
+        .unwrap()
+        .e_tag()
+        .map(str::to_string);
     sleep(Duration::from_millis(1100)); // a new Last-Modified second
-    // s3fs's chmod from another machine: a copy onto itself with new metadata.
+                                        // s3fs's chmod from another machine: a copy onto itself with new metadata.
     bucket
         .client()
         .copy_object()
@@ -585,7 +590,12 @@ async fn another_clients_chmod_shows_after_the_ttl_though_the_etag_stays() {
         .send()
         .await
         .unwrap();
-    let after = bucket.head("tool.sh").await.unwrap().e_tag().map(str::to_string);
+    let after = bucket
+        .head("tool.sh")
+        .await
+        .unwrap()
+        .e_tag()
+        .map(str::to_string);
     assert_eq!(etag, after, "the copy keeps the ETag of a simple upload");
     sleep(Duration::from_millis(1100));
     let listing = sh(mount.path(), "ls -l tool.sh");

@@ -592,10 +592,16 @@ mod tests {
         let mut listed = entry(Kind::File, "f", AttrSource::Listing, "v1");
         listed.stat.modified = Some(SystemTime::UNIX_EPOCH + Duration::from_millis(100_250));
         t.upsert(ROOT_INO, "f", listed.clone(), later);
-        assert!(!t.get(f).unwrap().is_partial(), "the same second: unchanged");
+        assert!(
+            !t.get(f).unwrap().is_partial(),
+            "the same second: unchanged"
+        );
         listed.stat.modified = at(160);
         t.upsert(ROOT_INO, "f", listed, later);
-        assert!(t.get(f).unwrap().is_partial(), "another client's chmod: ask again");
+        assert!(
+            t.get(f).unwrap().is_partial(),
+            "another client's chmod: ask again"
+        );
     }
 
     #[test]

@@ -128,10 +128,9 @@ impl Namespace {
             return;
         }
         if node.is_dir() {
-            if let Ok((stat, source)) = self.dir_stat(&node.key, true).await {
+            if let Ok(attrs) = self.dir_stat(&node.key, true).await {
                 if let Some(n) = self.table().get_mut(ino) {
-                    n.stat = stat;
-                    n.source = source;
+                    attrs.apply(n);
                 }
             }
             return;

@@ -192,11 +192,10 @@ impl Namespace {
             Some(n) => n.clone(),
         };
         if node.is_dir() {
-            let (stat, source) = self.dir_stat(&node.key, true).await?;
+            let attrs = self.dir_stat(&node.key, true).await?;
             let mut table = self.table();
             let n = table.get_mut(node.ino).ok_or_else(FsError::not_found)?;
-            n.stat = stat;
-            n.source = source;
+            attrs.apply(n);
             return Ok(self.attr_of(n));
         }
         let small = small_file_get(&self.config);
@@ -249,13 +248,13 @@ impl Namespace {
             let has_marker = list
                 .as_ref()
                 .is_ok_and(|p| p.objects.first().is_some_and(|o| o.key == prefix));
-            let (stat, source) = self.dir_stat(&prefix, has_marker).await?;
+            let attrs = self.dir_stat(&prefix, has_marker).await?;
             let entry = Entry {
                 kind: Kind::Dir,
                 key: prefix,
-                stat,
-                source,
-                meta: None,
+                stat: attrs.stat,
+                source: attrs.source,
+                meta: attrs.meta,
             };
             return Ok(self.record(dir.ino, name, entry));
         }

@@ -40,6 +40,22 @@ pub use listing::DirEntry;
 use listing::DirHandle;
 use probe::Probe;
 
+/// What a directory's marker (or its absence) says.
+struct DirAttrs {
+    stat: Stat,
+    source: AttrSource,
+    meta: Option<Arc<ObjectMeta>>,
+}
+
+impl DirAttrs {
+    /// Puts these attributes on directory `node`.
+    fn apply(self, node: &mut Inode) {
+        node.stat = self.stat;
+        node.source = self.source;
+        node.meta = self.meta;
+    }
+}
+
 /// The namespace component.
 pub struct Namespace {
     store: Arc<dyn ObjectStore>,
@@ -280,20 +296,26 @@ impl Namespace {
     }
 
     /// A directory's attributes: from its marker's s3fs headers when it has a marker
-    /// (`has_marker`: known from a listing), else the mount's defaults.
-    async fn dir_stat(&self, prefix: &str, has_marker: bool) -> FsResult<(Stat, AttrSource)> {
-        let no_marker = (Stat::basic(0, self.started), AttrSource::NoMarker);
+    /// (`has_marker`: known from a listing), else the mount's defaults. The marker's headers
+    /// are kept too: its xattrs and ACLs (which `ls -l` asks of every entry) need no request.
+    async fn dir_stat(&self, prefix: &str, has_marker: bool) -> FsResult<DirAttrs> {
+        let no_marker = DirAttrs {
+            stat: Stat::basic(0, self.started),
+            source: AttrSource::NoMarker,
+            meta: None,
+        };
         if !has_marker {
             return Ok(no_marker);
         }
         match self.probe.head(prefix).await {
-            Ok(meta) => Ok((
-                Stat {
+            Ok(meta) => Ok(DirAttrs {
+                stat: Stat {
                     size: 0,
                     ..stat_from_meta(&meta)
                 },
-                AttrSource::Headers,
-            )),
+                source: AttrSource::Headers,
+                meta: Some(Arc::new(meta)),
+            }),
             Err(e) if e.is_not_found() => Ok(no_marker),
             Err(e) => Err(e.into()),
         }
