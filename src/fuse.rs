@@ -185,6 +185,9 @@ impl Filesystem for FuseAdapter {
         // readdirplus lets a listing hand the kernel every entry's attributes, so `ls -l`
         // needs no lookup per file.
         let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
+        // Adaptive: past the first batch, the kernel asks for attributes only when the entries
+        // it got are being stat'ed (`ls -l`), so a plain `ls` or `find` costs no HEADs.
+        let _ = config.add_capabilities(InitFlags::FUSE_READDIRPLUS_AUTO);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         // Files being written use direct I/O; this keeps mmap working on them.
         let _ = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
@@ -578,10 +581,11 @@ impl Filesystem for FuseAdapter {
         self.run(
             Poll::HereFirst,
             "readdirplus",
-            move |fs| async move { fs.readdir(fh.0, offset).await },
+            move |fs| async move { fs.readdirplus(fh.0, offset).await },
             reply,
             move |mut r, entries| {
-                for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                for (i, e) in entries.iter().enumerate() {
+                    let i = i + offset as usize;
                     let ttl = if e.attr_known { ttl } else { Duration::ZERO };
                     if r.add(
                         INodeNo(e.ino),

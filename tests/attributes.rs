@@ -601,3 +601,50 @@ async fn another_clients_chmod_shows_after_the_ttl_though_the_etag_stays() {
     let listing = sh(mount.path(), "ls -l tool.sh");
     assert!(listing.starts_with("-rwxr-xr-x"), "{listing}");
 }
+
+#[tokio::test]
+async fn a_plain_ls_or_find_asks_nothing_per_entry_and_ls_l_asks_once() {
+    let Env { s3, bucket, mount } = Env::new().await;
+    for i in 0..300 {
+        bucket
+            .put_with(
+                &format!("many/f{i:03}"),
+                b"x",
+                &[("mode", "33216")],
+                &[],
+                None,
+            )
+            .await;
+    }
+    let per_entry = |from: usize| {
+        s3.log()
+            .lines()
+            .skip(from)
+            .filter(|l| (l.contains("HEAD /") || l.contains("GET /")) && l.contains("/many/f"))
+            .count()
+    };
+    let before = s3.log().lines().count();
+    sh(
+        mount.path(),
+        "ls many >/dev/null && find many -type f >/dev/null",
+    );
+    assert_eq!(
+        per_entry(before),
+        0,
+        "ls and find without stat read no object's headers"
+    );
+    let before = s3.log().lines().count();
+    let listing = sh(mount.path(), "ls -l many");
+    let asked = per_entry(before);
+    assert!(
+        (1..=300).contains(&asked),
+        "ls -l: {asked} requests for 300 entries"
+    );
+    // 33216 = S_IFREG | 0700: every line shows the stored mode, none the default 0644.
+    let lines: Vec<&str> = listing.lines().filter(|l| l.contains(" f")).collect();
+    assert_eq!(lines.len(), 300);
+    assert!(
+        lines.iter().all(|l| l.starts_with("-rwx------")),
+        "{listing}"
+    );
+}

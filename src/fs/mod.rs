@@ -213,6 +213,11 @@ impl S3Fs {
         self.ns.readdir(fh, offset).await
     }
 
+    /// Entries of open directory `fh` from `offset` on, with attributes (`readdirplus`).
+    pub async fn readdirplus(&self, fh: u64, offset: u64) -> FsResult<Vec<DirEntry>> {
+        self.ns.readdirplus(fh, offset).await
+    }
+
     /// Closes directory handle `fh`.
     pub fn releasedir(&self, fh: u64) {
         self.ns.releasedir(fh)

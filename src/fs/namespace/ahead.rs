@@ -7,7 +7,10 @@
 //! an entry of a listed directory is looked up, the next [`STAT_AHEAD`] entries of that listing
 //! that are still partial are completed in the background, [`MAX_AHEAD_IN_FLIGHT`] at a time,
 //! and a lookup that finds its entry in flight waits for that HEAD instead of sending its own.
-//! A plain `readdir` (`ls`, `find` without `-newer`) stats nothing and so sends no HEAD.
+//! `readdirplus` past the first batch (which the kernel, in its adaptive mode, sends only once
+//! entries were stat'ed) completes its own entries the same way before answering, and starts
+//! the ones after them, so `ls -l` finds most attributes in the kernel's cache. A plain
+//! `readdir` (`ls`, `find` without `-newer`) stats nothing and so sends no HEAD.
 //! With `--listing-attributes` nothing is completed at all.
 
 use std::collections::HashMap;
@@ -25,6 +28,16 @@ pub const STAT_AHEAD: usize = 64;
 
 /// Background completions in flight across the mount.
 pub const MAX_AHEAD_IN_FLIGHT: usize = 32;
+
+/// How a background completion asks about a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// As a lookup does: a small file's whole body with its headers (a name looked up is
+    /// most often read next: `cat dir/*`), a HEAD otherwise.
+    LikeLookup,
+    /// A HEAD: the entries are being stat'ed (`ls -l`), not read.
+    Head,
+}
 
 /// The completions in flight, by inode.
 pub struct Ahead {
@@ -48,15 +61,18 @@ impl Namespace {
         if self.config.trust_listing_attrs {
             return;
         }
+        let next = self.next_partial(dir, ino);
+        self.complete_in_background(next, Probe::LikeLookup);
+    }
+
+    /// Starts completing each of `inos` that is not in flight yet, in background tasks, at
+    /// most [`MAX_AHEAD_IN_FLIGHT`] requests at a time across the mount.
+    pub(super) fn complete_in_background(&self, inos: Vec<u64>, how: Probe) {
         let Some(me) = self.me.upgrade() else {
             return;
         };
-        let next = self.next_partial(dir, ino);
-        if next.is_empty() {
-            return;
-        }
         let mut in_flight = self.ahead.in_flight.lock().unwrap();
-        for ino in next {
+        for ino in inos {
             if in_flight.contains_key(&ino) {
                 continue;
             }
@@ -64,7 +80,7 @@ impl Namespace {
             let ns = me.clone();
             let job = async move {
                 let _permit = permits.acquire_owned().await;
-                ns.complete_quietly(ino).await;
+                ns.complete_quietly(ino, how).await;
                 ns.ahead.in_flight.lock().unwrap().remove(&ino);
             }
             .boxed()
@@ -116,11 +132,11 @@ impl Namespace {
             .collect()
     }
 
-    /// Completes entry `ino` with its headers, if it is still partial, as a lookup would: a
-    /// small file with a GET of the whole object (its bytes go to the cache, and `cat dir/*`
-    /// then costs one request a file), anything else with a HEAD. Failures leave it partial:
-    /// its own lookup will ask again.
-    async fn complete_quietly(&self, ino: u64) {
+    /// Completes entry `ino` with its headers, if it is still partial: [`Probe::LikeLookup`]
+    /// asks about a small file with a GET of the whole object (its bytes go to the cache, and
+    /// `cat dir/*` then costs one request a file), anything else with a HEAD. Failures leave
+    /// it partial: its own lookup will ask again.
+    async fn complete_quietly(&self, ino: u64, how: Probe) {
         let Ok(node) = self.node(ino) else {
             return;
         };
@@ -136,7 +152,8 @@ impl Namespace {
             return;
         }
         let small = super::lookup::small_file_get(&self.config);
-        let answer = if node.stat.size > 0 && node.stat.size <= small {
+        let like_lookup = how == Probe::LikeLookup;
+        let answer = if like_lookup && node.stat.size > 0 && node.stat.size <= small {
             let seen = node.stat.etag.as_deref();
             self.probe.headers(&node.key, small, seen).await
         } else {

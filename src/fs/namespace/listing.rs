@@ -35,6 +35,9 @@ pub struct DirEntry {
     pub attr_known: bool,
 }
 
+/// Entries handed to one `readdirplus` at most: more than a page of the kernel's buffer holds.
+pub const PLUS_BATCH: usize = 64;
+
 /// An open directory.
 pub(super) struct DirHandle {
     ino: u64,
@@ -151,6 +154,48 @@ impl Namespace {
             handle.entries = Some(Arc::new(entries));
         }
         Ok(handle.entries.clone().unwrap())
+    }
+
+    /// Entries of open directory `fh` from index `offset` on (at most [`PLUS_BATCH`]), with
+    /// their attributes, for `readdirplus`. Past the first batch the kernel asks for these
+    /// only when the entries it got were stat'ed (`ls -l`): then the partial entries of this
+    /// batch are completed before the answer, in parallel, and the next ones start.
+    pub async fn readdirplus(&self, fh: u64, offset: u64) -> FsResult<Vec<DirEntry>> {
+        let all = self.readdir(fh, offset).await?;
+        let start = (offset as usize).min(all.len());
+        let batch = &all[start..(start + PLUS_BATCH).min(all.len())];
+        if offset == 0 || self.config.trust_listing_attrs {
+            return Ok(batch.to_vec());
+        }
+        let ahead_end = (start + PLUS_BATCH + super::ahead::STAT_AHEAD).min(all.len());
+        let partial = |e: &&DirEntry| !e.attr_known;
+        let wanted: Vec<u64> = all[start..ahead_end]
+            .iter()
+            .filter(partial)
+            .map(|e| e.ino)
+            .collect();
+        self.complete_in_background(wanted, super::ahead::Probe::Head);
+        let mut out = Vec::with_capacity(batch.len());
+        for e in batch {
+            if !e.attr_known {
+                self.wait_ahead(e.ino).await;
+            }
+            out.push(self.current_entry(e));
+        }
+        Ok(out)
+    }
+
+    /// `e` as the table knows it now (its inode may be completed, or renumbered as another
+    /// kind).
+    fn current_entry(&self, e: &DirEntry) -> DirEntry {
+        let table = self.table();
+        let Some(dir_ino) = table.get(e.ino).map(|n| n.parent) else {
+            return e.clone();
+        };
+        match table.child(dir_ino, &e.name) {
+            Some(node) if e.name != "." && e.name != ".." => self.dir_entry(node, &e.name),
+            _ => e.clone(),
+        }
     }
 
     /// Closes directory handle `fh`.
