@@ -195,6 +195,10 @@ impl Filesystem for FuseAdapter {
         // asks for system.posix_acl_access when it checks a non-owner's access. Needs
         // default_permissions, which every mount has; the filesystem keeps mode and ACL in step.
         let _ = config.add_capabilities(InitFlags::FUSE_POSIX_ACL);
+        // With it, the kernel hands over the mode as asked and the umask beside it: a new node
+        // in a directory with a default ACL takes the ACL's bits, not the umask's (the core
+        // decides which applies).
+        let _ = config.add_capabilities(InitFlags::FUSE_DONT_MASK);
         // The kernel offers 128 KiB and refuses more here; `mount` raises it through sysfs.
         let _ = config.set_max_readahead(1 << 20);
         let _ = config.set_max_background(64);
@@ -293,8 +297,10 @@ impl Filesystem for FuseAdapter {
     ) {
         let name = name.to_owned();
         let ttl = self.ttl();
-        let caller = caller_of(req);
-        let mode = mode & !(umask & 0o7777);
+        let caller = Caller {
+            umask,
+            ..caller_of(req)
+        };
         self.run(
             Poll::OnRuntime,
             "mknod",
@@ -315,11 +321,14 @@ impl Filesystem for FuseAdapter {
     ) {
         let name = name.to_owned();
         let ttl = self.ttl();
-        let caller = caller_of(req);
+        let caller = Caller {
+            umask,
+            ..caller_of(req)
+        };
         self.run(
             Poll::OnRuntime,
             "mkdir",
-            move |fs| async move { fs.mkdir(parent.0, &name, mode & !umask, caller).await },
+            move |fs| async move { fs.mkdir(parent.0, &name, mode, caller).await },
             reply,
             move |r, attr| r.entry(&ttl, &attr, Generation(0)),
         );
@@ -692,16 +701,16 @@ impl Filesystem for FuseAdapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let caller = caller_of(req);
+        let caller = Caller {
+            umask,
+            ..caller_of(req)
+        };
         let name = name.to_owned();
         let ttl = self.ttl();
         self.run(
             Poll::OnRuntime,
             "create",
-            move |fs| async move {
-                fs.create(parent.0, &name, mode & !umask, flags, caller)
-                    .await
-            },
+            move |fs| async move { fs.create(parent.0, &name, mode, flags, caller).await },
             reply,
             move |r, (attr, fh)| {
                 // Files being written bypass the page cache: reads come from the staged copy.
@@ -717,12 +726,13 @@ impl Filesystem for FuseAdapter {
     }
 }
 
-/// The process and credentials of a request.
+/// The process and credentials of a request (its umask comes only with a creation).
 fn caller_of(req: &Request) -> Caller {
     Caller {
         pid: req.pid(),
         uid: req.uid(),
         gid: req.gid(),
+        umask: 0,
     }
 }
 

@@ -117,6 +117,46 @@ pub fn chmod(value: &[u8], mode: u32) -> Option<Vec<u8>> {
     Some(to_bytes(&entries))
 }
 
+/// A new node's share of its directory's default ACL `default` (POSIX.1e, as Linux's
+/// `posix_acl_create_masq`): the requested permission bits `mode` (`0o777`) are masked by the
+/// ACL's owner, group class (mask, or owning group without one) and other entries, and those
+/// entries by the mode. Returns the new permission bits and the new access ACL, `None` when
+/// it says no more than them (no named entry, no mask). EINVAL if the ACL lacks an entry.
+pub fn create_masq(default: &[Entry], mode: u32) -> FsResult<(u32, Option<Vec<Entry>>)> {
+    let invalid = || FsError::new(libc::EINVAL, "a default ACL needs owner, group and other");
+    let mut acl = default.to_vec();
+    let mut mode = mode & 0o777;
+    let mut richer = false;
+    let (mut group_obj, mut mask) = (None, None);
+    for (i, e) in acl.iter_mut().enumerate() {
+        match e.tag {
+            USER_OBJ => {
+                e.perm &= ((mode >> 6) & 7) as u16;
+                mode &= (u32::from(e.perm) << 6) | 0o077;
+            }
+            OTHER => {
+                e.perm &= (mode & 7) as u16;
+                mode &= u32::from(e.perm) | 0o770;
+            }
+            GROUP_OBJ => group_obj = Some(i),
+            MASK => {
+                mask = Some(i);
+                richer = true;
+            }
+            USER | GROUP => richer = true,
+            _ => return Err(invalid()),
+        }
+    }
+    let class = mask.or(group_obj).ok_or_else(invalid)?;
+    let e = &mut acl[class];
+    e.perm &= ((mode >> 3) & 7) as u16;
+    mode &= (u32::from(e.perm) << 3) | 0o707;
+    if perm_of(&acl, USER_OBJ).is_none() || perm_of(&acl, OTHER).is_none() {
+        return Err(invalid());
+    }
+    Ok((mode, richer.then_some(acl)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +210,45 @@ mod tests {
             "group kept under a mask"
         );
         assert_eq!(chmod(b"junk", 0o700), None);
+    }
+
+    #[test]
+    fn a_new_node_takes_the_default_acl_masked_by_its_mode() {
+        // setfacl -d -m u:65534:rwx on a directory whose mode is 0755
+        let default = [
+            entry(USER_OBJ, 7, u32::MAX),
+            entry(USER, 7, 65534),
+            entry(GROUP_OBJ, 5, u32::MAX),
+            entry(MASK, 7, u32::MAX),
+            entry(OTHER, 5, u32::MAX),
+        ];
+        // open(O_CREAT, 0666): the umask plays no part
+        let (mode, acl) = create_masq(&default, 0o666).unwrap();
+        assert_eq!(mode, 0o664);
+        let acl = acl.unwrap();
+        assert_eq!(acl[0], entry(USER_OBJ, 6, u32::MAX));
+        assert_eq!(acl[1], entry(USER, 7, 65534), "named entries kept");
+        assert_eq!(
+            acl[2],
+            entry(GROUP_OBJ, 5, u32::MAX),
+            "masked only by the mask"
+        );
+        assert_eq!(acl[3], entry(MASK, 6, u32::MAX));
+        assert_eq!(acl[4], entry(OTHER, 4, u32::MAX));
+        assert_eq!(mode_bits(&acl).unwrap(), mode);
+        // mkdir(0700): the mask and other entries close
+        let (mode, acl) = create_masq(&default, 0o700).unwrap();
+        assert_eq!(mode, 0o700);
+        assert_eq!(acl.unwrap()[3], entry(MASK, 0, u32::MAX));
+
+        // A minimal default ACL only masks the mode.
+        let minimal = [
+            entry(USER_OBJ, 7, 0),
+            entry(GROUP_OBJ, 0, 0),
+            entry(OTHER, 0, 0),
+        ];
+        assert_eq!(create_masq(&minimal, 0o777).unwrap(), (0o700, None));
+        assert!(create_masq(&minimal[..2], 0o777).is_err());
+        assert!(create_masq(&[entry(USER_OBJ, 7, 0), entry(OTHER, 0, 0)], 0o777).is_err());
     }
 }

@@ -163,9 +163,9 @@ impl Attributes {
         edit(&mut opts)?;
         stamp_change(&mut opts, &node.stat, SystemTime::now());
         check_metadata_size(&opts)?;
-        self.store.put(&marker, Bytes::new(), &opts).await?;
+        let etag = self.store.put(&marker, Bytes::new(), &opts).await?;
         self.ns.note_attrs(node.ino, &opts);
-        self.marker_written(node.ino);
+        self.marker_written(node.ino, etag, &opts);
         Ok(())
     }
 
@@ -265,31 +265,21 @@ impl Attributes {
                 other => other.map(Some),
             };
         }
-        let fresh = node.valid_until > Instant::now();
-        if node.key.is_empty() || (fresh && node.source == AttrSource::NoMarker) {
-            return Ok(None);
-        }
-        if let Some(meta) = node.meta.as_ref().filter(|m| fresh && is_current(node, m)) {
-            return Ok(Some(meta.clone()));
-        }
-        let meta = match self.store.head(&node.key).await {
-            Ok(meta) => Arc::new(meta),
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(n) = self.ns.table().get_mut(node.ino) {
-            if is_current(n, &meta) {
-                n.meta = Some(meta.clone());
-            }
-        }
-        Ok(Some(meta))
+        super::inherit::dir_headers(&*self.store, &self.ns, node).await
     }
 
-    /// After directory `ino`'s marker was written: it has one, and its headers changed.
-    fn marker_written(&self, ino: u64) {
+    /// After directory `ino`'s marker was written with `opts` (ETag `etag`): it has one, and
+    /// its headers are those.
+    fn marker_written(&self, ino: u64, etag: String, opts: &PutOptions) {
         if let Some(n) = self.ns.table().get_mut(ino) {
             n.source = AttrSource::Headers;
-            n.meta = None;
+            n.stat.etag = Some(etag.clone());
+            n.stat.modified = None;
+            n.meta = Some(super::inherit::written_marker(
+                etag,
+                opts,
+                SystemTime::now(),
+            ));
         }
     }
 
@@ -503,11 +493,6 @@ fn stored_attrs(pending: Option<HashMap<String, String>>, meta: Option<&ObjectMe
 
 fn is_acl(name: &str) -> bool {
     name == s3fs_xattr::ACL_ACCESS || name == s3fs_xattr::ACL_DEFAULT
-}
-
-/// Whether headers `meta` are those `node`'s attributes were read from (same ETag).
-fn is_current(node: &Inode, meta: &ObjectMeta) -> bool {
-    Some(&meta.etag) == node.stat.etag.as_ref()
 }
 
 fn not_on_dirs() -> FsError {

@@ -24,9 +24,11 @@ use futures::stream::{self, StreamExt};
 use tracing::{debug, info};
 
 use super::attr::{
-    guess_content_type, initial_metadata, kind_from_mode, put_options_of, stamp_change,
+    check_metadata_size, guess_content_type, initial_metadata, kind_from_mode, put_options_of,
+    stamp_change,
 };
 use super::files::{new_owner, Files};
+use super::inherit;
 use super::inode::{Entry, Inode, Kind, Stat};
 use super::names::{check_key, child_key, child_prefix};
 use super::namespace::{is_dir_object, Namespace};
@@ -185,6 +187,15 @@ impl Changes {
         mut opts: PutOptions,
         caller: Caller,
     ) -> FsResult<FileAttr> {
+        let mode = match kind {
+            Kind::Symlink => mode, // no ACL, no umask: always 0777
+            _ => {
+                let dir = self.ns.dir_node(parent)?;
+                let default_acl = inherit::default_acl(&*self.store, &self.ns, &dir).await?;
+                inherit::initial_mode(&mut opts, mode, caller.umask, default_acl.as_deref())?
+            }
+        };
+        check_metadata_size(&opts)?;
         let owner = new_owner(&self.config, caller);
         let now = SystemTime::now();
         initial_metadata(&mut opts, mode, owner, now);
@@ -198,9 +209,12 @@ impl Changes {
             rdev,
             ..Stat::basic(size, now)
         };
+        // A new directory's marker headers are known: creations inside it ask for none.
+        let meta = (kind == Kind::Dir)
+            .then(|| inherit::written_marker(stat.etag.clone().unwrap_or_default(), &opts, now));
         let attr = self
             .ns
-            .record(parent, name, Entry::known(kind, key, stat, None));
+            .record(parent, name, Entry::known(kind, key, stat, meta));
         self.ns.touch_dir(parent);
         Ok(attr)
     }

@@ -22,7 +22,8 @@ use fuser::FileAttr;
 use futures::StreamExt;
 use tracing::debug;
 
-use super::attr::{guess_content_type, initial_metadata, put_options_of};
+use super::attr::{check_metadata_size, guess_content_type, initial_metadata, put_options_of};
+use super::inherit;
 use super::inode::{Entry, Inode, Kind, Stat};
 use super::names::child_key;
 use super::namespace::Namespace;
@@ -222,7 +223,10 @@ impl Files {
             content_type: Some(guess_content_type(name)),
             ..Default::default()
         };
+        let default_acl = inherit::default_acl(&*self.store, &self.ns, &dir).await?;
         let mode = libc::S_IFREG | (mode & 0o7777);
+        let mode = inherit::initial_mode(&mut opts, mode, caller.umask, default_acl.as_deref())?;
+        check_metadata_size(&opts)?;
         let owner = new_owner(&self.config, caller);
         let now = std::time::SystemTime::now();
         initial_metadata(&mut opts, mode, owner, now);

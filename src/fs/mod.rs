@@ -23,6 +23,7 @@ pub mod attr;
 pub mod attributes;
 pub mod changes;
 pub mod files;
+pub mod inherit;
 pub mod inode;
 pub mod names;
 pub mod namespace;
@@ -61,6 +62,9 @@ pub struct Caller {
     pub uid: u32,
     /// Its effective group id.
     pub gid: u32,
+    /// Its umask, on requests that create a node (0 otherwise): it applies unless the new
+    /// node inherits its directory's default ACL (see [`inherit`]).
+    pub umask: u32,
 }
 
 impl From<u32> for Caller {
@@ -381,6 +385,8 @@ impl S3Fs {
     }
 }
 
+#[cfg(test)]
+mod acl_tests;
 #[cfg(test)]
 mod dir_forms_tests;
 #[cfg(test)]
