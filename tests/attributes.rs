@@ -648,3 +648,31 @@ async fn a_plain_ls_or_find_asks_nothing_per_entry_and_ls_l_asks_once() {
         "{listing}"
     );
 }
+
+#[tokio::test]
+async fn entries_of_a_set_group_id_directory_take_its_group() {
+    let Env {
+        s3: _s3,
+        bucket,
+        mut mount,
+    } = Env::new().await;
+    sh(
+        mount.path(),
+        "mkdir g && chgrp 65534 g && chmod 2775 g && touch g/f && mkdir g/d",
+    );
+    let check = |root: &Path| {
+        let f = fs::metadata(root.join("g/f")).unwrap();
+        let d = fs::metadata(root.join("g/d")).unwrap();
+        assert_eq!(f.gid(), NOBODY, "a file in a set-group-ID directory");
+        assert_eq!(d.gid(), NOBODY, "a directory in a set-group-ID directory");
+        assert_ne!(
+            d.mode() & libc::S_ISGID,
+            0,
+            "and it is set-group-ID in turn"
+        );
+    };
+    check(mount.path());
+    assert_eq!(bucket.metadata("g/f").await["gid"], NOBODY.to_string());
+    mount.remount();
+    check(mount.path());
+}

@@ -27,7 +27,7 @@ use super::attr::{
     check_metadata_size, guess_content_type, initial_metadata, kind_from_mode, put_options_of,
     stamp_change,
 };
-use super::files::{new_owner, Files};
+use super::files::{new_owner, setgid_dir, Files};
 use super::inherit;
 use super::inode::{Entry, Inode, Kind, Stat};
 use super::names::{check_key, child_key, child_prefix};
@@ -187,16 +187,19 @@ impl Changes {
         mut opts: PutOptions,
         caller: Caller,
     ) -> FsResult<FileAttr> {
-        let mode = match kind {
+        let dir = self.ns.dir_node(parent)?;
+        let mut mode = match kind {
             Kind::Symlink => mode, // no ACL, no umask: always 0777
             _ => {
-                let dir = self.ns.dir_node(parent)?;
                 let default_acl = inherit::default_acl(&*self.store, &self.ns, &dir).await?;
                 inherit::initial_mode(&mut opts, mode, caller.umask, default_acl.as_deref())?
             }
         };
+        if kind == Kind::Dir && setgid_dir(&dir) {
+            mode |= libc::S_ISGID; // and its own entries take the group in turn
+        }
         check_metadata_size(&opts)?;
-        let owner = new_owner(&self.config, caller);
+        let owner = new_owner(&self.config, caller, &dir);
         let now = SystemTime::now();
         initial_metadata(&mut opts, mode, owner, now);
         let size = body.len() as u64;

@@ -227,7 +227,7 @@ impl Files {
         let mode = libc::S_IFREG | (mode & 0o7777);
         let mode = inherit::initial_mode(&mut opts, mode, caller.umask, default_acl.as_deref())?;
         check_metadata_size(&opts)?;
-        let owner = new_owner(&self.config, caller);
+        let owner = new_owner(&self.config, caller, &dir);
         let now = std::time::SystemTime::now();
         initial_metadata(&mut opts, mode, owner, now);
         let stat = Stat {
@@ -488,11 +488,24 @@ pub fn without_privileges(mode: u32) -> u32 {
     m
 }
 
-/// Who owns a new node: the caller, when other users can reach the mount and the caller is
-/// not the mount's default owner; otherwise nobody in particular (the mount's defaults).
-pub fn new_owner(config: &FsConfig, caller: Caller) -> Option<(u32, u32)> {
-    let differs = (caller.uid, caller.gid) != (config.uid, config.gid);
-    (config.other_users && differs).then_some((caller.uid, caller.gid))
+/// Who owns a new node in directory `dir`: the caller, when other users can reach the mount
+/// and the caller is not the mount's default owner; otherwise nobody in particular (the
+/// mount's defaults). In a set-group-ID directory the group is the directory's, as on a
+/// local disk.
+pub fn new_owner(config: &FsConfig, caller: Caller, dir: &Inode) -> Option<(u32, u32)> {
+    let (uid, mut gid) = match config.other_users {
+        true => (caller.uid, caller.gid),
+        false => (config.uid, config.gid),
+    };
+    if setgid_dir(dir) {
+        gid = dir.stat.gid.unwrap_or(config.gid);
+    }
+    ((uid, gid) != (config.uid, config.gid)).then_some((uid, gid))
+}
+
+/// Whether `dir` is a set-group-ID directory (its new entries take its group).
+pub fn setgid_dir(dir: &Inode) -> bool {
+    dir.stat.mode.is_some_and(|m| m & libc::S_ISGID != 0)
 }
 
 /// The thread group (process id) of thread `pid`, from /proc; `None` if unknown.
