@@ -223,3 +223,35 @@ pub fn bucket_with_own_client(endpoint: &str, name: &str) -> Bucket {
         name: name.to_string(),
     }
 }
+
+/// The ETag of `key` (panics if it does not exist).
+pub async fn etag(bucket: &Bucket, key: &str) -> String {
+    bucket
+        .head(key)
+        .await
+        .unwrap_or_else(|| panic!("{key} should exist"))
+        .e_tag()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The Content-Type of `key` (panics if it does not exist).
+pub async fn content_type(bucket: &Bucket, key: &str) -> String {
+    bucket
+        .head(key)
+        .await
+        .unwrap_or_else(|| panic!("{key} should exist"))
+        .content_type()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Tag pairs as [`Bucket::tags`] returns them: owned and sorted.
+pub fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    v.sort();
+    v
+}

@@ -54,3 +54,13 @@ pub fn report_figures(line: &str) {
 pub fn soak() -> bool {
     std::env::var("S3MOUNT_SOAK").is_ok_and(|v| !v.is_empty() && v != "0")
 }
+
+/// A key used in a FIGURES line, so `grep FIGURES` finds every figure of a run.
+pub fn figures_prefix(test: &str) -> String {
+    format!("test={test}")
+}
+
+/// Longest any single file-system call may take before it counts as a hang. With the default
+/// retry settings (5 attempts, 10 s connect and 30 s read timeouts) s3mount must answer well
+/// within this.
+pub const OP_DEADLINE: Duration = Duration::from_secs(120);

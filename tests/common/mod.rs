@@ -28,7 +28,7 @@
 //!
 //! Modules: [`server`] (moto, s3rver, SDK clients), [`bucket`] ([`Bucket`]), [`mount`]
 //! ([`Mount`], [`MountBuilder`], mountinfo), [`env`] (the one-call fixtures [`Env`] and
-//! [`Served`]), [`process`] (hermetic environment, children, deadlines), [`sys`] (errnos,
+//! [`Served`]), [`process`] (hermetic environment, children, deadlines, `sh`), [`sys`] (errnos,
 //! xattrs and other system calls), [`rng`], [`figures`] (reliability report lines, periodic
 //! faults) and [`fault_proxy`]. Everything is re-exported here: `use common::*;`.
 //!

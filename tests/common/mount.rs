@@ -511,3 +511,46 @@ pub fn mountinfo_options(path: &Path) -> Option<(String, String, String)> {
     }
     found
 }
+
+/// A temporary directory on the local disk (outside any mount) named `prefix…`.
+pub fn local_tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// With `S3MOUNT_DUMP_LOGS=DIR`, copies s3mount's stderr to `DIR/NAME.stderr`.
+pub fn dump_mount_log(mount: &Mount, name: &str) {
+    if let Some(dir) = std::env::var_os("S3MOUNT_DUMP_LOGS").filter(|d| !d.is_empty()) {
+        let _ = std::fs::create_dir_all(&dir);
+        let name: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let _ = std::fs::write(
+            Path::new(&dir).join(format!("{name}.stderr")),
+            mount.stderr(),
+        );
+    }
+}
+
+/// Asserts s3mount's log holds no "panicked" line.
+#[track_caller]
+pub fn assert_no_panic(mount: &Mount, when: &str) {
+    let log = mount.stderr();
+    assert!(
+        !log.contains("panicked"),
+        "{when}: s3mount logged a panic:\n{}",
+        log.lines()
+            .filter(|l| l.contains("panicked"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

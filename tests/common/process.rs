@@ -161,3 +161,62 @@ pub fn thread_runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("tokio runtime")
 }
+
+/// Runs `sh -c script` in `dir`; panics with the output unless it succeeds; returns stdout.
+#[track_caller]
+pub fn sh(dir: &Path, script: &str) -> String {
+    let out = sh_output(dir, script);
+    assert!(
+        out.status.success(),
+        "`{script}` in {} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        dir.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `sh -c script` in `dir` with no stdin; returns its output whatever its status.
+pub fn sh_output(dir: &Path, script: &str) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run sh -c {script}: {e}"))
+}
+
+/// Whether `tool` is on the PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `prog args` with no stdin; returns whether it succeeded and its stderr.
+pub fn run_quiet(prog: &str, args: &[&OsStr]) -> (bool, String) {
+    let out = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {prog}: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs a real tool with a UTF-8 locale (so `ls` prints names as they are).
+pub fn tool(prog: &str, args: &[&OsStr]) -> std::process::Output {
+    Command::new(prog)
+        .args(args)
+        .env("LC_ALL", "C.UTF-8")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {prog}: {e}"))
+}

@@ -22,6 +22,11 @@ impl S3fsMount {
     }
 
     pub fn start(s3: &S3Server, bucket: &str) -> S3fsMount {
+        S3fsMount::start_with(s3, bucket, "")
+    }
+
+    /// An s3fs mount with extra `-o` options (`opts`, comma-separated, e.g. `use_xattr`).
+    pub fn start_with(s3: &S3Server, bucket: &str, opts: &str) -> S3fsMount {
         use std::os::unix::process::CommandExt;
         let dir = new_tempdir();
         let mnt = dir.path().join("mnt");
@@ -36,7 +41,8 @@ impl S3fsMount {
             .arg("-f")
             .arg("-o")
             .arg(format!(
-                "url={},use_path_request_style,endpoint={REGION},passwd_file={}",
+                "{opts}{}url={},use_path_request_style,endpoint={REGION},passwd_file={}",
+                if opts.is_empty() { "" } else { "," },
                 s3.endpoint(),
                 passwd.display()
             ))

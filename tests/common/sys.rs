@@ -209,3 +209,50 @@ pub fn xattr_names(buf: &[u8]) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The names listxattr(2) gives for `path`, in its order (panics on an error).
+pub fn list_xattr(path: &Path) -> Vec<String> {
+    let (_, buf) = listxattr(path, 64 * 1024).unwrap_or_else(|e| {
+        panic!(
+            "listxattr {}: {}",
+            path.display(),
+            io::Error::from_raw_os_error(e)
+        )
+    });
+    buf.split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect()
+}
+
+/// Writes `data` in 1 MiB writes to a file opened with `opts`, then closes it, returning the
+/// first error (of a write or of close).
+pub fn write_with(opts: &std::fs::OpenOptions, path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = opts.open(path)?;
+    for chunk in data.chunks(1 << 20) {
+        if let Err(e) = f.write_all(chunk) {
+            let _ = close(f);
+            return Err(e);
+        }
+    }
+    close(f)
+}
+
+/// Creates or truncates `path` (O_CREAT|O_TRUNC|O_WRONLY), writes `data`, closes it.
+pub fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_with(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true),
+        path,
+        data,
+    )
+}
+
+/// [`write_file`], panicking on an error.
+#[track_caller]
+pub fn must_write(path: &Path, data: &[u8]) {
+    write_file(path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}

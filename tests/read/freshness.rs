@@ -1,19 +1,187 @@
-//! Freshness through a real mount against moto: an object overwritten behind the mount's back
-//! is read as its new version by a handle that has returned nothing yet (within the metadata
-//! TTL too), a read that spans a change fails rather than mixing versions, and s3fs's older
-//! directory forms (`dir` with `application/x-directory`, `dir_$folder$`) are directories.
-//! An empty `dir` object is one only once a lookup has read its headers: a listing cannot
-//! tell it from an empty file.
+//! Changes behind the mount's back: changes made through the SDK are seen after the TTL, and
+//! reads racing them never mix versions. An object overwritten behind the mount's back is read
+//! as its new version by a handle that has returned nothing yet (within the metadata TTL too), a
+//! read that spans a change fails rather than mixing versions, and s3fs's older directory forms
+//! (`dir` with `application/x-directory`, `dir_$folder$`) are directories. An empty `dir` object
+//! is one only once a lookup has read its headers: a listing cannot tell it from an empty file.
 
-mod common;
+use super::*;
 
-use std::fs::File;
-use std::io::Read;
-use std::process::Command;
+/// Objects overwritten (same size and different size), deleted or created through the SDK are
+/// seen through the mount once the metadata TTL has passed.
+#[tokio::test]
+async fn overwrite_delete_and_create_are_seen_after_the_ttl() {
+    let Served { s3, bucket } = Served::new().await;
+    bucket.put("same-size.txt", b"AAAA-version-1").await;
+    bucket.put("grows.txt", b"short").await;
+    bucket.put("doomed.txt", b"about to be deleted").await;
+    let mount = Mount::new(&s3, bucket.name(), &["--metadata-ttl", "1"]);
 
-use common::*;
+    // Read everything once (the kernel and s3mount now cache it), via a listing too.
+    assert_eq!(std::fs::read_dir(mount.path()).unwrap().count(), 3);
+    assert_eq!(
+        std::fs::read(mount.join("same-size.txt")).unwrap(),
+        b"AAAA-version-1"
+    );
+    assert_eq!(std::fs::read(mount.join("grows.txt")).unwrap(), b"short");
+    assert_eq!(
+        std::fs::read(mount.join("doomed.txt")).unwrap(),
+        b"about to be deleted"
+    );
 
-const MIB: usize = 1024 * 1024;
+    bucket.put("same-size.txt", b"BBBB-version-2").await;
+    let longer = pseudo_random_bytes(3 * BLOCK + 5, 9);
+    bucket.put("grows.txt", &longer).await;
+    bucket.delete("doomed.txt").await;
+    bucket
+        .put("newcomer.txt", b"created behind the mount's back")
+        .await;
+    std::thread::sleep(Duration::from_millis(1500));
+
+    assert_eq!(
+        std::fs::read(mount.join("same-size.txt")).unwrap(),
+        b"BBBB-version-2",
+        "a same-size overwrite must be seen after the TTL (no stale page cache)"
+    );
+    assert_eq!(
+        std::fs::metadata(mount.join("grows.txt")).unwrap().len(),
+        longer.len() as u64,
+        "st_size after the overwrite"
+    );
+    assert!(
+        std::fs::read(mount.join("grows.txt")).unwrap() == longer,
+        "contents after the overwrite"
+    );
+    let err = std::fs::metadata(mount.join("doomed.txt")).expect_err("stat of a deleted object");
+    assert_eq!(errno(&err), libc::ENOENT, "stat of a deleted object: {err}");
+    let err = std::fs::read(mount.join("doomed.txt")).expect_err("read of a deleted object");
+    assert_eq!(errno(&err), libc::ENOENT, "open of a deleted object: {err}");
+    let mut names: Vec<String> = std::fs::read_dir(mount.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["grows.txt", "newcomer.txt", "same-size.txt"],
+        "listing after the changes"
+    );
+    assert_eq!(
+        std::fs::read(mount.join("newcomer.txt")).unwrap(),
+        b"created behind the mount's back"
+    );
+}
+
+/// Reads `file` to the end in 128 KiB reads, checking every chunk against `old`; an error ends
+/// the read. Returns (bytes read, the error if any). Panics on bytes that are not the old ones.
+fn read_rest_checking(
+    file: &mut File,
+    mut pos: usize,
+    old: &[u8],
+    new: &[u8],
+) -> (usize, Option<io::Error>) {
+    let mut buf = vec![0u8; 128 * KIB];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return (pos, None),
+            Ok(n) => {
+                assert!(pos + n <= old.len(), "read past the old version's end");
+                if buf[..n] != old[pos..pos + n] {
+                    let is_new = new.len() >= pos + n && buf[..n] == new[pos..pos + n];
+                    panic!(
+                        "bytes {pos}..{} of one open handle are not the old version's ({}): \
+                         versions mixed in one read",
+                        pos + n,
+                        if is_new {
+                            "they are the new version's"
+                        } else {
+                            "neither version's"
+                        }
+                    );
+                }
+                pos += n;
+            }
+            Err(e) => return (pos, Some(e)),
+        }
+    }
+}
+
+/// A handle opened before an overwrite returns only the old version's bytes, or an error —
+/// never the new bytes after old ones. A small cache (`--cache-size 4`) forces fetches after the
+/// overwrite. After the TTL a new open reads the new version entirely.
+#[tokio::test]
+async fn read_racing_an_overwrite_never_mixes_versions() {
+    let Served { s3, bucket } = Served::new().await;
+    let size = 20 * MIB;
+    let old = pseudo_random_bytes(size, 21);
+    let new = pseudo_random_bytes(size, 22);
+    bucket.put("race.bin", &old).await;
+    let mount = Mount::new(
+        &s3,
+        bucket.name(),
+        &["--metadata-ttl", "1", "--cache-size", "4"],
+    );
+
+    let mut file = File::open(mount.join("race.bin")).expect("open race.bin");
+    let mut head = vec![0u8; MIB];
+    file.read_exact(&mut head).expect("read the first MiB");
+    assert!(head == old[..MIB], "the first MiB is the old version's");
+
+    bucket.put("race.bin", &new).await; // same size, different bytes
+    let (pos, err) = read_rest_checking(&mut file, MIB, &old, &new);
+    match &err {
+        None => {
+            assert_eq!(pos, size, "the handle ended early without an error");
+            eprintln!("racing read: completed with the old version's bytes only");
+        }
+        Some(e) => eprintln!("racing read: failed at offset {pos} with {e} (allowed)"),
+    }
+    drop(file);
+
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = std::fs::read(mount.join("race.bin")).expect("read after the TTL");
+    assert_eq!(after.len(), size);
+    if let Some(i) = after.iter().zip(&new).position(|(a, b)| a != b) {
+        panic!(
+            "a fresh open after the TTL must read the new version; first difference at {i} \
+             ({})",
+            if after[i..i + 16] == old[i..i + 16] {
+                "old bytes: stale cache"
+            } else {
+                "neither version"
+            }
+        );
+    }
+}
+
+/// A handle opened before the object is deleted returns only the old bytes or an error.
+#[tokio::test]
+async fn read_racing_a_delete_returns_old_bytes_or_an_error() {
+    let Served { s3, bucket } = Served::new().await;
+    let size = 12 * MIB;
+    let old = pseudo_random_bytes(size, 31);
+    bucket.put("gone.bin", &old).await;
+    let mount = Mount::new(
+        &s3,
+        bucket.name(),
+        &["--metadata-ttl", "1", "--cache-size", "4"],
+    );
+
+    let mut file = File::open(mount.join("gone.bin")).expect("open gone.bin");
+    let mut head = vec![0u8; MIB];
+    file.read_exact(&mut head).unwrap();
+    assert!(head == old[..MIB]);
+    bucket.delete("gone.bin").await;
+    let (pos, err) = read_rest_checking(&mut file, MIB, &old, &[]);
+    match &err {
+        None => assert_eq!(pos, size, "the handle ended early without an error"),
+        Some(e) => eprintln!("read after delete: failed at offset {pos} with {e} (allowed)"),
+    }
+    drop(file);
+    std::thread::sleep(Duration::from_millis(1500));
+    let err = File::open(mount.join("gone.bin")).expect_err("open after delete + TTL");
+    assert_eq!(errno(&err), libc::ENOENT, "{err}");
+}
 
 /// `cat path`: its stdout, or its stderr as the error.
 fn cat(path: &std::path::Path) -> Result<Vec<u8>, String> {

@@ -1,107 +1,9 @@
-//! Attributes you can trust: what `stat`, `ls -l`, `cp -a` and `rsync -a` see through a real
-//! mount against moto, checked again after an unmount and a fresh mount, and in the bucket
-//! through the AWS SDK (s3fs's headers, `shared/INTEROP.md`).
-//!
-//! Each test names the behaviour of a local disk it holds s3mount to: times (mtime and ctime
+//! What `stat` and `ls -l` show, and how it is kept (s3fs's headers): times (mtime and ctime
 //! on writes, ctime alone on chmod/chown/rename, atime as set), modes and owners after a
-//! remount, special files, nlink, set-user-ID clearing, Content-Type and tags across rewrites,
-//! long names.
+//! remount, chmod/chown/touch on files and directories, other users' files, special files,
+//! nlink, set-user-ID clearing, long names.
 
-mod common;
-
-use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use common::*;
-
-/// The uid and gid of `nobody` on Debian.
-const NOBODY: u32 = 65534;
-
-fn sh(dir: &Path, script: &str) -> String {
-    let out = sh_output(dir, script);
-    assert!(
-        out.status.success(),
-        "`{script}` in {} failed ({}):\n{}{}",
-        dir.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn sh_output(dir: &Path, script: &str) -> Output {
-    Command::new("sh")
-        .args(["-c", script])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("sh -c {script}: {e}"))
-}
-
-/// Runs `script` with `sh -c` as `nobody` in `dir`.
-fn as_nobody(dir: &Path, script: &str) -> Output {
-    Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .args(["sh", "-c", script])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("setpriv")
-}
-
-/// (seconds, nanoseconds) of a time.
-fn parts(secs: i64, nsec: i64) -> (i64, i64) {
-    (secs, nsec)
-}
-
-fn mtime(p: &Path) -> (i64, i64) {
-    let m = fs::symlink_metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()));
-    parts(m.mtime(), m.mtime_nsec())
-}
-
-fn ctime(p: &Path) -> (i64, i64) {
-    let m = fs::symlink_metadata(p).unwrap();
-    parts(m.ctime(), m.ctime_nsec())
-}
-
-fn atime(p: &Path) -> (i64, i64) {
-    let m = fs::symlink_metadata(p).unwrap();
-    parts(m.atime(), m.atime_nsec())
-}
-
-fn mode(p: &Path) -> u32 {
-    fs::symlink_metadata(p).unwrap().mode()
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// s3fs's `sec[.nsec]` header value as (seconds, nanoseconds).
-fn header_time(v: &str) -> (i64, i64) {
-    let (s, f) = v.split_once('.').unwrap_or((v, ""));
-    let nanos = if f.is_empty() {
-        0
-    } else {
-        format!("{f:0<9}")[..9].parse().unwrap()
-    };
-    (s.parse().unwrap(), nanos)
-}
-
-/// The mount's parent directory made reachable for other users (the fixture's temp dir is 0700).
-fn open_to_others(mount: &Mount) {
-    let parent = mount.path().parent().unwrap();
-    fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).unwrap();
-}
+use super::*;
 
 const JAN_2024: i64 = 1_704_067_200;
 
@@ -249,78 +151,143 @@ async fn rsync_of_an_edit_in_place_reaches_the_backup() {
 }
 
 #[tokio::test]
-async fn save_by_rename_keeps_the_content_type() {
-    let Env {
-        s3: _s3,
-        bucket,
-        mount,
-    } = Env::new().await;
-    bucket
-        .put_with("index.html", b"<p>a</p>\n", &[], &[], Some("text/html"))
-        .await;
-    bucket
-        .put_with("data", b"a\n", &[], &[], Some("application/x-custom"))
-        .await;
-    sh(
-        mount.path(),
-        "sed -i s/a/b/ index.html && sed -i s/a/b/ data",
-    );
-    let ct = |key: &'static str| {
-        let bucket = &bucket;
-        async move {
-            bucket
-                .head(key)
-                .await
-                .unwrap()
-                .content_type()
-                .map(str::to_string)
-        }
-    };
-    assert_eq!(bucket.get("index.html").await, b"<p>b</p>\n");
-    assert_eq!(ct("index.html").await.as_deref(), Some("text/html"));
-    // A type that was not guessed from the old name is kept as it is.
-    assert_eq!(ct("data").await.as_deref(), Some("application/x-custom"));
-}
-
-#[tokio::test]
-async fn rewrites_in_place_keep_tags_and_metadata_and_a_rename_over_replaces_them() {
-    let Env {
-        s3: _s3,
-        bucket,
-        mount,
-    } = Env::new().await;
+async fn chmod_chown_and_touch_persist_in_s3fs_headers() {
+    let Served { s3, bucket } = Served::new().await;
     bucket
         .put_with(
             "f.txt",
-            b"one\n",
+            b"content\n",
             &[("color", "blue")],
-            &[("team", "core")],
+            &[("team", "x")],
             Some("text/plain"),
         )
         .await;
-    let tags = vec![("team".to_string(), "core".to_string())];
-    for cmd in [
-        "echo two >> f.txt",
-        "echo three > f.txt",
-        "truncate -s 2 f.txt",
-    ] {
-        sh(mount.path(), cmd);
-        assert_eq!(bucket.tags("f.txt").await, tags, "tags after `{cmd}`");
-        let meta = bucket.metadata("f.txt").await;
-        assert_eq!(
-            meta.get("color").map(String::as_str),
-            Some("blue"),
-            "{cmd}: {meta:?}"
-        );
-    }
-    assert_eq!(bucket.get("f.txt").await, b"th");
-    sh(mount.path(), "echo g > g.txt && mv g.txt f.txt");
+    let mut mount = Mount::new(&s3, bucket.name(), &[]);
+    let f = mount.join("f.txt");
+
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+    let meta = bucket.metadata("f.txt").await;
     assert_eq!(
-        bucket.tags("f.txt").await,
-        vec![],
-        "a rename over replaces the tags"
+        meta.get("mode").map(String::as_str),
+        Some("33152"),
+        "{meta:?}"
     );
-    assert!(!bucket.metadata("f.txt").await.contains_key("color"));
+
+    std::os::unix::fs::chown(&f, Some(1234), Some(5678)).unwrap();
+    let meta = bucket.metadata("f.txt").await;
+    assert_eq!(
+        meta.get("uid").map(String::as_str),
+        Some("1234"),
+        "{meta:?}"
+    );
+    assert_eq!(
+        meta.get("gid").map(String::as_str),
+        Some("5678"),
+        "{meta:?}"
+    );
+    assert_eq!(
+        meta.get("mode").map(String::as_str),
+        Some("33152"),
+        "{meta:?}"
+    );
+
+    sh(mount.path(), "touch -d '2020-01-02 03:04:05 UTC' f.txt");
+    let meta = bucket.metadata("f.txt").await;
+    assert_eq!(
+        meta.get("mtime").map(String::as_str),
+        Some("1577934245"),
+        "{meta:?}"
+    );
+    // everything else kept
+    assert_eq!(
+        meta.get("color").map(String::as_str),
+        Some("blue"),
+        "{meta:?}"
+    );
+    assert_eq!(
+        meta.get("uid").map(String::as_str),
+        Some("1234"),
+        "{meta:?}"
+    );
+    assert_eq!(bucket.get("f.txt").await, b"content\n");
+    assert_eq!(bucket.tags("f.txt").await, tags(&[("team", "x")]));
+    assert_eq!(content_type(&bucket, "f.txt").await, "text/plain");
+
+    // on a file open for writing, the attributes ride along with the upload
+    let mut w = File::create(mount.join("open.txt")).unwrap();
+    w.write_all(b"being written").unwrap();
+    w.set_permissions(fs::Permissions::from_mode(0o640))
+        .unwrap();
+    close(w).unwrap();
+    assert_eq!(bucket.get("open.txt").await, b"being written");
+    let ometa = bucket.metadata("open.txt").await;
+    assert_eq!(
+        ometa.get("mode").map(String::as_str),
+        Some(&*(libc::S_IFREG | 0o640).to_string()),
+        "{ometa:?}"
+    );
+
+    mount.remount();
+    let st = fs::metadata(mount.join("f.txt")).unwrap();
+    assert_eq!(st.mode(), libc::S_IFREG | 0o600, "mode after remount");
+    assert_eq!((st.uid(), st.gid()), (1234, 5678), "owner after remount");
+    assert_eq!(st.mtime(), 1_577_934_245, "mtime after remount");
+    assert_eq!(
+        fs::metadata(mount.join("open.txt")).unwrap().mode() & 0o7777,
+        0o640
+    );
+    assert_eq!(fs::read(&f).unwrap(), b"content\n");
+}
+
+#[tokio::test]
+async fn directory_attributes_persist_on_the_marker() {
+    let Served { s3, bucket } = Served::new().await;
+    let mut mount = Mount::new(&s3, bucket.name(), &["--metadata-ttl", "1"]);
+    let d = mount.join("d");
+    fs::create_dir(&d).unwrap();
+    must_write(&mount.join("d/inside.txt"), b"i");
+
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&d, Some(4321), Some(8765)).unwrap();
+    sh(mount.path(), "touch -d '2020-01-02 03:04:05 UTC' d");
+    let meta = bucket.metadata("d/").await;
+    assert_eq!(
+        meta.get("mode").map(String::as_str),
+        Some(&*(libc::S_IFDIR | 0o700).to_string()),
+        "{meta:?}"
+    );
+    assert_eq!(
+        meta.get("uid").map(String::as_str),
+        Some("4321"),
+        "{meta:?}"
+    );
+    assert_eq!(
+        meta.get("gid").map(String::as_str),
+        Some("8765"),
+        "{meta:?}"
+    );
+    assert_eq!(
+        meta.get("mtime").map(String::as_str),
+        Some("1577934245"),
+        "{meta:?}"
+    );
+    assert_eq!(bucket.get("d/inside.txt").await, b"i", "content kept");
+
+    // still so once the cached attributes expired, and after a remount
+    sleep(Duration::from_millis(1500));
+    let st = fs::metadata(&d).unwrap();
+    assert_eq!(
+        (st.mode(), st.uid(), st.gid(), st.mtime()),
+        (libc::S_IFDIR | 0o700, 4321, 8765, 1_577_934_245),
+        "directory mode, owner and mtime after the metadata TTL"
+    );
+    mount.remount();
+    let st = fs::metadata(&d).unwrap();
+    assert_eq!(
+        (st.mode(), st.uid(), st.gid(), st.mtime()),
+        (libc::S_IFDIR | 0o700, 4321, 8765, 1_577_934_245),
+        "directory mode, owner and mtime after a remount"
+    );
 }
 
 #[tokio::test]
