@@ -13,11 +13,13 @@
 //!   (`urlencode({"name":"base64(value)",...})`): setfattr/getfattr, binary values,
 //!   XATTR_CREATE/XATTR_REPLACE, removal, a remount, E2BIG over S3's 2 KB, `cp --preserve=xattr`
 //!   and `rsync -X`, directories, and s3fs reading and writing the same header when installed;
-//! - `acls`: setfacl/getfacl stored like s3fs, with the kernel enforcing the ACL.
+//! - `acls`: setfacl/getfacl stored like s3fs, with the kernel enforcing the ACL;
+//! - `acl_inherit`: default ACLs inherited by what is created, the umask elsewhere.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod acl_inherit;
 mod acls;
 mod stat;
 mod tags_and_metadata;

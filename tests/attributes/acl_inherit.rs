@@ -6,14 +6,12 @@
 //! getfacl and the modes after creation and after a remount, the `x-amz-meta-xattr` headers
 //! stored, and the kernel granting uid 65534 what the inherited entry says (`--allow-other`).
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// Runs `script` in `dir`, asserting success; returns its stdout.
 #[track_caller]
