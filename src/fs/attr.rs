@@ -68,10 +68,11 @@ pub fn file_attr(node: &Inode, config: &FsConfig) -> FileAttr {
         Body::File(f) | Body::Symlink(f) | Body::Special(f) if f.unlinked => nlink = 0,
         _ => {}
     }
+    let size = page_cache_size(node).unwrap_or(node.stat.size);
     FileAttr {
         ino: INodeNo(node.ino),
-        size: node.stat.size,
-        blocks: node.stat.size.div_ceil(512),
+        size,
+        blocks: size.div_ceil(512),
         atime: node.stat.atime,
         mtime,
         ctime: node.stat.ctime,
@@ -84,6 +85,17 @@ pub fn file_attr(node: &Inode, config: &FsConfig) -> FileAttr {
         rdev: node.stat.rdev,
         blksize: config.read.block_size as u32,
         flags: 0,
+    }
+}
+
+/// The size the kernel must see while handles read another version than the newest through
+/// its page cache: that version's (see [`super::inode::FileState::cache_size`]).
+fn page_cache_size(node: &Inode) -> Option<u64> {
+    match &node.body {
+        Body::File(f) if f.cached_opens > 0 && f.cache_etag.is_some() => {
+            (f.cache_etag != node.stat.etag).then_some(f.cache_size)
+        }
+        _ => None,
     }
 }
 

@@ -159,7 +159,7 @@ impl Files {
         }
         let node = self.current_version(node).await?;
         let etag = node.stat.etag.clone().unwrap_or_default();
-        let (mode, epoch) = self.page_cache_mode(ino, &etag);
+        let (mode, epoch) = self.page_cache_mode(ino, &etag, node.stat.size);
         let reader = ObjectReader::new(self.read_ctx.clone(), &node.key, &etag, node.stat.size);
         let fh = self.add_handle(OpenFile::Read(ReadHandle::new(ino, reader, mode, epoch)));
         debug!(ino, fh, key = %node.key, size = node.stat.size, cache = ?mode, "open");
@@ -188,7 +188,7 @@ impl Files {
 
     /// The page cache is per inode, not per version: never let two versions' pages meet.
     /// Also returns the inode's cache epoch after this open.
-    fn page_cache_mode(&self, ino: u64, etag: &str) -> (CacheMode, u64) {
+    fn page_cache_mode(&self, ino: u64, etag: &str, size: u64) -> (CacheMode, u64) {
         let mut table = self.ns.table();
         let Some(f) = table.get_mut(ino).and_then(Inode::file_mut) else {
             return (CacheMode::Direct, 0);
@@ -200,6 +200,7 @@ impl Files {
         f.cached_opens += 1;
         f.cache_epoch += 1;
         f.cache_etag = Some(etag.to_string());
+        f.cache_size = size;
         let mode = match same {
             true => CacheMode::Keep,
             false => CacheMode::Invalidate,

@@ -132,6 +132,10 @@ pub struct FileState {
     /// Opens so far that read through the kernel's page cache: a handle that finds it
     /// unchanged since its own open knows that no other handle has put pages there since.
     pub cache_epoch: u64,
+    /// The size of the version in the page cache (`cache_etag`): while handles read that
+    /// version through the cache, the kernel must not believe in another version's size, or a
+    /// read past the old end would come back zero-padded.
+    pub cache_size: u64,
 }
 
 /// Per-kind state of a node.

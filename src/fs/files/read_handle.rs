@@ -166,7 +166,7 @@ impl ReadHandle {
         let reader = ObjectReader::new(files.read_ctx.clone(), key, &etag, size);
         {
             let mut st = self.state.lock().unwrap();
-            if st.returned || !self.take_page_cache(&files.ns, old, &etag) {
+            if st.returned || !self.take_page_cache(&files.ns, old, &etag, size) {
                 return Err(changed());
             }
             record_version(&files.ns, self.ino, key, meta);
@@ -184,7 +184,7 @@ impl ReadHandle {
     /// Makes version `new` the one in the kernel's page cache of the inode, if this handle may:
     /// always when it bypasses the page cache; else only while the cache holds `old` pages put
     /// there by this handle alone.
-    fn take_page_cache(&self, ns: &Namespace, old: &str, new: &str) -> bool {
+    fn take_page_cache(&self, ns: &Namespace, old: &str, new: &str, size: u64) -> bool {
         if self.mode == CacheMode::Direct {
             return true;
         }
@@ -197,6 +197,7 @@ impl ReadHandle {
             return false;
         }
         f.cache_etag = Some(new.to_string());
+        f.cache_size = size;
         true
     }
 }
@@ -356,13 +357,16 @@ mod tests {
         let (c, mode) = fs.open(ino, libc::O_RDONLY, 0).await.unwrap();
         assert_eq!(mode, CacheMode::Direct);
         assert_eq!(&fs.read(c, 0, 4096).await.unwrap()[..], &[9u8; 100]);
-        assert_eq!(fs.getattr(ino).await.unwrap().size, 100);
+        // While the first handle reads the old version through the page cache, the kernel
+        // keeps that version's size: a read past the new end must not come back padded.
+        assert_eq!(fs.getattr(ino).await.unwrap().size, 8 * 1024);
         // The second handle, which has returned nothing yet either, follows; the first, which
         // returned old bytes, does not.
         assert_eq!(&fs.read(b, 0, 4096).await.unwrap()[..], &[9u8; 100]);
         // The first handle, which returned old bytes, does not follow.
         assert_eq!(fs.read(a, 4096, 16).await.unwrap_err().errno, libc::ESTALE);
         fs.release(a).await;
+        assert_eq!(fs.getattr(ino).await.unwrap().size, 100, "then the newest");
         fs.release(b).await;
         fs.release(c).await;
     }
