@@ -17,13 +17,16 @@
 #                           1 run, 5 s fio runs, 16 x 32 MiB readers, listings of 500/2,000/5,000,
 #                           3 time-to-first-byte runs (about 5 minutes)
 #   --no-build              use the existing release binary (BENCH_S3MOUNT_BIN or the target dir)
-#   BENCH_BASELINE_BIN=PATH a second s3mount binary, run in the same slots as the one under test:
-#                           an extra "baseline" column, for a before/after from one run
+#   BENCH_BASELINE_BIN=PATH a second s3mount binary, run interleaved with the one under test
+#                           (run by run): an extra "baseline" column, for a before/after from one
+#                           run; s3mount/baseline is the median of the per-run ratios
 #   BENCH_BASELINE_DESC=T   how the report describes the baseline binary (default: its path)
 #   BENCH_S3MOUNT_BIN=PATH  benchmark this binary instead of building one
 #   BENCH_TARGET_DIR=DIR    CARGO_TARGET_DIR for the release build (default <repo>/target)
 #   BENCH_SIZE_MIB=N        size of the sequential-read object and of the written file (default 1024)
-#   BENCH_LIST_FILES=N      objects in the `ls -l` directory (default 10000)
+#   BENCH_LIST_FILES=N      objects in the `ls -l` directory (default 10000; half of them carry
+#                           s3fs's mode/uid/gid/mtime headers), listed three ways: fresh mount,
+#                           after the metadata TTL (2 s), --listing-attributes
 #   BENCH_LIST_SIZES="N.."  directory sizes of the listing-growth workload (default
 #                           "1000 10000 50000"; a size above 10,000 is listed once per client
 #                           and without s3fs, as s3rver's own LIST grows quadratically)

@@ -11,7 +11,7 @@ from .mounts import S3fs, S3mount
 from .results import Results, Row
 from .s3 import S3
 from .server import S3rver
-from .stats import fmt_list, median, ratio
+from .stats import Value, fmt_list, median, ratio
 from .system import can_drop_caches, drop_caches_now, loadavg
 
 
@@ -47,6 +47,23 @@ class Bench:
     @property
     def mounts(self):
         return [self.s3fs, *self.variants]
+
+    def interleaved(self, runs: int, mounts=None):
+        """(run, mount), run by run: every client's run 1, then every client's run 2, ... (A B A B,
+        not A A B B), so that load drifting during a workload moves every client alike."""
+        ms = list(self.mounts if mounts is None else mounts)
+        for r in range(1, runs + 1):
+            for m in ms:
+                yield r, m
+
+    @staticmethod
+    def vs_base(row: Row, per: dict[str, list[Value]]) -> None:
+        """row.vs_base: the median of the per-run ratios s3mount/baseline; per holds each client's
+        values in run order (None for a run that failed), so that run r of one meets run r of
+        the other, measured a moment apart."""
+        s3m, base = per.get("s3m"), per.get("base")
+        if s3m is not None and base is not None:
+            row.vs_base = median(ratio(a, c) for a, c in zip(s3m, base, strict=False))
 
     # -- output -----------------------------------------------------------------------------
     def log(self, msg: str) -> None:
@@ -98,6 +115,7 @@ class Bench:
                 per[v.key][0].append(val)
                 per[v.key][1].append(ratio(val, c))
         row.cells["curl"] = median(pc)
+        self.vs_base(row, {k: vals for k, (vals, _) in per.items()})
         for v in self.variants:
             vals, ratios = per[v.key]
             row.cells[v.key] = median(vals)

@@ -73,10 +73,11 @@ def fio_read(b, path: Path) -> float | None:
 
 
 def ls_dir(b, path: Path, want: int) -> float | None:
-    """Seconds of `ls -l path`, checking that it lists want entries."""
+    """Seconds of `ls -l --time-style=+%s path` (its output in b.work/ls.out), checking that it
+    lists want entries."""
     out = b.work / "ls.out"
     with open(out, "wb") as f:
-        t = run_timed(["ls", "-l", str(path)], b.cfg.cmd_timeout, stdout=f)
+        t = run_timed(["ls", "-l", "--time-style=+%s", str(path)], b.cfg.cmd_timeout, stdout=f)
     if not t.ok:
         b.fail(f"ls -l {path} failed: {t.err}")
         return None
@@ -85,6 +86,16 @@ def ls_dir(b, path: Path, want: int) -> float | None:
         b.fail(f"ls -l {path} listed {n} entries, expected {want}")
         return None
     return t.seconds
+
+
+def ls_attrs(b) -> dict[str, tuple[str, int | None]]:
+    """name -> (mode string, mtime) from the last ls_dir's output."""
+    got = {}
+    for line in (b.work / "ls.out").read_text(errors="replace").splitlines()[1:]:
+        f = line.split(None, 6)
+        if len(f) == 7:
+            got[f[6]] = (f[0][:10], int(f[5]) if f[5].lstrip("-").isdigit() else None)
+    return got
 
 
 def cat_files(b, d: Path, names_file: Path, want_bytes: int) -> float | None:

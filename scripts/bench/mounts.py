@@ -78,6 +78,14 @@ class S3mount(Mount):
     def __init__(self, bench, mnt: Path, key: str, label: str, binary: str):
         super().__init__(bench, mnt)
         self.key, self.label, self.binary = key, label, binary
+        self._flags: dict[str, bool] = {}
+
+    def supports(self, flag: str) -> bool:
+        """The binary's --help names flag (the baseline binary may predate it)."""
+        if flag not in self._flags:
+            out = subprocess.run([self.binary, "--help"], capture_output=True, text=True, timeout=30, check=False)
+            self._flags[flag] = flag in out.stdout
+        return self._flags[flag]
 
     def command(self, opts):
         b = self.bench

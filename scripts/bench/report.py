@@ -34,6 +34,13 @@ def s3m_vs_curl(row: Row, client: str = "s3m") -> str:
     return fmt_ratio(ratio(row.cells.get(client), row.cells.get("curl")))
 
 
+def s3m_vs_base(row: Row) -> str:
+    """The median of the per-run ratios when the runs were paired, else the ratio of the medians."""
+    if isinstance(row.vs_base, float | int):
+        return fmt_ratio(row.vs_base)
+    return fmt_ratio(ratio(row.cells.get("s3m"), row.cells.get("base")))
+
+
 def ratios_table(res: Results, baseline: bool) -> list[str]:
     headers = ["workload", "unit", "curl/server", "s3fs", "s3mount"]
     if baseline:
@@ -52,7 +59,7 @@ def ratios_table(res: Results, baseline: bool) -> list[str]:
             cells.append(fmt_num(c.get("base")))
         cells += [s3m_vs_curl(r), fmt_ratio(ratio(c.get("s3m"), c.get("s3fs")))]
         if baseline:
-            cells.append(fmt_ratio(ratio(c.get("s3m"), c.get("base"))))
+            cells.append(s3m_vs_base(r))
         cells.append(rss_cell(r.rss.get("s3m")))
         if baseline:
             cells.append(rss_cell(r.rss.get("base")))
@@ -107,7 +114,11 @@ def render(res: Results, header: list[str], baseline: bool, chart: str | None = 
         "s (seconds) and ms rows: lower is better, a ratio below 1 means s3mount is faster.",
     ]
     if baseline:
-        out.append("baseline: a second s3mount binary (BENCH_BASELINE_BIN) run in the same slots.")
+        out.append(
+            "baseline: a second s3mount binary (BENCH_BASELINE_BIN); every workload runs the clients "
+            "interleaved, run by run (s3fs, s3mount, baseline, s3fs, ...), and s3mount/baseline is the "
+            "median of the per-run ratios."
+        )
     if chart:
         out += ["", f"![s3mount against curl and s3fs]({chart})"]
     out += ["", *ratios_table(res, baseline), ""]

@@ -21,6 +21,7 @@ class Row:
     cells: dict[str, Value] = field(default_factory=dict)
     rss: dict[str, Value] = field(default_factory=dict)  # peak RSS in MiB per s3mount client
     pair: dict[str, Value] = field(default_factory=dict)  # median of per-pair ratios vs curl
+    vs_base: Value = None  # median of the per-run ratios s3mount/baseline (runs interleaved)
 
     @property
     def higher_is_better(self) -> bool:

@@ -21,6 +21,7 @@ from .config import ROOT, Config
 from .core import Bench
 from .measure import object_matches
 from .system import is_fuse_mounted, loadavg
+from .workloads import listing
 
 
 def seed(b: Bench) -> None:
@@ -42,10 +43,15 @@ def seed(b: Bench) -> None:
     except Exception as e:  # noqa: BLE001 - the workloads that need it are skipped
         b.fail(f"upload of the big object failed: {e}")
     t0 = time.monotonic()
-    seeds = (("list", c.list_files, 128, "list_ok"), ("small", c.small_files, 4096, "small_ok"))
-    for prefix, count, size, attr in seeds:
+    seeds = (
+        ("list", c.list_files, 128, "list_ok", listing.s3fs_headers),
+        ("small", c.small_files, 4096, "small_ok", None),
+    )
+    for prefix, count, size, attr, headers in seeds:
         try:
-            b.s3.seed(prefix, count, size)
+            b.s3.seed(prefix, count, size, headers)
+            if prefix == "list":
+                b.list_expect = listing.expected(b)
             setattr(b, attr, True)
         except Exception as e:  # noqa: BLE001
             b.fail(f"seeding {count} objects under {prefix}/ failed: {e}")
@@ -97,7 +103,8 @@ def machine_info(b: Bench) -> list[str]:
         f"boto3 {boto3.__version__}",
         f"- server: s3rver 3.7.1 on 127.0.0.1 (node {_first_line(['node', '--version'])})",
         f"- load average (1/5/15 min) at the start: {b.load_start}; at the end: {loadavg()}",
-        f"- sizes: object {c.size_mib} MiB (read and written), ls -l of {c.list_files} objects, cat and create "
+        f"- sizes: object {c.size_mib} MiB (read and written), ls -l of {c.list_files} objects (half with "
+        f"s3fs's mode/uid/gid/mtime headers), cat and create "
         f"of {c.small_files} x 4 KiB, 16 x {c.multi_mib} MiB read at once, listings of "
         f"{', '.join(map(str, c.list_sizes))} objects; median of {c.runs} run(s) (listings above "
         f"{c.list_large} objects: 1 run; time to first byte: {c.ttfb_runs} runs); fio: {c.fio_secs} s per run, "

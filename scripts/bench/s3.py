@@ -47,17 +47,24 @@ class S3:
         pages = self.c.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return [o["Key"] for p in pages for o in p.get("Contents", [])]
 
-    def seed(self, prefix: str, count: int, size: int) -> None:
-        """count objects PREFIX/fNNNNNN of size random bytes, checked by a LIST."""
+    def seed(self, prefix: str, count: int, size: int, headers=None) -> None:
+        """count objects PREFIX/fNNNNNN of size random bytes, checked by a LIST; headers(i) gives
+        object i's user metadata (x-amz-meta-*) or None."""
 
         def put(i):
-            self.c.put_object(Bucket=self.bucket, Key=f"{prefix}/f{i:06d}", Body=os.urandom(size))
+            meta = headers(i) if headers else None
+            kw = {"Metadata": meta} if meta else {}
+            self.c.put_object(Bucket=self.bucket, Key=f"{prefix}/f{i:06d}", Body=os.urandom(size), **kw)
 
         with cf.ThreadPoolExecutor(32) as ex:
             list(ex.map(put, range(count)))
         got = len(self.keys(prefix + "/"))
         if got != count:
             raise RuntimeError(f"seeded {count} objects under {prefix}/ but LIST shows {got}")
+
+    def mtime(self, key: str) -> int:
+        """The object's Last-Modified, in whole seconds since the epoch (a HEAD)."""
+        return int(self.c.head_object(Bucket=self.bucket, Key=key)["LastModified"].timestamp())
 
     def presign(self, key: str) -> str:
         return self.c.generate_presigned_url(

@@ -35,31 +35,33 @@ def run(b) -> None:
     b.note(f"boto3 PutObject loop: {fmt_list(pc)} files/s")
     row.cells["curl"] = median(pc)
 
-    for m in b.mounts:
-        vals, rr = [], []
-        for r in range(1, c.runs + 1):
-            prefix = f"wr/mk-{m.key}-{r}"
-            with m.mounted(f"create-{r}") as ok:
-                if not ok:
-                    continue
+    vals, rr = ({m.key: [] for m in b.mounts} for _ in range(2))
+    for r, m in b.interleaved(c.runs):
+        prefix = f"wr/mk-{m.key}-{r}"
+        v = None
+        with m.mounted(f"create-{r}") as ok:
+            if ok:
                 for f in src.iterdir():  # the sources in the page cache, as for every client
                     f.read_bytes()
                 mark = b.server.mark()
                 t = run_timed(["cp", "-r", str(src), str(m.dir / prefix)], c.cmd_timeout)
                 if t.ok:
-                    vals.append(per_s(n, t.seconds))
+                    v = per_s(n, t.seconds)
                 else:
                     b.fail(f"{m.label}: cp -r failed: {t.err}")
                 if r == 1:
                     req.cells[m.key] = b.server.since(mark)
-                rr.append(m.hwm())
+                rr[m.key].append(m.hwm())
                 if r == 1:
                     bad = b.s3.verify_dir(prefix, str(src))
                     if bad:
                         b.fail(f"{m.label}: created files differ in the bucket: {bad}")
                     else:
                         b.note(f"{m.label}: the {n} created objects hold the written bytes")
-        b.note(f"{m.label}: {fmt_list(vals)} files/s")
-        row.cells[m.key] = median(vals)
+        vals[m.key].append(v)
+    for m in b.mounts:
+        b.note(f"{m.label}: {fmt_list(vals[m.key])} files/s")
+        row.cells[m.key] = median(vals[m.key])
         if m is not b.s3fs:
-            row.rss[m.key] = max_of(rr)
+            row.rss[m.key] = max_of(rr[m.key])
+    b.vs_base(row, vals)

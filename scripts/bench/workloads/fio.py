@@ -43,33 +43,44 @@ def run(b) -> None:
     fioc.cells["curl"] = median(pc)
     fiow.cells["curl"] = fiowb.cells["curl"] = median(pw)
 
-    for m in b.mounts:
-        vc, vw, rr = [], [], []
-        for r in range(1, c.fio_runs + 1):
-            with m.mounted(f"fio-default-{r}") as ok:
-                if not ok:
-                    continue
+    vc, vw, rr = ({m.key: [] for m in b.mounts} for _ in range(3))
+    for r, m in b.interleaved(c.fio_runs):
+        cold = warm = rss = None
+        with m.mounted(f"fio-default-{r}") as ok:
+            if ok:
                 b.drop_caches()
                 mark = b.server.mark()
-                vc.append(fio_read(b, m.dir / "big/obj"))
+                cold = fio_read(b, m.dir / "big/obj")
                 if r == 1:
                     req.cells[m.key] = b.server.since(mark)
-                vw.append(fio_read(b, m.dir / "big/obj"))
-                rr.append(m.hwm())
-        b.note(f"{m.label} cold: {fmt_list(vc)}; warm: {fmt_list(vw)} MiB/s (RSS {fmt_list(rr)})")
-        fioc.cells[m.key], fiow.cells[m.key] = median(vc), median(vw)
+                warm = fio_read(b, m.dir / "big/obj")
+                rss = m.hwm()
+        vc[m.key].append(cold)
+        vw[m.key].append(warm)
+        rr[m.key].append(rss)
+    for m in b.mounts:
+        k = m.key
+        b.note(f"{m.label} cold: {fmt_list(vc[k])}; warm: {fmt_list(vw[k])} MiB/s (RSS {fmt_list(rr[k])})")
+        fioc.cells[k], fiow.cells[k] = median(vc[k]), median(vw[k])
         if m is b.s3fs:
-            fiowb.cells["s3fs"] = median(vw)
-            continue
-        fioc.rss[m.key] = fiow.rss[m.key] = max_of(rr)
-        vw, rr = [], []
-        for r in range(1, c.fio_runs + 1):
-            with m.mounted(f"fio-cachebig-{r}", "--cache-size", str(big)) as ok:
-                if not ok:
-                    continue
+            fiowb.cells["s3fs"] = median(vw[k])
+        else:
+            fioc.rss[k] = fiow.rss[k] = max_of(rr[k])
+    b.vs_base(fioc, vc)
+    b.vs_base(fiow, vw)
+
+    vw, rr = ({v.key: [] for v in b.variants} for _ in range(2))
+    for r, m in b.interleaved(c.fio_runs, b.variants):
+        warm = rss = None
+        with m.mounted(f"fio-cachebig-{r}", "--cache-size", str(big)) as ok:
+            if ok:
                 b.drop_caches()
                 fio_read(b, m.dir / "big/obj")
-                vw.append(fio_read(b, m.dir / "big/obj"))
-                rr.append(m.hwm())
-        b.note(f"{m.label} --cache-size {big} warm: {fmt_list(vw)} MiB/s (RSS {fmt_list(rr)})")
-        fiowb.cells[m.key], fiowb.rss[m.key] = median(vw), max_of(rr)
+                warm = fio_read(b, m.dir / "big/obj")
+                rss = m.hwm()
+        vw[m.key].append(warm)
+        rr[m.key].append(rss)
+    for m in b.variants:
+        b.note(f"{m.label} --cache-size {big} warm: {fmt_list(vw[m.key])} MiB/s (RSS {fmt_list(rr[m.key])})")
+        fiowb.cells[m.key], fiowb.rss[m.key] = median(vw[m.key]), max_of(rr[m.key])
+    b.vs_base(fiowb, vw)

@@ -37,22 +37,24 @@ def run(b) -> None:
         lc, g.pages = list_baseline(b, f"list{n}", runs, req)
         b.note(f"boto3 LIST of {n}: {fmt_list(lc)} s")
         row.cells["curl"] = median(lc)
-        for m in b.mounts:
-            if m is b.s3fs and n > c.list_large:
-                row.cells["s3fs"] = req.cells["s3fs"] = "not run"
-                continue
-            vals, rr = [], []
-            for r in range(1, runs + 1):
-                with m.mounted(f"ls{n}-{r}") as ok:
-                    if not ok:
-                        continue
+        mounts = [m for m in b.mounts if m is not b.s3fs or n <= c.list_large]
+        if n > c.list_large:
+            row.cells["s3fs"] = req.cells["s3fs"] = "not run"
+        vals, rr = ({m.key: [] for m in mounts} for _ in range(2))
+        for r, m in b.interleaved(runs, mounts):
+            v = None
+            with m.mounted(f"ls{n}-{r}") as ok:
+                if ok:
                     mark = b.server.mark()
-                    vals.append(ls_dir(b, m.dir / f"list{n}", n))
+                    v = ls_dir(b, m.dir / f"list{n}", n)
                     if r == 1:
                         req.cells[m.key] = b.server.since(mark)
-                    rr.append(m.hwm())
-            b.note(f"{m.label} ls -l of {n}: {fmt_list(vals)} s (RSS {fmt_list(rr)})")
-            row.cells[m.key] = median(vals)
+                    rr[m.key].append(m.hwm())
+            vals[m.key].append(v)
+        for m in mounts:
+            b.note(f"{m.label} ls -l of {n}: {fmt_list(vals[m.key])} s (RSS {fmt_list(rr[m.key])})")
+            row.cells[m.key] = median(vals[m.key])
             if m is not b.s3fs:
-                row.rss[m.key] = max_of(rr)
+                row.rss[m.key] = max_of(rr[m.key])
+        b.vs_base(row, vals)
         g.cells = dict(row.cells)

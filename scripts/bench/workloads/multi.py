@@ -77,28 +77,34 @@ def _measure(b, keys, local, r16, r4, r4p, req16, req4) -> None:
     b.note(f"curl 16 GETs: {fmt_list(c16)}; curl 8 ranged GETs over 4 files: {fmt_list(c4)} MiB/s")
     r16.cells["curl"], r4.cells["curl"] = median(c16), median(c4)
 
-    for m in b.mounts:
-        got = {16: ([], []), 4: ([], [])}
-        for r in range(1, c.runs + 1):
-            for k, row_req in ((16, req16), (4, req4)):
-                with m.mounted(f"multi{k}-{r}") as ok:
-                    if not ok:
-                        continue
+    got = {k: ({m.key: [] for m in b.mounts}, {m.key: [] for m in b.mounts}) for k in (16, 4)}
+    for r, m in b.interleaved(c.runs):
+        for k, row_req in ((16, req16), (4, req4)):
+            v = rss = None
+            with m.mounted(f"multi{k}-{r}") as ok:
+                if ok:
                     b.drop_caches()
                     mark = b.server.mark()
-                    got[k][0].append(par_read(b, size, [m.dir / key for key in keys[:k]]))
+                    v = par_read(b, size, [m.dir / key for key in keys[:k]])
                     if r == 1:
                         row_req.cells[m.key] = b.server.since(mark)
-                    got[k][1].append(m.hwm())
+                    rss = m.hwm()
+            got[k][0][m.key].append(v)
+            got[k][1][m.key].append(rss)
+    for m in b.mounts:
+        v16, m16 = got[16][0][m.key], got[16][1][m.key]
+        v4, m4 = got[4][0][m.key], got[4][1][m.key]
         b.note(
-            f"{m.label}: 16 files {fmt_list(got[16][0])} MiB/s (peak RSS MiB {fmt_list(got[16][1])}); "
-            f"4 files {fmt_list(got[4][0])} MiB/s (peak RSS MiB {fmt_list(got[4][1])})"
+            f"{m.label}: 16 files {fmt_list(v16)} MiB/s (peak RSS MiB {fmt_list(m16)}); "
+            f"4 files {fmt_list(v4)} MiB/s (peak RSS MiB {fmt_list(m4)})"
         )
-        r16.cells[m.key], r4.cells[m.key] = median(got[16][0]), median(got[4][0])
+        r16.cells[m.key], r4.cells[m.key] = median(v16), median(v4)
         if m is b.s3fs:
-            b.res.facts["s3fs peak RSS, 16 or 4 files read at once"] = f"{fmt_num(max_of(got[16][1] + got[4][1]))} MiB"
+            b.res.facts["s3fs peak RSS, 16 or 4 files read at once"] = f"{fmt_num(max_of(m16 + m4))} MiB"
         else:
-            r16.rss[m.key], r4.rss[m.key] = max_of(got[16][1]), max_of(got[4][1])
+            r16.rss[m.key], r4.rss[m.key] = max_of(m16), max_of(m4)
+    b.vs_base(r16, got[16][0])
+    b.vs_base(r4, got[4][0])
 
     def pair_read(v, r):
         with v.mounted(f"multi4-pair-{r}") as ok:

@@ -89,71 +89,35 @@ def run(b) -> None:
     for r in (warm, warmbig):
         r.cells["curl"] = median(v8w)
 
-    # s3fs: a fresh mount per run, a cold read then a second read in the same mount.
-    fs = b.s3fs
+    # Every client in turn, run by run (s3fs, s3mount, baseline, s3fs, ...): a fresh mount per
+    # run, a cold read then a second read in the same mount.
     fc, fw, fr = [], [], []
+    per = {v.key: {k: [] for k in ("sc", "sw", "rc", "rw")} for v in b.variants}
     for r in range(1, c.runs + 1):
-        with fs.mounted(f"seq-{r}") as ok:
-            if not ok:
-                continue
-            path = fs.dir / "big/obj"
-            b.drop_caches()
-            fc.append(read_file(b, path, size))
-            b.drop_caches()
-            fw.append(read_file(b, path, size))
-            fr.append(fs.hwm())
-            if r == 1:
-                b.drop_caches()
-                m = b.server.mark()
-                line, _ = cpu_line(b, "s3fs", fs.pid, lambda p=path: read_file(b, p, size))
-                b.res.facts["CPU, s3fs (one cold read)"] = line
-                req.cells["s3fs"] = b.server.since(m)
-                if not same_bytes(path, b.big_local):
-                    b.fail("s3fs returned different bytes for big/obj")
+        _s3fs_run(b, r, fc, fw, fr, req)
+        for v in b.variants:
+            _default_run(b, v, r, per[v.key])
     b.note(f"s3fs cold: {fmt_list(fc)}; warm: {fmt_list(fw)} MiB/s; peak RSS MiB: {fmt_list(fr)}")
     b.res.facts["s3fs peak RSS, sequential reads"] = f"{fmt_num(max_of(fr))} MiB"
     for row in (seq1, seq8, seq64, seqbig):
         row.cells["s3fs"] = median(fc)
     for row in (warm, warmbig):
         row.cells["s3fs"] = median(fw)
-
-    warmreq = None
     for v in b.variants:
-        _default(b, v, seq1, seq8, warm, req)
-        sc, rc = [], []
-        for r in range(1, c.runs + 1):
-            with v.mounted(f"seq-cache64-{r}", "--cache-size", "64") as ok:
-                if ok:
-                    b.drop_caches()
-                    sc.append(read_file(b, v.dir / "big/obj", size))
-                    rc.append(v.hwm())
-        b.note(f"{v.label} --cache-size 64 cold: {fmt_list(sc)} MiB/s (RSS {fmt_list(rc)})")
-        seq64.cells[v.key], seq64.rss[v.key] = median(sc), max_of(rc)
-
-        sc, sw, rc, rw, wreq = [], [], [], [], "n/a"
-        for r in range(1, c.runs + 1):
-            with v.mounted(f"seq-cachebig-{r}", "--cache-size", str(big)) as ok:
-                if not ok:
-                    continue
-                b.drop_caches()
-                sc.append(read_file(b, v.dir / "big/obj", size))
-                rc.append(v.hwm())
-                b.drop_caches()
-                m = b.server.mark()
-                sw.append(read_file(b, v.dir / "big/obj", size))
-                if r == 1:
-                    wreq = b.server.since(m)
-                rw.append(v.hwm())
+        d = per[v.key]
+        _check(b, v, req)
         b.note(
-            f"{v.label} --cache-size {big} cold: {fmt_list(sc)} (RSS {fmt_list(rc)}); warm: {fmt_list(sw)} "
-            f"(RSS {fmt_list(rw)}); requests of the warm read: {wreq}"
+            f"{v.label} default cold: {fmt_list(d['sc'])} (RSS {fmt_list(d['rc'])}); warm: {fmt_list(d['sw'])} "
+            f"(RSS {fmt_list(d['rw'])})"
         )
-        seqbig.cells[v.key], seqbig.rss[v.key] = median(sc), max_of(rc)
-        warmbig.cells[v.key], warmbig.rss[v.key] = median(sw), max_of(rw)
-        if warmreq is None:
-            warmreq = res.req("warmreq", f"seq read warm, s3mount --cache-size {big} (2nd read)")
-            warmreq.cells["s3fs"] = "—"
-        warmreq.cells[v.key] = wreq
+        for row in (seq1, seq8):
+            row.cells[v.key], row.rss[v.key] = median(d["sc"]), max_of(d["rc"])
+        warm.cells[v.key], warm.rss[v.key] = median(d["sw"]), max_of(d["rw"])
+    for row, k in ((seq1, "sc"), (seq8, "sc"), (warm, "sw")):
+        b.vs_base(row, {v.key: per[v.key][k] for v in b.variants})
+
+    _small_cache(b, seq64)
+    _big_cache(b, seqbig, warmbig)
 
     def pair_read(v, r):
         with v.mounted(f"seq-pair-{r}") as ok:
@@ -165,21 +129,46 @@ def run(b) -> None:
     b.pairs(seqpair, lambda: curl8(b), pair_read)
 
 
-def _default(b, v, seq1, seq8, warm, req) -> None:
-    """Default settings: cold then warm in the same mount; then one checked cold read."""
-    c = b.cfg
-    size = c.size_bytes
-    sc, sw, rc, rw = [], [], [], []
-    for r in range(1, c.runs + 1):
-        with v.mounted(f"seq-default-{r}") as ok:
-            if not ok:
-                continue
+def _s3fs_run(b, r, fc, fw, fr, req) -> None:
+    fs, size = b.s3fs, b.cfg.size_bytes
+    with fs.mounted(f"seq-{r}") as ok:
+        if not ok:
+            return
+        path = fs.dir / "big/obj"
+        b.drop_caches()
+        fc.append(read_file(b, path, size))
+        b.drop_caches()
+        fw.append(read_file(b, path, size))
+        fr.append(fs.hwm())
+        if r == 1:
             b.drop_caches()
-            sc.append(read_file(b, v.dir / "big/obj", size))
-            rc.append(v.hwm())
+            m = b.server.mark()
+            line, _ = cpu_line(b, "s3fs", fs.pid, lambda p=path: read_file(b, p, size))
+            b.res.facts["CPU, s3fs (one cold read)"] = line
+            req.cells["s3fs"] = b.server.since(m)
+            if not same_bytes(path, b.big_local):
+                b.fail("s3fs returned different bytes for big/obj")
+
+
+def _default_run(b, v, r, d) -> None:
+    """Default settings: cold then warm in the same mount (None for a run that failed)."""
+    size = b.cfg.size_bytes
+    vals = {k: None for k in d}
+    with v.mounted(f"seq-default-{r}") as ok:
+        if ok:
             b.drop_caches()
-            sw.append(read_file(b, v.dir / "big/obj", size))
-            rw.append(v.hwm())
+            vals["sc"] = read_file(b, v.dir / "big/obj", size)
+            vals["rc"] = v.hwm()
+            b.drop_caches()
+            vals["sw"] = read_file(b, v.dir / "big/obj", size)
+            vals["rw"] = v.hwm()
+    for k, x in vals.items():
+        d[k].append(x)
+
+
+def _check(b, v, req) -> None:
+    """One checked cold read: CPU seconds, requests, bytes compared."""
+    size = b.cfg.size_bytes
     with v.mounted("seq-check") as ok:
         if ok:
             b.drop_caches()
@@ -194,7 +183,57 @@ def _default(b, v, seq1, seq8, warm, req) -> None:
             else:
                 b.fail(f"{v.label} returned different bytes for big/obj")
                 b.res.warnings.append(f"{v.label} returned different bytes than were uploaded (big/obj)")
-    b.note(f"{v.label} default cold: {fmt_list(sc)} (RSS {fmt_list(rc)}); warm: {fmt_list(sw)} (RSS {fmt_list(rw)})")
-    for row in (seq1, seq8):
-        row.cells[v.key], row.rss[v.key] = median(sc), max_of(rc)
-    warm.cells[v.key], warm.rss[v.key] = median(sw), max_of(rw)
+
+
+def _small_cache(b, seq64) -> None:
+    size = b.cfg.size_bytes
+    sc = {v.key: [] for v in b.variants}
+    rc = {v.key: [] for v in b.variants}
+    for r, v in b.interleaved(b.cfg.runs, b.variants):
+        x = rss = None
+        with v.mounted(f"seq-cache64-{r}", "--cache-size", "64") as ok:
+            if ok:
+                b.drop_caches()
+                x = read_file(b, v.dir / "big/obj", size)
+                rss = v.hwm()
+        sc[v.key].append(x)
+        rc[v.key].append(rss)
+    for v in b.variants:
+        b.note(f"{v.label} --cache-size 64 cold: {fmt_list(sc[v.key])} MiB/s (RSS {fmt_list(rc[v.key])})")
+        seq64.cells[v.key], seq64.rss[v.key] = median(sc[v.key]), max_of(rc[v.key])
+    b.vs_base(seq64, sc)
+
+
+def _big_cache(b, seqbig, warmbig) -> None:
+    c = b.cfg
+    size, big = c.size_bytes, c.big_cache_mib
+    d = {v.key: {k: [] for k in ("sc", "sw", "rc", "rw")} for v in b.variants}
+    wreq = {v.key: "n/a" for v in b.variants}
+    for r, v in b.interleaved(c.runs, b.variants):
+        vals = dict.fromkeys(("sc", "sw", "rc", "rw"))
+        with v.mounted(f"seq-cachebig-{r}", "--cache-size", str(big)) as ok:
+            if ok:
+                b.drop_caches()
+                vals["sc"] = read_file(b, v.dir / "big/obj", size)
+                vals["rc"] = v.hwm()
+                b.drop_caches()
+                m = b.server.mark()
+                vals["sw"] = read_file(b, v.dir / "big/obj", size)
+                if r == 1:
+                    wreq[v.key] = b.server.since(m)
+                vals["rw"] = v.hwm()
+        for k, x in vals.items():
+            d[v.key][k].append(x)
+    warmreq = b.res.req("warmreq", f"seq read warm, s3mount --cache-size {big} (2nd read)")
+    warmreq.cells["s3fs"] = "—"
+    for v in b.variants:
+        e = d[v.key]
+        b.note(
+            f"{v.label} --cache-size {big} cold: {fmt_list(e['sc'])} (RSS {fmt_list(e['rc'])}); warm: "
+            f"{fmt_list(e['sw'])} (RSS {fmt_list(e['rw'])}); requests of the warm read: {wreq[v.key]}"
+        )
+        seqbig.cells[v.key], seqbig.rss[v.key] = median(e["sc"]), max_of(e["rc"])
+        warmbig.cells[v.key], warmbig.rss[v.key] = median(e["sw"]), max_of(e["rw"])
+        warmreq.cells[v.key] = wreq[v.key]
+    b.vs_base(seqbig, {k: e["sc"] for k, e in d.items()})
+    b.vs_base(warmbig, {k: e["sw"] for k, e in d.items()})

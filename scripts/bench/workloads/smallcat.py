@@ -43,27 +43,33 @@ def run(b) -> None:
 
     names = b.work / "small-names"
     want = n * 4096
-    for m in b.mounts:
-        after, fresh, rr = [], [], []
+    after, fresh, rr = ({m.key: [] for m in b.mounts} for _ in range(3))
+    for r, m in b.interleaved(c.runs):
         d = m.dir / "small"
-        for r in range(1, c.runs + 1):
-            with m.mounted(f"cat-ls-{r}") as ok:
-                if ok:
-                    if subprocess.run(["ls", "-l", str(d)], capture_output=True, check=False).returncode:
-                        b.fail(f"{m.label}: ls -l {d} failed")
-                    mark = b.server.mark()
-                    after.append(cat_files(b, d, names, want))
-                    if r == 1:
-                        req_ls.cells[m.key] = b.server.since(mark)
-                    rr.append(m.hwm())
-            with m.mounted(f"cat-nols-{r}") as ok:
-                if ok:
-                    mark = b.server.mark()
-                    fresh.append(cat_files(b, d, names, want))
-                    if r == 1:
-                        req_nols.cells[m.key] = b.server.since(mark)
-                    rr.append(m.hwm())
-        b.note(f"{m.label}: after ls {fmt_list(after)} s; no ls {fmt_list(fresh)} s")
-        catls.cells[m.key], catnols.cells[m.key] = median(after), median(fresh)
+        a = f = None
+        with m.mounted(f"cat-ls-{r}") as ok:
+            if ok:
+                if subprocess.run(["ls", "-l", str(d)], capture_output=True, check=False).returncode:
+                    b.fail(f"{m.label}: ls -l {d} failed")
+                mark = b.server.mark()
+                a = cat_files(b, d, names, want)
+                if r == 1:
+                    req_ls.cells[m.key] = b.server.since(mark)
+                rr[m.key].append(m.hwm())
+        with m.mounted(f"cat-nols-{r}") as ok:
+            if ok:
+                mark = b.server.mark()
+                f = cat_files(b, d, names, want)
+                if r == 1:
+                    req_nols.cells[m.key] = b.server.since(mark)
+                rr[m.key].append(m.hwm())
+        after[m.key].append(a)
+        fresh[m.key].append(f)
+    for m in b.mounts:
+        k = m.key
+        b.note(f"{m.label}: after ls {fmt_list(after[k])} s; no ls {fmt_list(fresh[k])} s")
+        catls.cells[k], catnols.cells[k] = median(after[k]), median(fresh[k])
         if m is not b.s3fs:
-            catls.rss[m.key] = catnols.rss[m.key] = max_of(rr)
+            catls.rss[k] = catnols.rss[k] = max_of(rr[k])
+    b.vs_base(catls, after)
+    b.vs_base(catnols, fresh)

@@ -43,27 +43,29 @@ def measure_row(b, row, req, url: str) -> None:
             req.cells["curl"] = b.server.since(mark)
     b.note(f"{row.id}: curl bytes=0-1: {fmt_list(tc)} ms")
     row.cells["curl"] = median(tc)
-    for m in b.mounts:
-        tt, to, tr, rr = [], [], [], []
-        for r in range(1, c.ttfb_runs + 1):
-            with m.mounted(f"{row.id}-{r}") as ok:
-                if not ok:
-                    continue
+    tt, to, tr, rr = ({m.key: [] for m in b.mounts} for _ in range(4))
+    for r, m in b.interleaved(c.ttfb_runs):
+        total = opn = read = None
+        with m.mounted(f"{row.id}-{r}") as ok:
+            if ok:
                 b.drop_caches()
                 mark = b.server.mark()
                 total, opn, read = probe(b, m.dir / "big/obj")
-                tt.append(total)
-                to.append(opn)
-                tr.append(read)
                 if r == 1:
                     req.cells[m.key] = b.server.since(mark)
-                rr.append(m.hwm())
-        b.note(f"{row.id}: {m.label}: total {fmt_list(tt)} ms (open {fmt_list(to)}; read {fmt_list(tr)})")
-        row.cells[m.key] = median(tt)
-        split = f"open (path lookup) {fmt_num(median(to))} ms + read of 1 byte {fmt_num(median(tr))} ms"
+                rr[m.key].append(m.hwm())
+        tt[m.key].append(total)
+        to[m.key].append(opn)
+        tr[m.key].append(read)
+    for m in b.mounts:
+        k = m.key
+        b.note(f"{row.id}: {m.label}: total {fmt_list(tt[k])} ms (open {fmt_list(to[k])}; read {fmt_list(tr[k])})")
+        row.cells[k] = median(tt[k])
+        split = f"open (path lookup) {fmt_num(median(to[k]))} ms + read of 1 byte {fmt_num(median(tr[k]))} ms"
         b.res.facts[f"{row.short}, split (medians), {m.label}"] = split
         if m is not b.s3fs:
-            row.rss[m.key] = max_of(rr)
+            row.rss[k] = max_of(rr[k])
+    b.vs_base(row, tt)
 
 
 def run(b) -> None:

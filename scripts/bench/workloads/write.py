@@ -63,7 +63,6 @@ def aws_baseline(b, row, req) -> None:
 
 def run(b) -> None:
     c = b.cfg
-    size = c.size_bytes
     row = b.res.row(
         "write",
         "MiB/s",
@@ -78,33 +77,39 @@ def run(b) -> None:
         b.fail(f"cannot create the wr/ directory marker: {e}")
         return
     aws_baseline(b, row, req)
+    vals, rr = ({m.key: [] for m in b.mounts} for _ in range(2))
+    for r, m in b.interleaved(c.runs):
+        vals[m.key].append(_write_once(b, m, r, req, rr[m.key]))
     for m in b.mounts:
-        vals, rr = [], []
-        for r in range(1, c.runs + 1):
-            key = f"wr/{m.key}-{r}"
-            with m.mounted(f"write-{r}") as ok:
-                if not ok:
-                    continue
-                prep(b)
-                mark = b.server.mark()
-                c0, k0 = cpu_secs(m.pid), cpu_secs(b.server.pid)
-                v = write_file(b, b.big_local, m.dir / key, size)
-                c1, k1 = cpu_secs(m.pid), cpu_secs(b.server.pid)
-                vals.append(v)
-                if r == 1:
-                    req.cells[m.key] = b.server.since(mark)
-                    if m is not b.s3fs and None not in (c0, c1, k0, k1) and v:
-                        b.res.facts[f"CPU, {m.label} (one write)"] = (
-                            f"{m.label} {c1 - c0:.1f} s + s3rver {k1 - k0:.1f} s CPU for {v:.1f} MiB/s"
-                        )
-                rr.append(m.hwm())
-                # Checked before unmounting: the object is in the bucket once close() returned.
-                if m is not b.s3fs or r == 1:
-                    check(b, key, m.label)
-            b.s3.delete(key)
-        b.note(f"{m.label}: {fmt_list(vals)} MiB/s (peak RSS MiB: {fmt_list(rr)})")
-        row.cells[m.key] = median(vals)
+        b.note(f"{m.label}: {fmt_list(vals[m.key])} MiB/s (peak RSS MiB: {fmt_list(rr[m.key])})")
+        row.cells[m.key] = median(vals[m.key])
         if m is b.s3fs:
-            b.res.facts["s3fs peak RSS, write"] = f"{fmt_num(max_of(rr))} MiB"
+            b.res.facts["s3fs peak RSS, write"] = f"{fmt_num(max_of(rr[m.key]))} MiB"
         else:
-            row.rss[m.key] = max_of(rr)
+            row.rss[m.key] = max_of(rr[m.key])
+    b.vs_base(row, vals)
+
+
+def _write_once(b, m, r, req, rr) -> float | None:
+    size = b.cfg.size_bytes
+    key = f"wr/{m.key}-{r}"
+    v = None
+    with m.mounted(f"write-{r}") as ok:
+        if ok:
+            prep(b)
+            mark = b.server.mark()
+            c0, k0 = cpu_secs(m.pid), cpu_secs(b.server.pid)
+            v = write_file(b, b.big_local, m.dir / key, size)
+            c1, k1 = cpu_secs(m.pid), cpu_secs(b.server.pid)
+            if r == 1:
+                req.cells[m.key] = b.server.since(mark)
+                if m is not b.s3fs and None not in (c0, c1, k0, k1) and v:
+                    b.res.facts[f"CPU, {m.label} (one write)"] = (
+                        f"{m.label} {c1 - c0:.1f} s + s3rver {k1 - k0:.1f} s CPU for {v:.1f} MiB/s"
+                    )
+            rr.append(m.hwm())
+            # Checked before unmounting: the object is in the bucket once close() returned.
+            if m is not b.s3fs or r == 1:
+                check(b, key, m.label)
+    b.s3.delete(key)
+    return v
