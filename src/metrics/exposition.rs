@@ -276,38 +276,48 @@ mod tests {
     /// (with `_bucket`/`_sum`/`_count` for histograms), names and labels are well formed,
     /// values are numbers, and histogram buckets are cumulative and end with `+Inf` = count.
     /// Returns the samples by series.
-    fn parse_exposition(text: &str) -> HashMap<String, f64> {
-        fn valid_name(s: &str) -> bool {
-            let mut chars = s.chars();
-            matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    fn valid_name(s: &str) -> bool {
+        let mut chars = s.chars();
+        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+    fn labels_of(s: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut rest = s;
+        while !rest.is_empty() {
+            let (name, after) = rest.split_once("=\"").expect("label=\"value\"");
+            assert!(valid_name(name), "label name {name:?}");
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next().expect("closing quote") {
+                    (_, '\\') => match chars.next().expect("escape").1 {
+                        'n' => value.push('\n'),
+                        c @ ('\\' | '"') => value.push(c),
+                        c => panic!("bad escape \\{c}"),
+                    },
+                    (i, '"') => break i,
+                    (_, c) => value.push(c),
+                }
+            };
+            out.push((name.to_string(), value));
+            rest = &after[end + 1..];
+            rest = rest.strip_prefix(',').unwrap_or(rest);
         }
-        fn labels_of(s: &str) -> Vec<(String, String)> {
-            let mut out = Vec::new();
-            let mut rest = s;
-            while !rest.is_empty() {
-                let (name, after) = rest.split_once("=\"").expect("label=\"value\"");
-                assert!(valid_name(name), "label name {name:?}");
-                let mut value = String::new();
-                let mut chars = after.char_indices();
-                let end = loop {
-                    match chars.next().expect("closing quote") {
-                        (_, '\\') => match chars.next().expect("escape").1 {
-                            'n' => value.push('\n'),
-                            c @ ('\\' | '"') => value.push(c),
-                            c => panic!("bad escape \\{c}"),
-                        },
-                        (i, '"') => break i,
-                        (_, c) => value.push(c),
-                    }
-                };
-                out.push((name.to_string(), value));
-                rest = &after[end + 1..];
-                rest = rest.strip_prefix(',').unwrap_or(rest);
-            }
-            out
-        }
+        out
+    }
 
+    fn sample_value(line: &str, value: &str) -> f64 {
+        match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        }
+    }
+
+    fn parse_exposition(text: &str) -> HashMap<String, f64> {
         assert!(text.ends_with('\n'));
         let mut samples = HashMap::new();
         let mut declared: HashMap<String, String> = HashMap::new();
@@ -337,13 +347,7 @@ mod tests {
             }
             assert!(!line.starts_with('#'), "unexpected comment {line:?}");
             let (series, value) = line.rsplit_once(' ').expect("series value");
-            let value: f64 = match value {
-                "+Inf" => f64::INFINITY,
-                "-Inf" => f64::NEG_INFINITY,
-                v => v
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bad value in {line:?}")),
-            };
+            let value = sample_value(line, value);
             let (name, labels) = match series.split_once('{') {
                 Some((name, rest)) => (name, labels_of(rest.strip_suffix('}').expect("}"))),
                 None => (series, Vec::new()),
