@@ -1,4 +1,4 @@
-//! Reference-model test (issue 4): seeded random sequences of file-system operations run both
+//! Reference-model test: seeded random sequences of file-system operations run both
 //! on an s3mount mount (against moto) and on a local directory, and every result is compared —
 //! data, sizes, listings and the errno of every failure — then the final trees byte for byte,
 //! the bucket's keys and contents through the SDK, and the tree again after a remount.

@@ -1,4 +1,4 @@
-//! Concurrency stress (issue 4): many threads on one real mount against moto.
+//! Concurrency stress: many threads on one real mount against moto.
 //!
 //! - many readers on the same and on different files, with a small block cache so blocks are
 //!   evicted and fetched again while others wait for them;

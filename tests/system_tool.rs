@@ -1,4 +1,4 @@
-//! s3mount as a system tool (issue 5): background mode and its readiness report, mounting
+//! s3mount as a system tool: background mode and its readiness report, mounting
 //! through `mount -t fuse.s3mount` with `-o` options, syslog and log files, `--debug` request
 //! lines without secrets, Prometheus metrics, systemd notification, man page, completions and
 //! the install script.
