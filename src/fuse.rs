@@ -565,10 +565,11 @@ impl Filesystem for FuseAdapter {
         self.run(
             Poll::HereFirst,
             "readdir",
-            move |fs| async move { fs.readdir(fh.0, offset).await },
+            move |fs| async move { fs.readdir_from(fh.0, offset).await },
             reply,
             move |mut r, entries| {
-                for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                for (i, e) in entries.iter().enumerate() {
+                    let i = i + offset as usize;
                     if r.add(INodeNo(e.ino), i as u64 + 1, e.attr.kind, &e.name) {
                         break;
                     }

@@ -212,9 +212,14 @@ impl S3Fs {
         self.ns.opendir(ino)
     }
 
-    /// Entries of open directory `fh` (the kernel pages through them by index).
+    /// Every entry of open directory `fh`, once its listing is complete.
     pub async fn readdir(&self, fh: u64, offset: u64) -> FsResult<Arc<Vec<DirEntry>>> {
         self.ns.readdir(fh, offset).await
+    }
+
+    /// Entries of open directory `fh` from `offset` on, as soon as the listing has them.
+    pub async fn readdir_from(&self, fh: u64, offset: u64) -> FsResult<Vec<DirEntry>> {
+        self.ns.readdir_from(fh, offset).await
     }
 
     /// Entries of open directory `fh` from `offset` on, with attributes (`readdirplus`).

@@ -1,12 +1,15 @@
 //! Listing a directory: every page of `ListObjectsV2(prefix, delimiter "/")`, merged by the
 //! namespace rules and recorded in the inode table.
 //!
-//! Three steps: [`Namespace::fetch_pages`] asks S3, [`merge`] (pure, unit-tested) applies the
-//! rules — unusable names dropped, the directory's own marker skipped, a `name_$folder$`
-//! object listed as directory `name`, a directory hiding a file of the same name — and [`Namespace::record_listing`] records each entry's size, mtime
-//! and ETag in the table and adds the files being written that S3 does not have yet. Offsets
-//! handed to the kernel are indexes into that snapshot, taken at the first `readdir` of a
-//! handle (and again when the kernel rewinds to offset 0).
+//! Three steps: pages from S3, [`merge`] (pure, unit-tested), which applies the rules —
+//! unusable names dropped, the directory's own marker skipped, a `name_$folder$` object listed
+//! as directory `name`, a directory hiding a file of the same name — and the recording of each
+//! entry's size, mtime and ETag in the table, with the files being written that S3 does not
+//! have yet. `readdir` streams: a task lists page after page into a [`Stream`] and publishes
+//! every entry a page settles (see [`first_unsettled`]), so readers start before the last page.
+//! Offsets handed to the kernel are indexes into that one growing list, taken at the first
+//! `readdir` of a handle (and again when the kernel rewinds to offset 0). A lookup that lists a
+//! directory for itself takes one page at most ([`Namespace::list_dir_limited`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -38,14 +41,75 @@ pub struct DirEntry {
 /// Entries handed to one `readdirplus` at most: more than a page of the kernel's buffer holds.
 pub const PLUS_BATCH: usize = 64;
 
-/// An open directory.
+/// An open directory: the listing taken for it, streaming in.
 pub(super) struct DirHandle {
     ino: u64,
-    entries: Option<Arc<Vec<DirEntry>>>,
+    listing: Option<Arc<Stream>>,
+}
+
+/// A directory listing that is handed out while its pages still arrive.
+///
+/// S3 lists keys in order, so once a page ending with key K has arrived, no later key can
+/// yield a name below [`first_unsettled`]`(K)`: the merged entries below it are final, in
+/// their final order, and cannot be hidden by a later directory of the same name. They are
+/// published at once, so `ls -l` (and the HEADs it needs) starts while later pages are on
+/// their way; offsets stay indexes into one growing, stable list.
+pub(super) struct Stream {
+    entries: std::sync::Mutex<Vec<DirEntry>>,
+    /// `None` while pages still arrive; then how the listing ended.
+    outcome: std::sync::Mutex<Option<FsResult<()>>>,
+    /// Bumped at each change, for the readers waiting.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Stream {
+    fn new() -> Arc<Self> {
+        Arc::new(Stream {
+            entries: std::sync::Mutex::new(Vec::new()),
+            outcome: std::sync::Mutex::new(None),
+            changed: tokio::sync::watch::channel(0).0,
+        })
+    }
+
+    fn publish(&self, more: Vec<DirEntry>) {
+        self.entries.lock().unwrap().extend(more);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn finish(&self, outcome: FsResult<()>) {
+        *self.outcome.lock().unwrap() = Some(outcome);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Entries `from..from + max`, once that many exist or the listing has ended.
+    async fn entries_from(&self, from: usize, max: usize) -> FsResult<Vec<DirEntry>> {
+        let mut rx = self.changed.subscribe();
+        loop {
+            {
+                let entries = self.entries.lock().unwrap();
+                let outcome = self.outcome.lock().unwrap();
+                if entries.len() >= from.saturating_add(max) || outcome.is_some() {
+                    if entries.len() <= from {
+                        if let Some(Err(e)) = outcome.as_ref() {
+                            return Err(e.clone());
+                        }
+                    }
+                    let end = entries.len().min(from.saturating_add(max));
+                    return Ok(entries.get(from..end).unwrap_or_default().to_vec());
+                }
+                if entries.len() > from && max != usize::MAX {
+                    return Ok(entries[from..].to_vec());
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(FsError::new(libc::EIO, "the listing was abandoned"));
+            }
+        }
+    }
 }
 
 /// What S3 listed under a prefix, before the namespace rules.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RawListing {
     /// Common prefixes, each ending with `/`.
     pub prefixes: Vec<String>,
@@ -55,6 +119,21 @@ pub struct RawListing {
 
 /// Suffix of the objects that stand for directories in s3fs's and Hadoop's older buckets.
 const FOLDER_SUFFIX: &str = "_$folder$";
+
+/// What recording a listing has gathered so far.
+#[derive(Default)]
+struct Recorded {
+    subdirs: u32,
+    names: HashSet<String>,
+    order: Vec<u64>,
+}
+
+/// The last key or common prefix of a page (S3 returns both in one order).
+fn last_item(page: &crate::storage::ListPage) -> Option<&str> {
+    let object = page.objects.last().map(|o| o.key.as_str());
+    let prefix = page.prefixes.last().map(String::as_str);
+    object.max(prefix)
+}
 
 /// One name of a merged listing: a directory, or a file with what the listing said of it.
 #[derive(Debug, PartialEq)]
@@ -122,12 +201,21 @@ pub fn merge(prefix: &str, raw: RawListing) -> Vec<Listed> {
     out
 }
 
+/// The lowest name a key after `last` (a key or common prefix, relative to the directory)
+/// can still yield: `x/` after `x-1` names `x`, and so does `x_$folder$`. Names below it are
+/// final. Its end is a char boundary: the byte it stops before is ASCII.
+pub fn first_unsettled(last: &str) -> &str {
+    let b = last.as_bytes();
+    let end = (1..b.len()).find(|&i| b[i] <= b'_').unwrap_or(b.len());
+    &last[..end]
+}
+
 impl Namespace {
     /// Opens directory `ino`.
     pub fn opendir(&self, ino: u64) -> FsResult<u64> {
         self.dir_node(ino)?;
         let fh = self.next_dir_handle.fetch_add(1, Ordering::Relaxed);
-        let handle = DirHandle { ino, entries: None };
+        let handle = DirHandle { ino, listing: None };
         self.dirs
             .lock()
             .unwrap()
@@ -135,9 +223,9 @@ impl Namespace {
         Ok(fh)
     }
 
-    /// Entries of open directory `fh`. The listing is taken at the first call (and again
-    /// when the kernel rewinds to offset 0).
-    pub async fn readdir(&self, fh: u64, offset: u64) -> FsResult<Arc<Vec<DirEntry>>> {
+    /// The listing of open directory `fh`, started at the first call (and again when the
+    /// kernel rewinds to offset 0).
+    async fn listing(&self, fh: u64, offset: u64) -> FsResult<Arc<Stream>> {
         let handle = self
             .dirs
             .lock()
@@ -146,14 +234,23 @@ impl Namespace {
             .cloned()
             .ok_or_else(|| FsError::new(libc::EBADF, "unknown directory handle"))?;
         let mut handle = handle.lock().await;
-        if handle.entries.is_none() || offset == 0 {
-            let entries = self
-                .list_dir_limited(handle.ino, None)
-                .await?
-                .expect("an unlimited listing completes");
-            handle.entries = Some(Arc::new(entries));
+        if handle.listing.is_none() || offset == 0 {
+            handle.listing = Some(self.start_listing(handle.ino)?);
         }
-        Ok(handle.entries.clone().unwrap())
+        Ok(handle.listing.clone().unwrap())
+    }
+
+    /// Every entry of open directory `fh`, once its listing is complete.
+    pub async fn readdir(&self, fh: u64, offset: u64) -> FsResult<Arc<Vec<DirEntry>>> {
+        let stream = self.listing(fh, offset).await?;
+        Ok(Arc::new(stream.entries_from(0, usize::MAX).await?))
+    }
+
+    /// Entries of open directory `fh` from index `offset` on, as soon as there are some (at
+    /// most [`PLUS_BATCH`] × 4: more than the kernel's buffer holds).
+    pub async fn readdir_from(&self, fh: u64, offset: u64) -> FsResult<Vec<DirEntry>> {
+        let stream = self.listing(fh, offset).await?;
+        stream.entries_from(offset as usize, PLUS_BATCH * 4).await
     }
 
     /// Entries of open directory `fh` from index `offset` on (at most [`PLUS_BATCH`]), with
@@ -161,19 +258,15 @@ impl Namespace {
     /// only when the entries it got were stat'ed (`ls -l`): then the partial entries of this
     /// batch are completed before the answer, in parallel, and the next ones start.
     pub async fn readdirplus(&self, fh: u64, offset: u64) -> FsResult<Vec<DirEntry>> {
-        let all = self.readdir(fh, offset).await?;
-        let start = (offset as usize).min(all.len());
-        let batch = &all[start..(start + PLUS_BATCH).min(all.len())];
+        let stream = self.listing(fh, offset).await?;
+        let window = PLUS_BATCH + super::ahead::STAT_AHEAD;
+        let all = stream.entries_from(offset as usize, window).await?;
+        let batch = &all[..PLUS_BATCH.min(all.len())];
         if offset == 0 || self.config.trust_listing_attrs {
             return Ok(batch.to_vec());
         }
-        let ahead_end = (start + PLUS_BATCH + super::ahead::STAT_AHEAD).min(all.len());
         let partial = |e: &&DirEntry| !e.attr_known;
-        let wanted: Vec<u64> = all[start..ahead_end]
-            .iter()
-            .filter(partial)
-            .map(|e| e.ino)
-            .collect();
+        let wanted: Vec<u64> = all.iter().filter(partial).map(|e| e.ino).collect();
         self.complete_in_background(wanted, super::ahead::Probe::Head);
         let mut out = Vec::with_capacity(batch.len());
         for e in batch {
@@ -253,26 +346,56 @@ impl Namespace {
 
     /// Records a merged listing of `dir` in the table; returns the entries to hand out.
     fn record_listing(&self, dir: &Inode, merged: Vec<Listed>) -> Vec<DirEntry> {
-        let until = self.valid_until();
-        let mut table = self.table();
-        let subdirs = merged
-            .iter()
-            .filter(|l| matches!(l, Listed::Dir(..)))
-            .count();
-        if let Some(d) = table.dir_mut(dir.ino) {
-            d.complete_until = Some(until);
-            d.lookup_misses = 0;
-            d.subdirs = Some(subdirs as u32);
-        }
+        let mut progress = Recorded::default();
+        let mut entries = self.record_start(dir);
+        entries.extend(self.record_items(dir, merged, &mut progress));
+        entries.extend(self.record_end(dir, progress));
+        entries
+    }
+
+    /// `.` and `..` of `dir`.
+    fn record_start(&self, dir: &Inode) -> Vec<DirEntry> {
+        let table = self.table();
         let parent = table
             .get(dir.parent)
             .cloned()
             .unwrap_or_else(|| dir.clone());
-        let mut entries = Vec::with_capacity(merged.len() + 2);
-        entries.push(self.dir_entry(dir, "."));
-        entries.push(self.dir_entry(&parent, ".."));
-        // Files being written that S3 does not have yet belong in the listing too.
-        let listed: HashSet<&str> = merged.iter().map(Listed::name).collect();
+        vec![self.dir_entry(dir, "."), self.dir_entry(&parent, "..")]
+    }
+
+    /// Records merged names of `dir` in the table; returns their entries.
+    fn record_items(
+        &self,
+        dir: &Inode,
+        items: Vec<Listed>,
+        progress: &mut Recorded,
+    ) -> Vec<DirEntry> {
+        let until = self.valid_until();
+        let mut table = self.table();
+        let mut entries = Vec::with_capacity(items.len());
+        for item in items {
+            progress.subdirs += matches!(item, Listed::Dir(..)) as u32;
+            progress.names.insert(item.name().to_string());
+            let ino = self.record_listed(&mut table, dir, item, until);
+            let node = table.get(ino).unwrap();
+            entries.push(self.dir_entry(node, &node.name));
+            progress.order.push(ino);
+        }
+        entries
+    }
+
+    /// Marks `dir`'s listing complete; returns the entries of files being written there that
+    /// S3 does not have yet (they belong in the listing too).
+    fn record_end(&self, dir: &Inode, progress: Recorded) -> Vec<DirEntry> {
+        let until = self.valid_until();
+        let mut table = self.table();
+        if let Some(d) = table.dir_mut(dir.ino) {
+            d.complete_until = Some(until);
+            d.lookup_misses = 0;
+            d.subdirs = Some(progress.subdirs);
+            d.order = Some(Arc::new(progress.order));
+            d.order_hint = 0;
+        }
         let mut local: Vec<u64> = table
             .children_of(dir.ino)
             .into_iter()
@@ -280,26 +403,67 @@ impl Namespace {
             .filter(|c| {
                 table
                     .get(*c)
-                    .is_some_and(|n| !listed.contains(n.name.as_str()))
+                    .is_some_and(|n| !progress.names.contains(n.name.as_str()))
             })
             .collect();
         local.sort();
-        for c in local {
-            let node = table.get(c).unwrap();
-            entries.push(self.dir_entry(node, &node.name));
+        local
+            .into_iter()
+            .map(|c| {
+                let node = table.get(c).unwrap();
+                self.dir_entry(node, &node.name)
+            })
+            .collect()
+    }
+
+    /// Starts listing directory `ino` into a new [`Stream`], in a task of its own.
+    fn start_listing(&self, ino: u64) -> FsResult<Arc<Stream>> {
+        let dir = self.dir_node(ino)?;
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| FsError::new(libc::EIO, "unmounting"))?;
+        let stream = Stream::new();
+        let task = stream.clone();
+        tokio::spawn(async move {
+            let outcome = me.stream_pages(&dir, &task).await;
+            task.finish(outcome);
+        });
+        Ok(stream)
+    }
+
+    /// Lists `dir` page by page into `stream`, publishing what each page settles.
+    async fn stream_pages(&self, dir: &Inode, stream: &Stream) -> FsResult<()> {
+        stream.publish(self.record_start(dir));
+        let mut raw = RawListing::default();
+        let mut progress = Recorded::default();
+        let (mut token, mut pages, mut published) = (None, 0, 0usize);
+        loop {
+            let page = self.store.list(&dir.key, Some("/"), token, None).await?;
+            pages += 1;
+            let last = last_item(&page).map(|k| k[dir.key.len().min(k.len())..].to_string());
+            raw.prefixes.extend(page.prefixes);
+            raw.objects.extend(page.objects);
+            token = page.next_token;
+            let bound = token.as_ref().and(last);
+            let settled: Vec<Listed> = merge(&dir.key, raw.clone())
+                .into_iter()
+                .skip(published)
+                .take_while(|l| {
+                    bound
+                        .as_deref()
+                        .is_none_or(|b| l.name() < first_unsettled(b))
+                })
+                .collect();
+            published += settled.len();
+            stream.publish(self.record_items(dir, settled, &mut progress));
+            if token.is_none() {
+                break;
+            }
         }
-        let mut order = Vec::with_capacity(merged.len());
-        for item in merged {
-            let ino = self.record_listed(&mut table, dir, item, until);
-            let node = table.get(ino).unwrap();
-            entries.push(self.dir_entry(node, &node.name));
-            order.push(ino);
-        }
-        if let Some(d) = table.dir_mut(dir.ino) {
-            d.order = Some(Arc::new(order));
-            d.order_hint = 0;
-        }
-        entries
+        debug!(prefix = %dir.key, pages, entries = published, "listed");
+        stream.publish(self.record_end(dir, progress));
+        Ok(())
     }
 
     /// Records one listed name in `dir`; returns its inode number.
@@ -420,5 +584,75 @@ mod tests {
             ],
             "a folder object names a directory (hiding a file of that name); an empty name is skipped"
         );
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use std::ffi::OsStr;
+    use std::sync::Arc;
+
+    use super::first_unsettled;
+    use crate::config::FsConfig;
+    use crate::fs::inode::ROOT_INO;
+    use crate::fs::S3Fs;
+    use crate::storage::mem::MemStore;
+    use crate::storage::ObjectStore;
+
+    #[test]
+    fn names_below_the_first_unsettled_one_are_final() {
+        assert_eq!(first_unsettled("x-1"), "x");
+        assert_eq!(first_unsettled("x_$folder$"), "x");
+        assert_eq!(first_unsettled("sub/"), "sub");
+        assert_eq!(first_unsettled("abc"), "abc");
+        assert_eq!(first_unsettled("ab~c"), "ab~c");
+    }
+
+    #[tokio::test]
+    async fn a_streamed_listing_equals_the_whole_one_across_page_boundaries() {
+        let store = Arc::new(MemStore::new());
+        for i in 0..2500 {
+            store.insert(&format!("d/f{i:04}"), "x");
+        }
+        // Around the page boundaries: a file hidden by a later directory, names that sort
+        // before a directory listed later, an s3fs folder object.
+        for k in [
+            "d/f0999",
+            "d/f0999-1",
+            "d/f0999/in",
+            "d/f1999_$folder$",
+            "d/f1999.t",
+        ] {
+            store.insert(k, "y");
+        }
+        let fs = S3Fs::new(store.clone() as Arc<dyn ObjectStore>, FsConfig::default());
+        let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.unwrap().ino.0;
+        let fh = fs.opendir(d).unwrap();
+        let mut streamed = Vec::new();
+        loop {
+            let more = fs.readdir_from(fh, streamed.len() as u64).await.unwrap();
+            if more.is_empty() {
+                break;
+            }
+            streamed.extend(more.into_iter().map(|e| (e.name, e.attr.kind)));
+        }
+        fs.releasedir(fh);
+        let fh = fs.opendir(d).unwrap();
+        let whole: Vec<_> = fs
+            .readdir(fh, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| (e.name.clone(), e.attr.kind))
+            .collect();
+        assert_eq!(streamed, whole);
+        let names: Vec<&str> = whole.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), 2 + 2500 + 2, "{:?}", &names[..5]);
+        let kind = |n: &str| whole.iter().find(|(m, _)| m == n).unwrap().1;
+        assert_eq!(kind("f0999"), fuser::FileType::Directory, "hidden file");
+        assert_eq!(kind("f1999"), fuser::FileType::Directory, "folder object");
+        let mut sorted = names[2..].to_vec();
+        sorted.sort();
+        assert_eq!(names[2..], sorted[..], "name order, as the whole listing");
     }
 }

@@ -180,9 +180,8 @@ impl Namespace {
     /// symlink (whose target is at most `PATH_MAX` bytes) is still seen as one. A larger file
     /// keeps its listing attributes when they may be trusted (see
     /// [`crate::config::FsConfig::trust_listing_attrs`]): its first GET follows at once anyway.
-    /// A zero-byte object is asked with a HEAD, like a small file with a GET: it may be an
-    /// s3fs directory object, which only its headers tell. (`ls -l` does not come here: the
-    /// kernel keeps the attributes a listing gave it.)
+    /// Unless listings are trusted, a zero-byte object is asked with a HEAD, like a larger
+    /// file: it may be an s3fs directory object, which only its headers tell.
     pub(super) async fn complete_entry(&self, node: Inode) -> FsResult<FileAttr> {
         self.wait_ahead(node.ino).await;
         let node = match self.table().get(node.ino) {
@@ -203,7 +202,9 @@ impl Namespace {
             self.probe
                 .headers(&node.key, small, node.stat.etag.as_deref())
                 .await
-        } else if self.config.trust_listing_attrs && node.stat.size > 0 {
+        } else if self.config.trust_listing_attrs {
+            // Taken from the listing as it is, even an empty object that an older s3fs may
+            // have meant as a directory: the user chose listing attributes.
             return Ok(self.attr_of(&node));
         } else {
             self.probe.head(&node.key).await
