@@ -434,7 +434,9 @@ impl Namespace {
 
     /// Lists `dir` page by page into `stream`, publishing what each page settles.
     async fn stream_pages(&self, dir: &Inode, stream: &Stream) -> FsResult<()> {
-        stream.publish(self.record_start(dir));
+        // `.` and `..` go out with the first page: a listing that fails at once fails the
+        // first `readdir`, as before streaming.
+        let mut start = Some(self.record_start(dir));
         let mut raw = RawListing::default();
         let mut progress = Recorded::default();
         let (mut token, mut pages, mut published) = (None, 0, 0usize);
@@ -456,7 +458,9 @@ impl Namespace {
                 })
                 .collect();
             published += settled.len();
-            stream.publish(self.record_items(dir, settled, &mut progress));
+            let mut entries = start.take().unwrap_or_default();
+            entries.extend(self.record_items(dir, settled, &mut progress));
+            stream.publish(entries);
             if token.is_none() {
                 break;
             }
