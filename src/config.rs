@@ -44,6 +44,16 @@ pub struct FsConfig {
     pub write: WriteConfig,
 }
 
+impl FsConfig {
+    /// `EROFS` on a read-only mount: the one check every change makes first.
+    pub fn check_writable(&self) -> crate::error::FsResult<()> {
+        match self.read_only {
+            true => Err(crate::error::FsError::read_only()),
+            false => Ok(()),
+        }
+    }
+}
+
 /// Read path settings.
 #[derive(Clone, Debug)]
 pub struct ReadConfig {

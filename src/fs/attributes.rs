@@ -366,9 +366,7 @@ impl Attributes {
     /// The node `ino`, which can take attributes: not on a read-only mount, nor the bucket's
     /// root (no marker object to keep them on).
     fn xattr_target(&self, ino: u64) -> FsResult<Inode> {
-        if self.config.read_only {
-            return Err(FsError::read_only());
-        }
+        self.config.check_writable()?;
         let node = self.ns.node(ino)?;
         if node.is_dir() && node.key.is_empty() {
             return Err(FsError::new(

@@ -108,13 +108,6 @@ impl Files {
         let _ = self.kernel.set(kernel);
     }
 
-    fn check_writable(&self) -> FsResult<()> {
-        match self.config.read_only {
-            true => Err(FsError::read_only()),
-            false => Ok(()),
-        }
-    }
-
     fn add_handle(&self, file: OpenFile) -> u64 {
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.handles.lock().unwrap().insert(fh, Arc::new(file));
@@ -254,7 +247,7 @@ impl Files {
 
     /// Opens `ino` for writing (and maybe reading): joins or creates its staged file.
     pub async fn open_for_write(&self, ino: u64, flags: i32, caller: Caller) -> FsResult<u64> {
-        self.check_writable()?;
+        self.config.check_writable()?;
         let state = self.staged_for_write(ino).await?;
         if flags & libc::O_TRUNC != 0 {
             let mut st = state.lock().await;

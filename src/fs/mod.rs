@@ -155,13 +155,6 @@ impl S3Fs {
         &self.read_ctx.cache
     }
 
-    fn check_writable(&self) -> FsResult<()> {
-        match self.config.read_only {
-            true => Err(FsError::read_only()),
-            false => Ok(()),
-        }
-    }
-
     // ----- names and attributes -----------------------------------------------------------
 
     /// Looks `name` up in directory `parent`.
@@ -181,7 +174,7 @@ impl S3Fs {
         _fh: Option<u64>,
         change: AttrChange,
     ) -> FsResult<FileAttr> {
-        self.check_writable()?;
+        self.config.check_writable()?;
         self.attrs.setattr(ino, change).await
     }
 
@@ -253,7 +246,7 @@ impl S3Fs {
         flags: i32,
         caller: impl Into<Caller>,
     ) -> FsResult<(FileAttr, u64)> {
-        self.check_writable()?;
+        self.config.check_writable()?;
         let name = self.ns.new_name(parent, name).await?;
         let attr = self
             .files
@@ -302,7 +295,7 @@ impl S3Fs {
 
     /// Removes file (or symlink) `name` from `parent`.
     pub async fn unlink(&self, parent: u64, name: &OsStr) -> FsResult<()> {
-        self.check_writable()?;
+        self.config.check_writable()?;
         self.changes.unlink(parent, lookup_name(name)?).await
     }
 
@@ -314,7 +307,7 @@ impl S3Fs {
         mode: u32,
         caller: impl Into<Caller>,
     ) -> FsResult<FileAttr> {
-        self.check_writable()?;
+        self.config.check_writable()?;
         let name = self.ns.new_name(parent, name).await?;
         self.changes.mkdir(parent, name, mode, caller.into()).await
     }
@@ -329,7 +322,7 @@ impl S3Fs {
         rdev: u32,
         caller: impl Into<Caller>,
     ) -> FsResult<FileAttr> {
-        self.check_writable()?;
+        self.config.check_writable()?;
         let name = self.ns.new_name(parent, name).await?;
         self.changes
             .mknod(parent, name, mode, rdev, caller.into())
@@ -338,7 +331,7 @@ impl S3Fs {
 
     /// Removes empty directory `name` from `parent`.
     pub async fn rmdir(&self, parent: u64, name: &OsStr) -> FsResult<()> {
-        self.check_writable()?;
+        self.config.check_writable()?;
         self.changes.rmdir(parent, lookup_name(name)?).await
     }
 
@@ -350,7 +343,7 @@ impl S3Fs {
         target: &[u8],
         caller: impl Into<Caller>,
     ) -> FsResult<FileAttr> {
-        self.check_writable()?;
+        self.config.check_writable()?;
         let name = self.ns.new_name(parent, name).await?;
         self.changes
             .symlink(parent, name, target, caller.into())
@@ -366,7 +359,7 @@ impl S3Fs {
         new_name: &OsStr,
         flags: u32,
     ) -> FsResult<()> {
-        self.check_writable()?;
+        self.config.check_writable()?;
         let name = lookup_name(name)?.to_string();
         let new_name = parse_name(new_name)?.to_string();
         self.changes

@@ -117,6 +117,22 @@ pub struct RawListing {
     pub objects: Vec<ListedObject>,
 }
 
+impl RawListing {
+    /// Drops every key and prefix whose name in the directory `prefix` is below `bound`:
+    /// merged and handed out already (see [`first_unsettled`]).
+    fn retain_unsettled(&mut self, prefix: &str, bound: &str) {
+        let rel = |k: &str| k.get(prefix.len()..).unwrap_or("").to_string();
+        self.prefixes.retain(|p| {
+            let name = rel(p);
+            name.strip_suffix('/').unwrap_or(&name) >= bound
+        });
+        self.objects.retain(|o| {
+            let name = rel(&o.key);
+            name.strip_suffix(FOLDER_SUFFIX).unwrap_or(&name) >= bound
+        });
+    }
+}
+
 /// Suffix of the objects that stand for directories in s3fs's and Hadoop's older buckets.
 const FOLDER_SUFFIX: &str = "_$folder$";
 
@@ -447,16 +463,17 @@ impl Namespace {
             raw.prefixes.extend(page.prefixes);
             raw.objects.extend(page.objects);
             token = page.next_token;
-            let bound = token.as_ref().and(last);
+            let last = token.as_ref().and(last);
+            let bound = last.as_deref().map(first_unsettled);
             let settled: Vec<Listed> = merge(&dir.key, raw.clone())
                 .into_iter()
-                .skip(published)
-                .take_while(|l| {
-                    bound
-                        .as_deref()
-                        .is_none_or(|b| l.name() < first_unsettled(b))
-                })
+                .take_while(|l| bound.is_none_or(|b| l.name() < b))
                 .collect();
+            // Keep only what is not settled yet: the next page merges with that alone, not
+            // with the whole directory again.
+            if let Some(b) = bound {
+                raw.retain_unsettled(&dir.key, b);
+            }
             published += settled.len();
             let mut entries = start.take().unwrap_or_default();
             entries.extend(self.record_items(dir, settled, &mut progress));
