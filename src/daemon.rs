@@ -85,6 +85,15 @@ impl Readiness {
         ));
     }
 
+    /// A line for the user before the mount is ready (a warning, or what s3mount is waiting
+    /// for): printed to stderr, which in the background child is still the caller's terminal
+    /// until [`Readiness::ready`] detaches it. After readiness it is dropped; callers log it.
+    pub fn notice(&self, line: &str) {
+        if matches!(*self.lock(), State::Pending(_)) {
+            eprintln!("s3mount: {line}");
+        }
+    }
+
     /// Mounting (or serving) failed with `message` (one line). In the foreground it goes to
     /// stderr. In the background, before readiness, the waiting parent prints it; after
     /// readiness there is nobody to tell but the log, which the caller writes.

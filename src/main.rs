@@ -40,6 +40,9 @@ fn main() {
         cli::print_completions(shell);
         return;
     }
+    if let Err(e) = args.check_values() {
+        e.exit();
+    }
     if let Err(e) = args.absolutize_paths() {
         die(&e);
     }

@@ -18,7 +18,7 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fuser::{Config, MountOption, SessionACL};
@@ -35,7 +35,7 @@ use crate::fuse::{FuseAdapter, KernelNotifier};
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
 use crate::storage::metered::MeteredStore;
-use crate::storage::s3::S3Store;
+use crate::storage::s3::{self, S3Store, Transport};
 use crate::storage::{BucketLocation, ObjectStore, StoreError};
 
 /// Mounts as `args` say and serves until unmounted. The error's `Display` is a one-line
@@ -43,6 +43,7 @@ use crate::storage::{BucketLocation, ObjectStore, StoreError};
 pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), StartupError> {
     let location = parse_location(args.bucket(), args.prefix.as_deref())?;
     let mountpoint = check_mountpoint(args.mountpoint())?;
+    warn_if_not_empty(&mountpoint, &readiness);
     // Bound before mounting, so a taken port fails the mount rather than the metrics.
     let metrics_listener = args
         .metrics_addr
@@ -51,7 +52,7 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
         .map_err(StartupError::Metrics)?;
     let runtime = start_runtime()?;
     let metrics = Arc::new(Metrics::new(&crate::storage::ErrorKind::LABELS));
-    let store = runtime.block_on(connect(&args, &location, &mountpoint, &metrics))?;
+    let store = runtime.block_on(connect(&args, &location, &mountpoint, &metrics, &readiness))?;
     let config = args.fs_config(&location);
     let fs = Arc::new(S3Fs::new(Arc::new(store) as Arc<dyn ObjectStore>, config));
     let background = start_metrics(&runtime, &args, &metrics, &fs, metrics_listener);
@@ -98,29 +99,84 @@ fn start_runtime() -> Result<Runtime, StartupError> {
         .map_err(StartupError::Runtime)
 }
 
-/// Connects to the bucket and proves, with one listing, that it exists and may be listed.
-/// Every request goes through the metered store, which is returned.
+/// How long the checks before mounting (credentials, region, one listing) may take in all.
+/// Shorter than a request's own limits (5 attempts of up to 30 s each): a server that accepts
+/// connections but never answers must fail the mount in seconds, not minutes.
+const STARTUP_LIMIT: Duration = Duration::from_secs(20);
+/// After this long without an answer, s3mount says what it is waiting for.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Connects to the bucket and proves, with one listing, that it exists and may be listed,
+/// within [`STARTUP_LIMIT`]. Every request goes through the metered store, which is returned.
 async fn connect(
     args: &Args,
     location: &BucketLocation,
     mountpoint: &Path,
     metrics: &Arc<Metrics>,
+    readiness: &Readiness,
 ) -> Result<MeteredStore, StartupError> {
-    let settings = args.s3_settings();
-    let endpoint = settings
+    if let Some(profile) = &args.profile {
+        s3::check_profile(profile).await?;
+    }
+    let endpoint = args
         .endpoint_url
         .clone()
         .unwrap_or_else(|| "the AWS S3 endpoint".to_string());
+    let phase = Mutex::new("loading credentials and finding the bucket's region");
+    let checks = check_bucket(args, location, metrics, &phase, &endpoint);
+    tokio::pin!(checks);
+    let patience = tokio::time::sleep(STARTUP_PATIENCE);
+    tokio::pin!(patience);
+    let limit = tokio::time::sleep(STARTUP_LIMIT);
+    tokio::pin!(limit);
+    let mut told = false;
+    let store = loop {
+        tokio::select! {
+            result = &mut checks => break result?,
+            _ = &mut patience, if !told => {
+                told = true;
+                let line = format!(
+                    "waiting for {endpoint} to answer ({}); giving up after {} s",
+                    phase.lock().unwrap(),
+                    STARTUP_LIMIT.as_secs()
+                );
+                debug!("{line}");
+                readiness.notice(&line);
+            }
+            _ = &mut limit => {
+                return Err(StartupError::NoAnswer {
+                    endpoint: endpoint.clone(),
+                    phase: phase.lock().unwrap().to_string(),
+                    limit: STARTUP_LIMIT,
+                });
+            }
+        }
+    };
+    info!(%location, region = %store.1, mountpoint = %mountpoint.display(), "bucket reachable");
+    Ok(store.0)
+}
+
+/// The checks themselves: the client (credentials, region) and one listing. `phase` says
+/// which one is under way, for the waiting line and the timeout message.
+async fn check_bucket(
+    args: &Args,
+    location: &BucketLocation,
+    metrics: &Arc<Metrics>,
+    phase: &Mutex<&'static str>,
+    endpoint: &str,
+) -> Result<(MeteredStore, String), StartupError> {
     let failed = |source: StoreError| StartupError::Bucket {
-        message: explain(&source, location, &endpoint),
+        message: explain(&source, location, endpoint),
         source: Box::new(source),
     };
-    let s3 = S3Store::connect(location, settings).await.map_err(failed)?;
+    let s3 = S3Store::connect(location, args.s3_settings())
+        .await
+        .map_err(failed)?;
     let region = s3.region().to_string();
     let store = MeteredStore::new(Arc::new(s3), metrics.clone());
+    *phase.lock().unwrap() = "listing the bucket";
     store.check_access().await.map_err(failed)?;
-    info!(%location, %region, mountpoint = %mountpoint.display(), "bucket reachable");
-    Ok(store)
+    Ok((store, region))
 }
 
 /// Lets the metrics read the block cache's counters, and starts the Prometheus endpoint and
@@ -430,6 +486,22 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, StartupError> {
     Ok(canonical)
 }
 
+/// Warns when the mount point has entries: the mount hides them until it is unmounted (as
+/// mount(8) would, silently; other mount helpers warn too).
+fn warn_if_not_empty(path: &Path, readiness: &Readiness) {
+    let entries = std::fs::read_dir(path).map_or(0, |d| d.count());
+    if entries > 0 {
+        let line = format!(
+            "warning: mount point {} is not empty: its {entries} {} will be hidden until \
+             the bucket is unmounted",
+            path.display(),
+            if entries == 1 { "entry" } else { "entries" }
+        );
+        debug!("{line}");
+        readiness.notice(&line);
+    }
+}
+
 /// Whether `path` (canonical) is listed as a mount point in /proc/self/mountinfo.
 fn is_mounted(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
@@ -467,7 +539,7 @@ fn explain(err: &StoreError, location: &BucketLocation, endpoint: &str) -> Strin
     let bucket = &location.bucket;
     let detail = err.message();
     match err.kind() {
-        ErrorKind::NoSuchBucket => format!(
+        ErrorKind::NoSuchBucket | ErrorKind::NotFound => format!(
             "bucket '{bucket}' does not exist at {endpoint}: check the bucket name, --region \
              and --endpoint-url"
         ),
@@ -480,20 +552,42 @@ fn explain(err: &StoreError, location: &BucketLocation, endpoint: &str) -> Strin
             "the server rejected the credentials ({detail}): check AWS_ACCESS_KEY_ID, \
              AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or --profile"
         ),
+        ErrorKind::NoCredentials if detail.is_empty() => "no AWS credentials found: set \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, give --profile NAME, or use \
+             --no-sign-request for a public bucket"
+            .to_string(),
         ErrorKind::NoCredentials => format!(
-            "no AWS credentials found ({detail}): set AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY, use --profile, or --no-sign-request for a public bucket"
+            "cannot load AWS credentials ({detail}): check the environment's AWS_* variables \
+             or --profile, or use --no-sign-request for a public bucket"
         ),
-        ErrorKind::Connect | ErrorKind::Timeout => format!(
-            "cannot connect to {endpoint} ({detail}): check --endpoint-url and that the \
-             server is running and reachable"
+        ErrorKind::Timeout => format!(
+            "no answer from {endpoint} (timed out): check --endpoint-url and the network, or \
+             raise --connect-timeout/--read-timeout"
         ),
-        ErrorKind::NotFound => format!(
-            "bucket '{bucket}' does not exist at {endpoint}: check the bucket name, --region \
-             and --endpoint-url"
-        ),
+        ErrorKind::Connect => explain_transport(err, endpoint),
         _ => format!("cannot access bucket '{bucket}' at {endpoint}: {err}"),
     }
+}
+
+/// The line for a request that got no answer, by its cause.
+fn explain_transport(err: &StoreError, endpoint: &str) -> String {
+    let cause = Transport::of(err);
+    let fix = match &cause {
+        Transport::Refused => "check --endpoint-url and that the server is running",
+        Transport::UnknownHost { .. } => "check the host name in --endpoint-url (or --region)",
+        Transport::Tls { .. } => {
+            "check http:// or https:// in --endpoint-url, and that the server's certificate \
+             is trusted (AWS_CA_BUNDLE)"
+        }
+        Transport::TimedOut => "check --endpoint-url and the network, or raise --connect-timeout",
+        Transport::Reset => {
+            "check http:// or https:// in --endpoint-url, and that it is an S3 server"
+        }
+        Transport::Other { .. } => {
+            "check --endpoint-url and that the server is running and reachable"
+        }
+    };
+    format!("cannot connect to {endpoint}: {cause}: {fix}")
 }
 
 #[cfg(test)]

@@ -18,7 +18,11 @@ use crate::storage::StoreError;
 pub enum StartupError {
     // ----- flags and -o options -----
     /// An `-o` option that is not an s3mount flag.
-    #[error("unknown mount option '{name}': use s3mount's flags without their dashes                  (e.g. endpoint-url=URL, region=REGION, allow_other, uid=1000), or ro; see                  `s3mount --help`")]
+    #[error(
+        "unknown mount option '{name}': use s3mount's flags without their dashes \
+         (e.g. endpoint-url=URL, region=REGION, allow_other, uid=1000), or ro; see \
+         `s3mount --help`"
+    )]
     UnknownMountOption { name: String },
 
     /// An `-o` option for a flag without a value, given a value.
@@ -44,6 +48,28 @@ pub enum StartupError {
     /// BUCKET without a bucket name (`s3://`).
     #[error("'{bucket}' does not name a bucket")]
     NoBucketName { bucket: String },
+
+    /// BUCKET with a `:` that is not `s3://` (`s3:/photos`, `https://...`).
+    #[error("'{bucket}' is not a bucket name or an s3:// URI: {reason}")]
+    InvalidBucketUri { bucket: String, reason: String },
+
+    /// A bucket name that breaks S3's naming rules.
+    #[error("'{name}' is not a valid bucket name: {reason}")]
+    InvalidBucketName { name: String, reason: String },
+
+    /// `--profile` names a profile that does not exist (or the files cannot be read).
+    #[error(transparent)]
+    Profile(#[from] crate::storage::s3::ProfileError),
+
+    /// The checks before mounting got no answer within their limit.
+    #[error("no answer from {endpoint} in {} s (the limit of the checks before mounting) \
+             while {phase}: check --endpoint-url and that the server is working",
+            .limit.as_secs())]
+    NoAnswer {
+        endpoint: String,
+        phase: String,
+        limit: std::time::Duration,
+    },
 
     /// A prefix both in BUCKET and in `--prefix`.
     #[error("give the prefix either in BUCKET or with --prefix, not both")]

@@ -36,6 +36,11 @@ use super::{
 };
 
 mod classify;
+mod profile;
+mod transport;
+
+pub use self::profile::{check_profile, ProfileError};
+pub use self::transport::Transport;
 
 /// How to reach the store. Every field is optional; `None` means "the AWS default".
 #[derive(Clone, Debug, Default)]
@@ -103,7 +108,14 @@ impl S3Store {
     ) -> Result<Self, StoreError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(profile) = &settings.profile {
-            loader = loader.profile_name(profile);
+            // An explicit profile wins over credentials in the environment, as in the AWS CLI:
+            // the profile's own provider replaces the default chain (environment first).
+            let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(profile)
+                .build();
+            loader = loader
+                .profile_name(profile)
+                .credentials_provider(credentials);
         }
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));

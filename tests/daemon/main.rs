@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod first_contact;
 mod mount_errors;
 mod security;
 mod signals;

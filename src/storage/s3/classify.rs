@@ -13,6 +13,7 @@ use aws_sdk_s3::operation::RequestId;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use tracing::debug;
 
+use super::transport::Transport;
 use crate::storage::StoreError;
 
 /// Classifies an SDK error. This is the only place that looks at S3 error codes. The error
@@ -54,23 +55,25 @@ where
             format!(" ({message})")
         }
     );
-    let context = || format!("{}", aws_sdk_s3::error::DisplayErrorContext(err));
-    if credentials_failure(err) {
+    if let Some(failure) = credentials_failure(err) {
         // The credentials provider failed before anything was sent (no credentials anywhere
         // in the chain, an SSO session expired, ...): the SDK reports it as a dispatch or
         // construction failure whose cause is a `CredentialsError`.
-        return StoreError::no_credentials(context());
+        return StoreError::no_credentials(credentials_detail(failure));
     }
+    let op_key = format!("{op} {key}").trim_end().to_string();
     match (err, code, status) {
-        (SdkError::TimeoutError(_), _, _) => StoreError::timeout(format!("{op} {key}")),
+        (SdkError::TimeoutError(_), _, _) => StoreError::timeout(op_key),
         (SdkError::DispatchFailure(d), _, _) => {
             if d.is_timeout() {
-                StoreError::timeout(format!("{op} {key}"))
+                StoreError::timeout(op_key)
             } else {
-                StoreError::connect(format!("{op} {key}: {}", context()))
+                StoreError::connect(format!("{op_key}: {}", Transport::of(err)))
             }
         }
-        (SdkError::ConstructionFailure(_), _, _) => StoreError::other(context()),
+        (SdkError::ConstructionFailure(_), _, _) => {
+            StoreError::other(format!("{op_key}: {}", Transport::of(err)))
+        }
         (_, Some("NoSuchBucket"), _) => StoreError::no_such_bucket(),
         (_, Some("NoSuchKey" | "NoSuchVersion" | "NotFound" | "NoSuchUpload"), _) => {
             StoreError::not_found()
@@ -115,16 +118,43 @@ where
     }
 }
 
-/// Whether a credentials provider's failure is somewhere in `err`'s chain of causes.
-fn credentials_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+/// The credentials provider's failure, if there is one in `err`'s chain of causes.
+fn credentials_failure<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a CredentialsError> {
     let mut next = Some(err);
     while let Some(e) = next {
-        if e.is::<CredentialsError>() {
-            return true;
+        if let Some(failure) = e.downcast_ref::<CredentialsError>() {
+            return Some(failure);
         }
         next = e.source();
     }
-    false
+    None
+}
+
+/// Empty when there were simply no credentials anywhere (the caller says where to put them);
+/// otherwise why the provider failed, one line per cause joined by ": " (an expired SSO
+/// session, a broken profile, ...).
+fn credentials_detail(failure: &CredentialsError) -> String {
+    if matches!(failure, CredentialsError::CredentialsNotLoaded(_)) {
+        return String::new();
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(failure);
+    while let Some(e) = next {
+        let line = e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if !line.is_empty() && !parts.iter().any(|p| p.contains(&line)) {
+            parts.push(line);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]
@@ -202,7 +232,11 @@ mod tests {
             SdkError::dispatch_failure(ConnectorError::other(Box::new(missing), None));
         let err = classify("ListObjectsV2", "", sdk);
         assert_eq!(err.kind(), ErrorKind::NoCredentials);
-        assert!(err.to_string().starts_with("no credentials: "), "{err}");
+        assert_eq!(
+            err.message(),
+            "",
+            "nothing to add to 'no credentials found'"
+        );
         assert_eq!(err.status(), None);
 
         // Also when it is further down the chain, and as a construction failure.
@@ -227,9 +261,9 @@ mod tests {
         let sdk: GetError = SdkError::dispatch_failure(ConnectorError::io(Box::new(refused)));
         let err = classify("GetObject", "k", sdk);
         assert_eq!(err.kind(), ErrorKind::Connect);
-        assert!(
-            err.to_string().starts_with("cannot connect: GetObject k: "),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "cannot connect: GetObject k: connection refused"
         );
 
         let sdk: GetError =
