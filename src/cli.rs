@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 
 use crate::config::{FsConfig, ReadConfig, WriteConfig};
+use crate::data::salvage::Origin;
 use crate::startup::StartupError;
 use crate::storage::s3::S3Settings;
 use crate::storage::BucketLocation;
@@ -33,15 +34,17 @@ use crate::storage::BucketLocation;
     args_override_self = true,
     override_usage = "s3mount [OPTIONS] <BUCKET> <MOUNTPOINT> [-o OPTIONS]\n       \
                       s3mount --generate-man <DIR>\n       \
-                      s3mount --generate-completions <SHELL>"
+                      s3mount --generate-completions <SHELL>\n       \
+                      s3mount --list-failed-uploads [--cache-dir DIR]\n       \
+                      s3mount --retry-failed-uploads[=ID,...] [--cache-dir DIR] [OPTIONS]"
 )]
 pub struct Args {
     /// Bucket to mount: `NAME`, `NAME/PREFIX/` or `s3://NAME/PREFIX/`.
-    #[arg(value_name = "BUCKET", required_unless_present_any = ["generate_man", "generate_completions"])]
+    #[arg(value_name = "BUCKET", required_unless_present_any = NO_MOUNT)]
     pub bucket: Option<String>,
 
     /// Directory to mount the bucket at.
-    #[arg(value_name = "MOUNTPOINT", required_unless_present_any = ["generate_man", "generate_completions"])]
+    #[arg(value_name = "MOUNTPOINT", required_unless_present_any = NO_MOUNT)]
     pub mountpoint: Option<PathBuf>,
 
     /// Mount options, comma-separated, as mount(8) and /etc/fstab pass them: any s3mount flag
@@ -238,7 +241,31 @@ pub struct Args {
     /// Print the completion script for SHELL to stdout and exit.
     #[arg(long, value_name = "SHELL", help_heading = "Installation")]
     pub generate_completions: Option<clap_complete::Shell>,
+
+    /// List the uploads that failed and were kept (in --cache-dir DIR, by default
+    /// /var/lib/s3mount for root, else ~/.local/state/s3mount), one line each, and exit.
+    #[arg(
+        long,
+        help_heading = "Failed uploads",
+        conflicts_with = "retry_failed_uploads"
+    )]
+    pub list_failed_uploads: bool,
+
+    /// Upload again the failed uploads with these IDs (all of them when none is given), with
+    /// the connection flags given here, else those the mount used; remove each one S3 took,
+    /// and exit (status 1 if any failed: those are kept).
+    #[arg(long, value_name = "ID,...", num_args = 0..=1, require_equals = true,
+          value_delimiter = ',', help_heading = "Failed uploads")]
+    pub retry_failed_uploads: Option<Vec<String>>,
 }
+
+/// The flags that do something other than mount: BUCKET and MOUNTPOINT are not needed.
+const NO_MOUNT: [&str; 4] = [
+    "generate_man",
+    "generate_completions",
+    "list_failed_uploads",
+    "retry_failed_uploads",
+];
 
 /// Why the command line was refused.
 #[derive(Debug, thiserror::Error)]
@@ -288,7 +315,14 @@ const IGNORED_OPTIONS: &[&str] = &[
 ];
 
 /// Flags that make no sense as mount options.
-const NOT_MOUNT_OPTIONS: &[&str] = &["help", "version", "generate-man", "generate-completions"];
+const NOT_MOUNT_OPTIONS: &[&str] = &[
+    "help",
+    "version",
+    "generate-man",
+    "generate-completions",
+    "list-failed-uploads",
+    "retry-failed-uploads",
+];
 
 /// Turns `-o` option strings into the equivalent flags. Returns the flags and whether
 /// `noexec` is in force.
@@ -561,9 +595,26 @@ impl Args {
             },
             write: WriteConfig {
                 part_size: self.write_part_size.unwrap_or(self.part_size).max(5 << 20),
-                cache_dir: self.cache_dir.clone(),
+                cache_dir: Some(crate::recovery::dir_for(self)),
+                origin: self.origin(location),
                 ..WriteConfig::default()
             },
+        }
+    }
+
+    /// What a failed upload's manifest records about where it was going.
+    fn origin(&self, location: &BucketLocation) -> Origin {
+        let env_region = || {
+            ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .into_iter()
+                .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+        };
+        Origin {
+            bucket: location.bucket.clone(),
+            prefix: location.prefix.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            region: self.region.clone().or_else(env_region),
+            force_path_style: self.force_path_style,
         }
     }
 
@@ -691,6 +742,13 @@ mod tests {
         let a = parse(&["s3mount", "--generate-completions", "bash"]).unwrap();
         assert!(a.bucket.is_none());
         assert!(parse(&["s3mount"]).is_err());
+        let a = parse(&["s3mount", "--list-failed-uploads", "--cache-dir", "/d"]).unwrap();
+        assert!(a.list_failed_uploads && a.bucket.is_none());
+        let a = parse(&["s3mount", "--retry-failed-uploads"]).unwrap();
+        assert_eq!(a.retry_failed_uploads, Some(vec![]));
+        let a = parse(&["s3mount", "--retry-failed-uploads=a,b", "--region", "r"]).unwrap();
+        assert_eq!(a.retry_failed_uploads, Some(vec!["a".into(), "b".into()]));
+        assert!(parse(&["s3mount", "b", "/mnt", "-o", "list_failed_uploads"]).is_err());
         let dir = tempfile::tempdir().unwrap();
         let page = std::fs::read_to_string(write_man_page(dir.path()).unwrap()).unwrap();
         assert!(

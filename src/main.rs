@@ -43,6 +43,9 @@ fn main() {
     if let Err(e) = args.absolutize_paths() {
         die(&e);
     }
+    if args.list_failed_uploads || args.retry_failed_uploads.is_some() {
+        std::process::exit(s3mount::recovery::run_command(&args));
+    }
 
     // Fork first, while there is only one thread; the child does everything else.
     let readiness = if args.foreground {
