@@ -12,7 +12,6 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 
 use crate::config::{FsConfig, ReadConfig, WriteConfig};
-use crate::data::salvage::Origin;
 use crate::startup::StartupError;
 use crate::storage::s3::S3Settings;
 use crate::storage::BucketLocation;
@@ -596,25 +595,9 @@ impl Args {
             write: WriteConfig {
                 part_size: self.write_part_size.unwrap_or(self.part_size).max(5 << 20),
                 cache_dir: Some(crate::recovery::dir_for(self)),
-                origin: self.origin(location),
+                origin: crate::recovery::origin(self, location),
                 ..WriteConfig::default()
             },
-        }
-    }
-
-    /// What a failed upload's manifest records about where it was going.
-    fn origin(&self, location: &BucketLocation) -> Origin {
-        let env_region = || {
-            ["AWS_REGION", "AWS_DEFAULT_REGION"]
-                .into_iter()
-                .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
-        };
-        Origin {
-            bucket: location.bucket.clone(),
-            prefix: location.prefix.clone(),
-            endpoint_url: self.endpoint_url.clone(),
-            region: self.region.clone().or_else(env_region),
-            force_path_style: self.force_path_style,
         }
     }
 

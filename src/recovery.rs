@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::Args;
-use crate::data::salvage::{self, Entry, Manifest, SalvageError};
+use crate::data::salvage::{self, Entry, Manifest, Origin, SalvageError};
 use crate::data::upload::{upload_staged, PartPlan, Staged};
 use crate::error::FsError;
 use crate::storage::s3::{S3Settings, S3Store};
@@ -46,6 +46,23 @@ pub fn default_dir() -> PathBuf {
 /// The staging directory `args` stand for: `--cache-dir`, else [`default_dir`].
 pub fn dir_for(args: &Args) -> PathBuf {
     args.cache_dir.clone().unwrap_or_else(default_dir)
+}
+
+/// What a failed upload's manifest records about where the mount `args` describe was sending
+/// it (the region: `--region`, else the environment's, else none: found again the same way).
+pub fn origin(args: &Args, location: &BucketLocation) -> Origin {
+    let env_region = || {
+        ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .into_iter()
+            .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+    };
+    Origin {
+        bucket: location.bucket.clone(),
+        prefix: location.prefix.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+        region: args.region.clone().or_else(env_region),
+        force_path_style: args.force_path_style,
+    }
 }
 
 /// Why a command on failed uploads failed (each `Display` is one line for the user).
@@ -333,7 +350,6 @@ pub async fn retry_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::salvage::Origin;
     use crate::storage::mem::MemStore;
     use crate::storage::PutOptions;
 

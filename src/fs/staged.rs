@@ -593,16 +593,21 @@ async fn download(ctx: &WriteCtx, base: &BaseVersion, file: &NamedTempFile) -> F
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::test_fs::StagingDir;
     use crate::storage::mem::MemStore;
 
-    fn ctx(store: &Arc<MemStore>) -> Arc<WriteCtx> {
-        Arc::new(WriteCtx {
+    /// A context staging in a directory of its own (checked and removed when it drops).
+    fn ctx(store: &Arc<MemStore>) -> (Arc<WriteCtx>, StagingDir) {
+        let dir = StagingDir::new();
+        let ctx = Arc::new(WriteCtx {
             store: store.clone() as Arc<dyn ObjectStore>,
             config: WriteConfig {
                 part_size: 5 << 20,
+                cache_dir: Some(dir.path().to_path_buf()),
                 ..WriteConfig::default()
             },
-        })
+        });
+        (ctx, dir)
     }
 
     #[tokio::test]
@@ -610,7 +615,8 @@ mod tests {
         let store = Arc::new(MemStore::new());
         store.insert("k", "hello world");
         let meta = store.head("k").await.unwrap();
-        let mut f = StagedFile::opened(ctx(&store), 2, "k".into(), Some(&meta), Default::default());
+        let (ctx, _dir) = ctx(&store);
+        let mut f = StagedFile::opened(ctx, 2, "k".into(), Some(&meta), Default::default());
         assert_eq!(f.sync(), Sync::Clean);
         assert!(f.commit().await.unwrap().is_none(), "nothing to upload yet");
         f.write_at(0, b"HELLO").await.unwrap();
@@ -627,7 +633,8 @@ mod tests {
         let store = Arc::new(MemStore::new());
         store.insert("k", "old");
         let meta = store.head("k").await.unwrap();
-        let mut f = StagedFile::opened(ctx(&store), 2, "k".into(), Some(&meta), Default::default());
+        let (ctx, _dir) = ctx(&store);
+        let mut f = StagedFile::opened(ctx, 2, "k".into(), Some(&meta), Default::default());
         f.truncate_on_open().await.unwrap();
         assert_eq!(f.sync(), Sync::Truncated);
         assert!(f.defers_flush());
@@ -638,7 +645,8 @@ mod tests {
     #[tokio::test]
     async fn an_unlinked_file_is_never_uploaded() {
         let store = Arc::new(MemStore::new());
-        let mut f = StagedFile::created(ctx(&store), 2, "gone".into(), Default::default()).unwrap();
+        let (ctx, _dir) = ctx(&store);
+        let mut f = StagedFile::created(ctx, 2, "gone".into(), Default::default()).unwrap();
         f.write_at(0, b"data").await.unwrap();
         f.unlink();
         f.write_at(4, b"more").await.unwrap();
