@@ -100,21 +100,23 @@ pub enum RecoveryError {
         expected: u64,
     },
     /// No client for the bucket (credentials, region).
-    #[error("{id}: cannot connect for s3://{bucket}: {source}")]
+    #[error("{id}: not retried, no client for s3://{bucket} ({reason}); it is kept")]
     Connect {
         id: String,
         bucket: String,
+        reason: String,
         #[source]
         source: Arc<StoreError>,
     },
-    /// The upload failed.
-    #[error("{id}: upload of s3://{bucket}/{key} failed again ({}); it is kept", .source.message)]
+    /// The upload failed; `reason` is [`salvage::readable_error`] of `source`.
+    #[error("{id}: upload of s3://{bucket}/{key} failed again ({reason}); it is kept")]
     Upload {
         id: String,
         bucket: String,
         key: String,
+        reason: String,
         #[source]
-        source: FsError,
+        source: Box<FsError>,
     },
     /// The tokio runtime could not be built.
     #[error("cannot start the runtime: {0}")]
@@ -275,6 +277,7 @@ pub async fn retry(
             }
         };
         let s = settings(manifest);
+        let endpoint = s.endpoint_url.clone();
         let key = format!(
             "{}\n{:?}\n{:?}\n{}",
             manifest.bucket, s.endpoint_url, s.region, s.force_path_style
@@ -291,10 +294,11 @@ pub async fn retry(
             stores.insert(key.clone(), store);
         }
         let outcome = match &stores[&key] {
-            Ok(store) => retry_entry(store, entry, manifest, plan).await,
+            Ok(store) => retry_entry(store, entry, manifest, plan, endpoint.as_deref()).await,
             Err(e) => Err(RecoveryError::Connect {
                 id: entry.id.clone(),
                 bucket: manifest.bucket.clone(),
+                reason: salvage::readable_store_error(e, endpoint.as_deref()),
                 source: e.clone(),
             }),
         };
@@ -309,6 +313,7 @@ pub async fn retry_entry(
     entry: &Entry,
     manifest: &Manifest,
     plan: PartPlan,
+    endpoint: Option<&str>,
 ) -> Result<String, RecoveryError> {
     let path = entry.data_path();
     let data_error = |source| RecoveryError::Data {
@@ -337,7 +342,8 @@ pub async fn retry_entry(
             id: entry.id.clone(),
             bucket: manifest.bucket.clone(),
             key: manifest.key.clone(),
-            source,
+            reason: salvage::readable_error(&source, endpoint),
+            source: Box::new(source),
         })?;
     drop(file);
     entry.remove()?;
@@ -391,7 +397,9 @@ mod tests {
         let entry = kept(dir.path(), "b", "k", &big, &opts);
         let m = entry.manifest.clone().unwrap();
         let dyn_store = store.clone() as Arc<dyn ObjectStore>;
-        let line = retry_entry(&dyn_store, &entry, &m, PLAN).await.unwrap();
+        let line = retry_entry(&dyn_store, &entry, &m, PLAN, None)
+            .await
+            .unwrap();
         assert!(
             line.starts_with("uploaded s3://b/k (6291456 bytes) from "),
             "{line}"
@@ -411,7 +419,9 @@ mod tests {
         let entry = kept(dir.path(), "b", "k", b"bytes", &PutOptions::default());
         let m = entry.manifest.clone().unwrap();
         let dyn_store = store.clone() as Arc<dyn ObjectStore>;
-        let err = retry_entry(&dyn_store, &entry, &m, PLAN).await.unwrap_err();
+        let err = retry_entry(&dyn_store, &entry, &m, PLAN, None)
+            .await
+            .unwrap_err();
         let line = err.to_string();
         assert!(
             line.contains("upload of s3://b/k failed again") && !line.contains('\n'),

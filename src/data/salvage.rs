@@ -30,7 +30,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::storage::PutOptions;
+use crate::error::FsError;
+use crate::storage::{ErrorKind, PutOptions, StoreError};
 
 /// The directory under the staging directory that holds failed uploads.
 pub const FAILED_UPLOADS: &str = "failed-uploads";
@@ -283,6 +284,46 @@ fn one_line(text: &str) -> String {
     text.lines().next().unwrap_or("").trim().to_string()
 }
 
+/// Why an upload to `endpoint` (`None`: AWS's) failed, as a line for a person: from the
+/// store error's kind when there is one, without the Rust debug dump that an SDK error's
+/// text may end with.
+pub fn readable_error(e: &FsError, endpoint: Option<&str>) -> String {
+    let store = std::error::Error::source(e).and_then(|s| s.downcast_ref::<StoreError>());
+    match store {
+        Some(store) => readable_store_error(store, endpoint),
+        None => without_dump(&e.message),
+    }
+}
+
+/// [`readable_error`] of a store error.
+pub fn readable_store_error(store: &StoreError, endpoint: Option<&str>) -> String {
+    let endpoint = endpoint.unwrap_or("the AWS S3 endpoint");
+    match store.kind() {
+        ErrorKind::Connect => format!("cannot connect to {endpoint}"),
+        ErrorKind::Timeout => format!("{endpoint} did not answer in time"),
+        ErrorKind::NoSuchBucket => format!("the bucket does not exist at {endpoint}"),
+        ErrorKind::AccessDenied => "access denied: the credentials in use may not write \
+                                    this key"
+            .to_string(),
+        ErrorKind::BadCredentials => "the server rejected the credentials".to_string(),
+        ErrorKind::NoCredentials => "no AWS credentials found".to_string(),
+        _ => without_dump(&store.to_string()),
+    }
+}
+
+/// `text` cut before a parenthesised Rust debug dump (`... (DispatchFailure { .. })`).
+fn without_dump(text: &str) -> String {
+    let text = one_line(text);
+    let cut = text
+        .match_indices(" (")
+        .map(|(i, _)| i)
+        .find(|&i| text[i..].contains(" { "));
+    match cut {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 /// `t` as RFC 3339 in UTC, to the second: `2024-05-01T12:34:56Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -329,6 +370,25 @@ mod tests {
             region: Some("eu-west-1".into()),
             force_path_style: true,
         }
+    }
+
+    #[test]
+    fn errors_read_as_a_line_without_debug_dumps() {
+        let dump = "cannot connect: PutObject k: dispatch failure: io error (DispatchFailure(\
+                    DispatchFailure { source: ConnectorError { kind: Io } }))";
+        let e = FsError::from(StoreError::connect(dump));
+        assert_eq!(
+            readable_error(&e, Some("http://127.0.0.1:9")),
+            "cannot connect to http://127.0.0.1:9"
+        );
+        let e = FsError::from(StoreError::server(dump));
+        let line = readable_error(&e, None);
+        assert!(
+            !line.contains('{') && line.contains("dispatch failure"),
+            "{line}"
+        );
+        let e = FsError::new(libc::EIO, "plain (with a note)");
+        assert_eq!(readable_error(&e, None), "plain (with a note)");
     }
 
     #[test]

@@ -450,7 +450,8 @@ impl StagedFile {
             }
             Err(e) => {
                 self.sync = Sync::Failed;
-                self.last_error = Some(e.message.clone());
+                let endpoint = self.ctx.config.origin.endpoint_url.as_deref();
+                self.last_error = Some(salvage::readable_error(&e, endpoint));
                 error!(
                     key = %self.key,
                     staged = %self.staged_path(),
