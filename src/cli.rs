@@ -33,12 +33,15 @@ use crate::storage::BucketLocation;
     args_override_self = true,
     override_usage = "s3mount [OPTIONS] <BUCKET> <MOUNTPOINT> [-o OPTIONS]\n       \
                       s3mount --generate-man <DIR>\n       \
-                      s3mount --generate-completions <SHELL>"
+                      s3mount --generate-completions <SHELL>\n       \
+                      s3mount --list-failed-uploads [--cache-dir DIR]\n       \
+                      s3mount --retry-failed-uploads[=ID,...] [--cache-dir DIR] [OPTIONS]"
 )]
 pub struct Args {
     /// Bucket to mount: `NAME`, `NAME/PREFIX/` or `s3://NAME/PREFIX/`.
     // Required, so that --help shows `<BUCKET>`; the --generate-* flags are `exclusive`, which
-    // lifts the requirement when they are given.
+    // lifts the requirement, and the failed-upload commands are parsed without it
+    // (`command_for`).
     #[arg(value_name = "BUCKET", required = true)]
     pub bucket: Option<String>,
 
@@ -134,8 +137,8 @@ pub struct Args {
     #[arg(long, help_heading = "Caching options")]
     pub listing_attributes: bool,
 
-    /// Memory for the block cache, in MiB; at least two --part-size parts, so that a
-    /// sequential reader can stay one part ahead.
+    /// Memory for the block cache, in MiB (at least 1; a cache smaller than two --part-size
+    /// parts works, but sequential reads then fetch parts they evict before reading).
     #[arg(long, value_name = "MiB", default_value_t = 128,
           value_parser = clap::value_parser!(u64).range(1..=1 << 30),
           help_heading = "Caching options")]
@@ -241,6 +244,51 @@ pub struct Args {
         help_heading = "Installation"
     )]
     pub generate_completions: Option<clap_complete::Shell>,
+
+    /// List the uploads that failed and were kept (in --cache-dir DIR, by default
+    /// /var/lib/s3mount for root, else ~/.local/state/s3mount), one line each, and exit.
+    #[arg(
+        long,
+        help_heading = "Failed uploads",
+        conflicts_with = "retry_failed_uploads"
+    )]
+    pub list_failed_uploads: bool,
+
+    /// Upload again the failed uploads with these IDs (all of them when none is given), with
+    /// the connection flags given here, else those the mount used; remove each one S3 took,
+    /// and exit (status 1 if any failed: those are kept).
+    #[arg(long, value_name = "ID,...", num_args = 0..=1, require_equals = true,
+          value_delimiter = ',', help_heading = "Failed uploads")]
+    pub retry_failed_uploads: Option<Vec<String>>,
+}
+
+/// The commands that work on failed uploads instead of mounting: BUCKET and MOUNTPOINT are not
+/// needed with them. (The --generate-* flags need no such list: they are `exclusive`.)
+const NO_MOUNT: [&str; 2] = ["--list-failed-uploads", "--retry-failed-uploads"];
+
+/// The clap command for `argv`: BUCKET and MOUNTPOINT are required, so --help shows them as
+/// such, except when `argv` asks for one of the [`NO_MOUNT`] commands.
+fn command_for(argv: &[OsString]) -> clap::Command {
+    let command = Args::command();
+    let no_mount = argv.iter().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        NO_MOUNT
+            .iter()
+            .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
+    });
+    match no_mount {
+        true => command
+            .mut_arg("bucket", |a| a.required(false))
+            .mut_arg("mountpoint", |a| a.required(false)),
+        false => command,
+    }
+}
+
+/// Parses `argv` with [`command_for`].
+fn try_parse(argv: &[OsString]) -> Result<Args, clap::Error> {
+    use clap::FromArgMatches;
+    let mut matches = command_for(argv).try_get_matches_from(argv)?;
+    Args::from_arg_matches_mut(&mut matches)
 }
 
 /// Why the command line was refused.
@@ -291,7 +339,14 @@ const IGNORED_OPTIONS: &[&str] = &[
 ];
 
 /// Flags that make no sense as mount options.
-const NOT_MOUNT_OPTIONS: &[&str] = &["help", "version", "generate-man", "generate-completions"];
+const NOT_MOUNT_OPTIONS: &[&str] = &[
+    "help",
+    "version",
+    "generate-man",
+    "generate-completions",
+    "list-failed-uploads",
+    "retry-failed-uploads",
+];
 
 /// Turns `-o` option strings into the equivalent flags. Returns the flags and whether
 /// `noexec` is in force.
@@ -364,7 +419,7 @@ impl Args {
         T: Into<OsString> + Clone,
     {
         let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
-        let args = Args::try_parse_from(&argv).map_err(ArgsError::Clap)?;
+        let args = try_parse(&argv).map_err(ArgsError::Clap)?;
         if args.options.is_empty() {
             return Ok(args);
         }
@@ -374,7 +429,7 @@ impl Args {
         full.extend(argv.first().cloned());
         full.extend(flags);
         full.extend(argv.iter().skip(1).cloned());
-        let mut args = Args::try_parse_from(&full).map_err(|source| {
+        let mut args = try_parse(&full).map_err(|source| {
             let reason = source
                 .to_string()
                 .lines()
@@ -693,22 +748,6 @@ fn check_bucket_name(name: &str) -> Result<(), String> {
 }
 
 impl Args {
-    /// Checks that hold between flags (each flag's own range is checked as it is parsed).
-    pub fn check_values(&self) -> Result<(), clap::Error> {
-        let cache = self.cache_size << 20;
-        if cache < 2 * self.part_size {
-            let need = (2 * self.part_size).div_ceil(1 << 20);
-            let msg = format!(
-                "--cache-size {} MiB cannot hold two parts of --part-size {}: give \
-                 --cache-size {need} or more, or a smaller --part-size",
-                self.cache_size,
-                human_bytes(self.part_size)
-            );
-            return Err(Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg));
-        }
-        Ok(())
-    }
-
     /// The filesystem configuration these flags describe.
     pub fn fs_config(&self, location: &BucketLocation) -> FsConfig {
         let defaults = FsConfig::default();
@@ -731,7 +770,8 @@ impl Args {
                 part_size: self
                     .write_part_size
                     .unwrap_or(self.part_size.max(MIN_WRITE_PART)),
-                cache_dir: self.cache_dir.clone(),
+                cache_dir: Some(crate::recovery::dir_for(self)),
+                origin: crate::recovery::origin(self, location),
                 ..WriteConfig::default()
             },
         }
@@ -799,10 +839,10 @@ mod tests {
 
     #[test]
     fn values_outside_what_works_are_refused() {
-        let err = |argv: &[&str]| match Args::parse_from_args(argv).map(|a| a.check_values()) {
-            Err(ArgsError::Clap(e)) | Ok(Err(e)) => e.to_string(),
+        let err = |argv: &[&str]| match Args::parse_from_args(argv) {
+            Err(ArgsError::Clap(e)) => e.to_string(),
             Err(ArgsError::Options(e)) => e.to_string(),
-            Ok(Ok(())) => panic!("{argv:?} was accepted"),
+            Ok(_) => panic!("{argv:?} was accepted"),
         };
         let e = err(&["s3mount", "bkt", "/m", "--write-part-size", "1000"]);
         assert!(
@@ -811,11 +851,6 @@ mod tests {
         );
         let e = err(&["s3mount", "bkt", "/m", "--cache-size", "0"]);
         assert!(e.contains("'0' for '--cache-size"), "{e}");
-        let e = err(&["s3mount", "bkt", "/m", "--cache-size", "8"]);
-        assert!(
-            e.contains("--cache-size 8 MiB cannot hold two parts"),
-            "{e}"
-        );
         let e = err(&["s3mount", "bkt", "/m", "--part-size", "6GiB"]);
         assert!(e.contains("outside the valid range"), "{e}");
         let e = err(&["s3mount", "bkt", "/m", "--part-size", "8XB"]);
@@ -845,7 +880,6 @@ mod tests {
             "https://s3.example.com:9000",
         ])
         .unwrap();
-        a.check_values().unwrap();
         let config = a.fs_config(&parse_location("bkt", None).unwrap());
         assert_eq!(config.read.part_size, 1 << 20);
         assert_eq!(config.write.part_size, 5 << 20);
@@ -967,6 +1001,13 @@ mod tests {
         let a = parse(&["s3mount", "--generate-completions", "bash"]).unwrap();
         assert!(a.bucket.is_none());
         assert!(parse(&["s3mount"]).is_err());
+        let a = parse(&["s3mount", "--list-failed-uploads", "--cache-dir", "/d"]).unwrap();
+        assert!(a.list_failed_uploads && a.bucket.is_none());
+        let a = parse(&["s3mount", "--retry-failed-uploads"]).unwrap();
+        assert_eq!(a.retry_failed_uploads, Some(vec![]));
+        let a = parse(&["s3mount", "--retry-failed-uploads=a,b", "--region", "r"]).unwrap();
+        assert_eq!(a.retry_failed_uploads, Some(vec!["a".into(), "b".into()]));
+        assert!(parse(&["s3mount", "b", "/mnt", "-o", "list_failed_uploads"]).is_err());
         let dir = tempfile::tempdir().unwrap();
         let page = std::fs::read_to_string(write_man_page(dir.path()).unwrap()).unwrap();
         assert!(

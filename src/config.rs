@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::data::salvage::Origin;
+
 /// How the filesystem behaves.
 #[derive(Clone, Debug)]
 pub struct FsConfig {
@@ -84,8 +86,19 @@ pub struct WriteConfig {
     pub part_size: u64,
     /// Parts uploaded at once per file. Default 4: bounds memory at 4 parts per writer.
     pub max_parts_in_flight: usize,
-    /// Directory for staged files; `None` means the system temp dir.
+    /// Directory for staged files, and (under `failed-uploads/`) for the copies of uploads
+    /// that failed. The CLI always sets it: `--cache-dir`, else a persistent state directory
+    /// (`crate::recovery::default_dir`). `None`, for library use, means the system temp dir.
     pub cache_dir: Option<PathBuf>,
+    /// Where objects go, recorded with each failed upload so a retry can default to it.
+    pub origin: Origin,
+}
+
+impl WriteConfig {
+    /// The directory staging files are created in.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
 }
 
 impl Default for ReadConfig {
@@ -115,6 +128,7 @@ impl Default for WriteConfig {
             part_size: 8 << 20,
             max_parts_in_flight: 4,
             cache_dir: None,
+            origin: Origin::default(),
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - [`fs`]: the filesystem core (inodes, directory and file handles, xattrs);
 //! - [`data`]: block cache and read-ahead;
 //! - [`storage`]: the object-store trait and its aws-sdk-s3 implementation;
-//! - [`error`]: the one error type, and the one place store errors become errnos.
+//! - [`error`]: the one error type, and the one place store errors become errnos;
+//! - [`recovery`]: uploads that failed, kept on disk: the notice, listing and retrying them.
 
 pub mod cli;
 pub mod config;
@@ -20,5 +21,6 @@ pub mod fuse;
 pub mod logging;
 pub mod metrics;
 pub mod mount;
+pub mod recovery;
 pub mod startup;
 pub mod storage;

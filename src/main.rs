@@ -40,11 +40,11 @@ fn main() {
         cli::print_completions(shell);
         return;
     }
-    if let Err(e) = args.check_values() {
-        e.exit();
-    }
     if let Err(e) = args.absolutize_paths() {
         die(&e);
+    }
+    if args.list_failed_uploads || args.retry_failed_uploads.is_some() {
+        std::process::exit(s3mount::recovery::run_command(&args));
     }
 
     // Fork first, while there is only one thread; the child does everything else.

@@ -54,6 +54,8 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     let metrics = Arc::new(Metrics::new(&crate::storage::ErrorKind::LABELS));
     let store = runtime.block_on(connect(&args, &location, &mountpoint, &metrics, &readiness))?;
     let config = args.fs_config(&location);
+    let mut notes = notes;
+    notes.extend(failed_uploads_notice(&args, &location));
     let fs = Arc::new(S3Fs::new(Arc::new(store) as Arc<dyn ObjectStore>, config));
     let background = start_metrics(&runtime, &args, &metrics, &fs, metrics_listener);
     let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone());
@@ -87,6 +89,14 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     }
     runtime.shutdown_timeout(Duration::from_secs(5));
     result
+}
+
+/// The notice about failed uploads waiting in the staging directory (also logged), if any.
+fn failed_uploads_notice(args: &Args, location: &BucketLocation) -> Option<String> {
+    let dir = crate::recovery::dir_for(args);
+    let note = crate::recovery::notice(&dir, &location.bucket, args.cache_dir.is_none())?;
+    warn!("{note}");
+    Some(note)
 }
 
 /// The runtime every S3 request and every FUSE request's future runs on.

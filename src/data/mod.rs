@@ -3,4 +3,5 @@
 
 pub mod cache;
 pub mod prefetch;
+pub mod salvage;
 pub mod upload;

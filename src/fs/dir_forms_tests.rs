@@ -13,12 +13,12 @@ use crate::config::FsConfig;
 use crate::storage::mem::MemStore;
 use crate::storage::{ObjectStore, PutOptions};
 
-fn fs_over(store: &Arc<MemStore>) -> S3Fs {
+fn fs_over(store: &Arc<MemStore>) -> crate::fs::test_fs::TestFs {
     let config = FsConfig {
         metadata_ttl: Duration::from_secs(60),
         ..FsConfig::default()
     };
-    S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config)
+    crate::fs::test_fs::test_fs(store.clone() as Arc<dyn ObjectStore>, config)
 }
 
 fn x_directory() -> PutOptions {

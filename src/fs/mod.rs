@@ -388,4 +388,6 @@ mod acl_tests;
 #[cfg(test)]
 mod dir_forms_tests;
 #[cfg(test)]
+pub(crate) mod test_fs;
+#[cfg(test)]
 mod tests;

@@ -12,13 +12,14 @@
 //! [`StagedFile::commit`] uploads: nothing is reported written before S3 answered success,
 //! and a failure comes back as an errno while the previous object stays as it was (S3
 //! replaces objects atomically). The staged bytes stay on disk until they are uploaded; a file
-//! closed after a failed upload is moved aside ([`StagedFile::keep_aside`]) and its path logged,
-//! so what the user wrote is never silently dropped. This module knows nothing of inodes:
+//! closed after a failed upload is moved, with a manifest, to the failed uploads of the staging
+//! directory ([`StagedFile::keep_aside`], [`crate::data::salvage`]) and its path logged, so
+//! what the user wrote is never silently dropped, and `s3mount --retry-failed-uploads` can
+//! send it later. This module knows nothing of inodes:
 //! the caller records what a commit produced.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, FileExt};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -29,6 +30,7 @@ use tracing::{debug, error, info};
 
 use super::attr::stamp_write;
 use crate::config::WriteConfig;
+use crate::data::salvage::{self, Manifest};
 use crate::data::upload::{read_at, upload_staged, BaseVersion, PartPlan, Staged, StreamingUpload};
 use crate::error::{FsError, FsResult};
 use crate::storage::{ObjectMeta, ObjectStore, PutOptions};
@@ -55,20 +57,57 @@ impl WriteCtx {
     }
 
     fn temp_file(&self) -> FsResult<NamedTempFile> {
-        let dir = self
-            .config
-            .cache_dir
-            .clone()
-            .unwrap_or_else(std::env::temp_dir);
+        let dir = self.config.staging_dir();
+        let cannot = |e: std::io::Error| {
+            FsError::new(
+                libc::EIO,
+                format!("cannot create a staging file in {}: {e}", dir.display()),
+            )
+        };
+        if !dir.is_dir() {
+            // The default state directory is made on first use, private to its user.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(cannot)?;
+        }
         tempfile::Builder::new()
-            .prefix("s3mount-staged-")
+            .prefix(salvage::STAGING_PREFIX)
             .tempfile_in(&dir)
-            .map_err(|e| {
-                FsError::new(
-                    libc::EIO,
-                    format!("cannot create a staging file in {}: {e}", dir.display()),
-                )
-            })
+            .map_err(cannot)
+    }
+
+    /// Keeps `tmp` as a failed upload of `key` with its manifest; returns the data's path.
+    fn keep_failed(
+        &self,
+        tmp: NamedTempFile,
+        key: &str,
+        size: u64,
+        opts: &PutOptions,
+        error: &str,
+    ) -> String {
+        let dir = self.config.staging_dir();
+        let manifest = Manifest::new(&self.config.origin, key, size, opts, error);
+        match salvage::keep(&dir, tmp.path(), &manifest) {
+            Ok(entry) => {
+                // Moved away: the temp file's own clean-up has nothing left to delete.
+                let _ = tmp.keep();
+                entry.join(salvage::DATA_FILE).display().to_string()
+            }
+            Err(e) => match tmp.keep() {
+                Ok((_, path)) => format!(
+                    "{} (not moved to {}: {e})",
+                    path.display(),
+                    salvage::failed_dir(&dir).display()
+                ),
+                Err(k) => format!(
+                    "{} (could not be kept: {})",
+                    k.file.path().display(),
+                    k.error
+                ),
+            },
+        }
     }
 }
 
@@ -121,6 +160,8 @@ pub struct StagedFile {
     /// `opts` were edited (chmod, utimes, xattrs) since the last write: a streaming upload,
     /// whose metadata was fixed when it started, must apply them after completing.
     edited: bool,
+    /// Why the last upload failed (for the manifest of a copy kept after it).
+    last_error: Option<String>,
 }
 
 impl StagedFile {
@@ -141,6 +182,7 @@ impl StagedFile {
             sync: Sync::Dirty,
             tags_known: true,
             edited: false,
+            last_error: None,
             ctx,
         })
     }
@@ -170,6 +212,7 @@ impl StagedFile {
             sync: Sync::Clean,
             tags_known: base.is_none(),
             edited: false,
+            last_error: None,
             ctx,
         }
     }
@@ -407,6 +450,8 @@ impl StagedFile {
             }
             Err(e) => {
                 self.sync = Sync::Failed;
+                let endpoint = self.ctx.config.origin.endpoint_url.as_deref();
+                self.last_error = Some(salvage::readable_error(&e, endpoint));
                 error!(
                     key = %self.key,
                     staged = %self.staged_path(),
@@ -482,25 +527,27 @@ impl StagedFile {
             _ => self.commit().await,
         };
         if let Err(e) = &result {
-            if let Some(kept) = self.keep_aside() {
-                error!(key = %self.key, "unsaved data kept at {kept}: {e}");
+            let why = self.last_error.clone().unwrap_or_else(|| e.message.clone());
+            if let Some(kept) = self.keep_aside(&why) {
+                error!(
+                    key = %self.key,
+                    "unsaved data kept at {kept}: {e}; upload it again with \
+                     's3mount --retry-failed-uploads' (list: 's3mount --list-failed-uploads')"
+                );
             }
         }
         result
     }
 
-    /// Moves the staging file out of the temp file's life; returns where it is.
-    fn keep_aside(&mut self) -> Option<String> {
+    /// Keeps the staging file as a failed upload (see [`salvage`]); returns where its data is.
+    fn keep_aside(&mut self, error: &str) -> Option<String> {
         let Content::Staged(tmp) = std::mem::replace(&mut self.content, Content::MovedAside) else {
             return None;
         };
-        Some(match tmp.keep() {
-            Ok((_, path)) => path.display().to_string(),
-            Err(e) => {
-                let path: PathBuf = e.file.path().to_path_buf();
-                format!("{} (could not be kept: {})", path.display(), e.error)
-            }
-        })
+        Some(
+            self.ctx
+                .keep_failed(tmp, &self.key, self.size, &self.opts, error),
+        )
     }
 
     fn staged_path(&self) -> String {
@@ -547,16 +594,21 @@ async fn download(ctx: &WriteCtx, base: &BaseVersion, file: &NamedTempFile) -> F
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::test_fs::StagingDir;
     use crate::storage::mem::MemStore;
 
-    fn ctx(store: &Arc<MemStore>) -> Arc<WriteCtx> {
-        Arc::new(WriteCtx {
+    /// A context staging in a directory of its own (checked and removed when it drops).
+    fn ctx(store: &Arc<MemStore>) -> (Arc<WriteCtx>, StagingDir) {
+        let dir = StagingDir::new();
+        let ctx = Arc::new(WriteCtx {
             store: store.clone() as Arc<dyn ObjectStore>,
             config: WriteConfig {
                 part_size: 5 << 20,
+                cache_dir: Some(dir.path().to_path_buf()),
                 ..WriteConfig::default()
             },
-        })
+        });
+        (ctx, dir)
     }
 
     #[tokio::test]
@@ -564,7 +616,8 @@ mod tests {
         let store = Arc::new(MemStore::new());
         store.insert("k", "hello world");
         let meta = store.head("k").await.unwrap();
-        let mut f = StagedFile::opened(ctx(&store), 2, "k".into(), Some(&meta), Default::default());
+        let (ctx, _dir) = ctx(&store);
+        let mut f = StagedFile::opened(ctx, 2, "k".into(), Some(&meta), Default::default());
         assert_eq!(f.sync(), Sync::Clean);
         assert!(f.commit().await.unwrap().is_none(), "nothing to upload yet");
         f.write_at(0, b"HELLO").await.unwrap();
@@ -581,7 +634,8 @@ mod tests {
         let store = Arc::new(MemStore::new());
         store.insert("k", "old");
         let meta = store.head("k").await.unwrap();
-        let mut f = StagedFile::opened(ctx(&store), 2, "k".into(), Some(&meta), Default::default());
+        let (ctx, _dir) = ctx(&store);
+        let mut f = StagedFile::opened(ctx, 2, "k".into(), Some(&meta), Default::default());
         f.truncate_on_open().await.unwrap();
         assert_eq!(f.sync(), Sync::Truncated);
         assert!(f.defers_flush());
@@ -592,7 +646,8 @@ mod tests {
     #[tokio::test]
     async fn an_unlinked_file_is_never_uploaded() {
         let store = Arc::new(MemStore::new());
-        let mut f = StagedFile::created(ctx(&store), 2, "gone".into(), Default::default()).unwrap();
+        let (ctx, _dir) = ctx(&store);
+        let mut f = StagedFile::created(ctx, 2, "gone".into(), Default::default()).unwrap();
         f.write_at(0, b"data").await.unwrap();
         f.unlink();
         f.write_at(4, b"more").await.unwrap();

@@ -12,17 +12,17 @@ use crate::config::{FsConfig, WriteConfig};
 use crate::storage::mem::MemStore;
 use crate::storage::{ObjectStore, PutOptions};
 
-fn fs_with(store: &Arc<MemStore>, prefix: &str) -> S3Fs {
-    S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config(prefix))
+fn fs_with(store: &Arc<MemStore>, prefix: &str) -> crate::fs::test_fs::TestFs {
+    crate::fs::test_fs::test_fs(store.clone() as Arc<dyn ObjectStore>, config(prefix))
 }
 
 /// A filesystem that takes attributes from listings alone (`--listing-attributes`).
-fn fs_trusting_listings(store: &Arc<MemStore>) -> S3Fs {
+fn fs_trusting_listings(store: &Arc<MemStore>) -> crate::fs::test_fs::TestFs {
     let config = FsConfig {
         trust_listing_attrs: true,
         ..config("")
     };
-    S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config)
+    crate::fs::test_fs::test_fs(store.clone() as Arc<dyn ObjectStore>, config)
 }
 
 fn config(prefix: &str) -> FsConfig {
@@ -191,7 +191,7 @@ async fn a_file_whose_first_block_is_cached_is_revalidated_with_a_head() {
         metadata_ttl: Duration::ZERO, // every lookup asks S3 again
         ..FsConfig::default()
     };
-    let fs = S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config);
+    let fs = crate::fs::test_fs::test_fs(store.clone() as Arc<dyn ObjectStore>, config);
     let d = lookup(&fs, ROOT_INO, "d").await;
     tokio::task::yield_now().await; // the GET of `d` (a 404) in its own task
     let gets = store.count("get");
@@ -405,7 +405,7 @@ async fn read_only_mounts_refuse_every_change() {
         read_only: true,
         ..FsConfig::default()
     };
-    let fs = S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config);
+    let fs = crate::fs::test_fs::test_fs(store.clone() as Arc<dyn ObjectStore>, config);
     let ino = lookup(&fs, ROOT_INO, "f").await;
     fn erofs<T: std::fmt::Debug>(r: Result<T, crate::error::FsError>) -> i32 {
         r.unwrap_err().errno
@@ -669,4 +669,33 @@ async fn a_chmod_keeps_mtime_and_a_write_moves_it() {
         .unwrap();
     assert!(secs > 1_700_000_000, "a write moves mtime to now: {meta:?}");
     assert_eq!(meta.metadata["mode"], (libc::S_IFREG | 0o600).to_string());
+}
+
+#[tokio::test]
+async fn a_file_closed_after_a_failed_upload_is_kept_with_its_manifest() {
+    use crate::data::salvage;
+    let store = Arc::new(MemStore::new());
+    store.insert("p/f", "old");
+    let fs = fs_with(&store, "p/");
+    let ino = lookup(&fs, ROOT_INO, "f").await;
+    let (fh, _) = fs
+        .open(ino, libc::O_WRONLY | libc::O_TRUNC, 0)
+        .await
+        .unwrap();
+    fs.write(fh, 0, b"new bytes").await.unwrap();
+    store.fail("put", true);
+    assert_eq!(fs.flush(fh, 0).await.unwrap_err().errno, libc::EIO);
+    fs.release(fh).await;
+    assert_eq!(store.body("p/f").unwrap(), &b"old"[..], "old object intact");
+    let entries = salvage::list(fs.staging_dir()).unwrap();
+    assert_eq!(entries.len(), 1, "one failed upload kept");
+    let m = entries[0].manifest.as_ref().unwrap();
+    assert_eq!((m.key.as_str(), m.size), ("p/f", 9));
+    assert!(m.metadata.contains_key("mtime"), "{m:?}");
+    assert!(
+        !m.error.is_empty() && m.error != "the last upload failed",
+        "{m:?}"
+    );
+    assert_eq!(std::fs::read(entries[0].data_path()).unwrap(), b"new bytes");
+    assert!(salvage::staging_files(fs.staging_dir()).is_empty());
 }

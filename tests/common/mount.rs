@@ -207,8 +207,11 @@ pub fn new_tempdir() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
-/// A running `s3mount --foreground` process with a live mount. Dropping it unmounts, reaps the
-/// process and removes the temporary directory (never while something is still mounted there).
+/// A running `s3mount --foreground` process with a live mount. Its staging directory
+/// (`--cache-dir`) is in its temporary directory unless the test gives its own. Dropping it
+/// unmounts, reaps the process, asserts after a clean exit that no staging file was left
+/// behind (see [`Mount::staging_dir`]), and removes the temporary directory (never while
+/// something is still mounted there).
 pub struct Mount {
     spec: MountSpec,
     dir: Option<tempfile::TempDir>,
@@ -278,6 +281,45 @@ impl Mount {
         self.dir.as_ref().expect("tempdir").path()
     }
 
+    /// The staging directory s3mount uses: the test's own `--cache-dir` if it gave one,
+    /// else `staging/` in this mount's temporary directory (removed with it), so no test
+    /// leaves staging files or failed uploads in /tmp or in the user's state directory.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.own_cache_dir()
+            .unwrap_or_else(|| self.dir().join("staging"))
+    }
+
+    /// The `--cache-dir` among the test's own arguments, if any.
+    fn own_cache_dir(&self) -> Option<PathBuf> {
+        let args: Vec<String> = self
+            .spec
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        args.iter().enumerate().find_map(|(i, a)| match a.as_str() {
+            "--cache-dir" => args.get(i + 1).map(PathBuf::from),
+            a => a.strip_prefix("--cache-dir=").map(PathBuf::from),
+        })
+    }
+
+    /// Asserts that s3mount, having exited cleanly, left no staging file behind in its
+    /// staging directory: each was uploaded and deleted, or moved to `failed-uploads/`.
+    fn assert_no_staging_files_left(&self) {
+        let left: Vec<String> = std::fs::read_dir(self.staging_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("s3mount-staged-"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "s3mount exited but left staging files in {}: {left:?}",
+            self.staging_dir().display()
+        );
+    }
+
     fn stderr_path(&self) -> PathBuf {
         self.dir()
             .join(format!("s3mount.{}.stderr", self.generation))
@@ -303,6 +345,9 @@ impl Mount {
             cmd.args(["--endpoint-url", endpoint]);
         }
         cmd.args(["--force-path-style", "--region", REGION]);
+        if self.own_cache_dir().is_none() {
+            cmd.arg("--cache-dir").arg(self.staging_dir());
+        }
         cmd.args(&self.spec.args);
         cmd.arg(&self.spec.bucket).arg(&self.spec.mountpoint);
         cmd
@@ -440,6 +485,8 @@ impl Drop for Mount {
                 self.path().display(),
                 self.stderr()
             );
+        } else if status.is_some_and(|s| s.success()) {
+            self.assert_no_staging_files_left();
         }
         if is_fuse_mounted(self.path()) {
             // Never let TempDir's remove_dir_all walk into a live mount: it would delete objects.

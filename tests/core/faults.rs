@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use s3mount::data::salvage::{self, staging_files};
 use s3mount::storage::fault::{FaultStore, Op, Rule};
 use s3mount::storage::mem::MemStore;
 use s3mount::storage::{ObjectStore, StoreError};
@@ -121,4 +122,38 @@ async fn a_broken_get_body_never_reads_as_other_bytes() {
     faulty.clear();
     assert!(read_all(&fs, fh, body.len()).await.unwrap() == body);
     fs.release(fh).await;
+}
+
+/// A file closed after its upload failed leaves nothing in the staging directory but its
+/// kept copy: `failed-uploads/ID/data`, byte for byte, with a manifest naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upload_at_close_is_kept_and_leaves_no_staging_file() {
+    let (mem, faulty) = stores();
+    mem.insert("big", "old");
+    let fs = fs_over(faulty.clone() as Arc<dyn ObjectStore>);
+    faulty.add(Rule::fail(Op::CompleteMultipart, injected));
+    faulty.add(Rule::fail(Op::Put, injected));
+    let ino = lookup_root(&fs, "big").await;
+    let (fh, _) = fs
+        .open(ino, libc::O_WRONLY | libc::O_TRUNC, 0)
+        .await
+        .unwrap();
+    let data = pattern(PART as usize + 77, 5);
+    for (i, chunk) in data.chunks(1 << 20).enumerate() {
+        fs.write(fh, (i << 20) as u64, chunk).await.unwrap();
+    }
+    assert_eq!(fs.flush(fh, 0).await.unwrap_err().errno, libc::EIO);
+    fs.release(fh).await;
+    assert_eq!(mem.body("big").unwrap(), &b"old"[..], "old object intact");
+
+    let staging = fs.staging.0.path();
+    assert_eq!(staging_files(staging), Vec::<std::path::PathBuf>::new());
+    let entries = salvage::list(staging).unwrap();
+    assert_eq!(entries.len(), 1, "one kept copy");
+    let manifest = entries[0].manifest.as_ref().unwrap();
+    assert_eq!(
+        (manifest.key.as_str(), manifest.size),
+        ("big", data.len() as u64)
+    );
+    assert!(std::fs::read(entries[0].data_path()).unwrap() == data);
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use s3mount::config::{FsConfig, WriteConfig};
+use s3mount::data::salvage::staging_files;
 use s3mount::fs::inode::ROOT_INO;
 use s3mount::fs::S3Fs;
 use s3mount::storage::{ObjectStore, StoreError};
@@ -22,18 +23,57 @@ use s3mount::storage::{ObjectStore, StoreError};
 /// S3's smallest part, the part size of these tests (multipart from 5 MiB on).
 pub const PART: u64 = 5 << 20;
 
-/// The core over `store` with a long metadata TTL (no revalidation during a test) and
-/// 5 MiB parts.
-pub fn fs_over(store: Arc<dyn ObjectStore>) -> S3Fs {
+/// The core over `store` with a long metadata TTL (no revalidation during a test), 5 MiB
+/// parts, and a staging directory of its own.
+pub fn fs_over(store: Arc<dyn ObjectStore>) -> TestFs {
+    let staging = StagingDir(
+        tempfile::Builder::new()
+            .prefix("s3mount-core-staging-")
+            .tempdir()
+            .expect("staging tempdir"),
+    );
     let config = FsConfig {
         metadata_ttl: Duration::from_secs(60),
         write: WriteConfig {
             part_size: PART,
+            cache_dir: Some(staging.0.path().to_path_buf()),
             ..WriteConfig::default()
         },
         ..FsConfig::default()
     };
-    S3Fs::new(store, config)
+    TestFs {
+        fs: S3Fs::new(store, config),
+        staging,
+    }
+}
+
+/// The core with a staging directory of its own (`--cache-dir`), removed with it; derefs to
+/// the core.
+pub struct TestFs {
+    // Field order matters: the core is dropped before its staging directory.
+    pub fs: S3Fs,
+    pub staging: StagingDir,
+}
+
+impl std::ops::Deref for TestFs {
+    type Target = S3Fs;
+    fn deref(&self) -> &S3Fs {
+        &self.fs
+    }
+}
+
+/// A temporary staging directory that, when dropped (after the core), asserts that no staging
+/// file was left behind: each was uploaded and deleted, or kept under `failed-uploads/` with its
+/// manifest.
+pub struct StagingDir(pub tempfile::TempDir);
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        let left = staging_files(self.0.path());
+        if !std::thread::panicking() {
+            assert!(left.is_empty(), "staging files left behind: {left:?}");
+        }
+    }
 }
 
 /// The error injected requests fail with: what a server failing after all retries gives.

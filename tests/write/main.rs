@@ -11,6 +11,8 @@
 //! - `failures`: failures injected by `common::fault_proxy` (500s on PUT / UploadPart /
 //!   Complete, a stopped server) reaching close/fsync with the old object intact and no
 //!   multipart upload left;
+//! - `recovery`: a failed upload kept across a remount, listed and sent again on request
+//!   (`--list-failed-uploads`, `--retry-failed-uploads`);
 //! - `s3fs_interop`: files and symlinks written by s3fs read back in s3mount and the other way
 //!   round (when Debian's s3fs is installed; skipped otherwise).
 //!
@@ -28,6 +30,7 @@ mod common;
 mod create;
 mod failures;
 mod namespace;
+mod recovery;
 mod s3fs_interop;
 mod tools;
 

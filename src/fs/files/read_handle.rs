@@ -244,7 +244,7 @@ mod tests {
     use crate::storage::ObjectStore;
 
     /// A filesystem with 1 KiB blocks and a cache of four of them, and a long TTL.
-    fn small_cache_fs(store: &Arc<MemStore>) -> S3Fs {
+    fn small_cache_fs(store: &Arc<MemStore>) -> crate::fs::test_fs::TestFs {
         let config = FsConfig {
             metadata_ttl: Duration::from_secs(60),
             read: ReadConfig {
@@ -256,7 +256,7 @@ mod tests {
             },
             ..FsConfig::default()
         };
-        S3Fs::new(store.clone() as Arc<dyn ObjectStore>, config)
+        crate::fs::test_fs::test_fs(store.clone() as Arc<dyn ObjectStore>, config)
     }
 
     /// Writes `body` to `name` through the mount, as `echo body > name` does.

@@ -616,7 +616,6 @@ mod stream_tests {
     use super::first_unsettled;
     use crate::config::FsConfig;
     use crate::fs::inode::ROOT_INO;
-    use crate::fs::S3Fs;
     use crate::storage::mem::MemStore;
     use crate::storage::ObjectStore;
 
@@ -646,7 +645,8 @@ mod stream_tests {
         ] {
             store.insert(k, "y");
         }
-        let fs = S3Fs::new(store.clone() as Arc<dyn ObjectStore>, FsConfig::default());
+        let fs =
+            crate::fs::test_fs::test_fs(store.clone() as Arc<dyn ObjectStore>, FsConfig::default());
         let d = fs.lookup(ROOT_INO, OsStr::new("d")).await.unwrap().ino.0;
         let fh = fs.opendir(d).unwrap();
         let mut streamed = Vec::new();
