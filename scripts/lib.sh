@@ -2,7 +2,8 @@
 # Shared shell code for s3mount's scripts (sourced by scripts/test.sh, scripts/demo.sh).
 #
 #   s3m_aws_env            hermetic AWS environment (no metadata service, static test credentials)
-#   s3m_ensure_apt_deps    fuse3 attr acl rsync (apt-get update only when something is missing)
+#   s3m_ensure_apt_deps    fuse3 attr acl rsync s3fs groff-base (apt-get update only when something
+#                          is missing)
 #   s3m_ensure_moto        Python venv with moto[server]==$S3M_MOTO_VERSION in the deps dir
 #   s3m_ensure_s3rver      npm s3rver@$S3M_S3RVER_VERSION in the deps dir
 #   s3m_free_port          print a free TCP port on 127.0.0.1
@@ -78,7 +79,7 @@ s3m_apt_install() {
 }
 
 # Debian packages the tests and the demo need: fusermount3 (fuse3), getfattr (attr), rsync,
-# setfacl (acl) and s3fs (the interoperability tests).
+# setfacl (acl), s3fs (the interoperability tests) and groff (the man page test renders it).
 s3m_ensure_apt_deps() {
     local missing=()
     command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
@@ -88,6 +89,7 @@ s3m_ensure_apt_deps() {
     command -v flock >/dev/null 2>&1 || missing+=(util-linux)
     # s3fs 1.90: the interoperability tests mount the same bucket with both tools.
     command -v s3fs >/dev/null 2>&1 || missing+=(s3fs)
+    command -v groff >/dev/null 2>&1 || missing+=(groff-base)
     if [ ${#missing[@]} -gt 0 ]; then
         s3m_apt_install "${missing[@]}"
     fi

@@ -1,8 +1,8 @@
 //! Command-line interface. Flag names follow Mountpoint's `mount-s3` where the meaning is the
 //! same, so users can switch between the two.
 //!
-//! Size: a little over 700 lines, most of them the documented clap definition of each flag
-//! (its help is the man page) and the tests of `-o` option parsing.
+//! Most of this file is the documented clap definition of each flag (its help is the man
+//! page, which `man.rs` renders) and the tests of `-o` option parsing.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -15,6 +15,10 @@ use crate::config::{FsConfig, ReadConfig, WriteConfig};
 use crate::startup::StartupError;
 use crate::storage::s3::S3Settings;
 use crate::storage::BucketLocation;
+
+mod man;
+
+pub use man::write_man_page;
 
 /// Mount an S3 bucket (or a prefix of it) as a local directory.
 ///
@@ -418,92 +422,11 @@ impl Args {
     }
 }
 
-/// Writes the man page, `s3mount.1`, into `dir`; returns its path.
-pub fn write_man_page(dir: &Path) -> Result<PathBuf, StartupError> {
-    std::fs::create_dir_all(dir).map_err(|source| StartupError::CreateDirectory {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let path = dir.join("s3mount.1");
-    let man = clap_mangen::Man::new(Args::command())
-        .section("1")
-        .manual("s3mount manual");
-    let mut out = Vec::new();
-    let render = |out: &mut Vec<u8>| -> std::io::Result<()> {
-        man.render_title(out)?;
-        man.render_name_section(out)?;
-        man.render_synopsis_section(out)?;
-        man.render_description_section(out)?;
-        man.render_options_section(out)?;
-        out.extend_from_slice(MAN_EXTRA.as_bytes());
-        man.render_version_section(out)?;
-        Ok(())
-    };
-    render(&mut out).map_err(StartupError::RenderManPage)?;
-    std::fs::write(&path, out).map_err(|source| StartupError::WriteFile {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(path)
-}
-
 /// Prints the completion script for `shell` to stdout.
 pub fn print_completions(shell: clap_complete::Shell) {
     let mut cmd = Args::command();
     clap_complete::generate(shell, &mut cmd, "s3mount", &mut std::io::stdout());
 }
-
-/// Sections of the man page that clap does not know about (roff).
-const MAN_EXTRA: &str = r#".SH "FSTAB AND MOUNT(8)"
-From /etc/fstab or Bmount \-t fuse.s3mountR, fuse3's Bmount.fuse3R runs
-Bs3mountR IBUCKETR IMOUNTPOINTR B\-oR IOPTIONSR.
-Every flag can be given as an option without its dashes (Bendpoint\-url=RIURLR,
-Bregion=RIRR, Ballow_otherR, Buid=RINR; B_R and B\-R are the same);
-BroR means B\-\-read\-onlyR and BnoexecR is passed to the kernel. The standard
-options rw, dev, nodev, suid, nosuid, exec, atime, noatime, auto, noauto, user, users,
-_netdev, nofail, defaults and x\-systemd.* are accepted and ignored. Any other option is an
-error that names it.
-.SH EXAMPLES
-.nf
-s3mount my\-bucket /mnt/data
-s3mount s3://my\-bucket/photos/ /mnt/photos \-\-read\-only
-s3mount my\-bucket /mnt/data \-\-endpoint\-url http://127.0.0.1:9000 \-\-force\-path\-style
-s3mount my\-bucket /mnt/data \-f \-\-debug \-\-metrics\-addr 127.0.0.1:9464
-mount \-t fuse.s3mount my\-bucket /mnt/data \-o ro,allow_other,region=eu\-west\-1
-.fi
-.PP
-An /etc/fstab line:
-.PP
-.nf
-my\-bucket /mnt/data fuse.s3mount _netdev,nofail,allow_other,region=eu\-west\-1 0 0
-.fi
-.SH "EXIT STATUS"
-0 once the mount is ready (in the background) or after a clean unmount (with
-B\-\-foregroundR); 1 when a check before mounting fails, with one line on stderr that
-starts with "s3mount: error:"; 2 for a usage error.
-.SH ENVIRONMENT
-.TP
-BAWS_ACCESS_KEY_IDR, BAWS_SECRET_ACCESS_KEYR, BAWS_SESSION_TOKENR, BAWS_PROFILER, BAWS_REGIONR
-The standard AWS credential and region chain.
-.TP
-BAWS_ENDPOINT_URLR
-Same as B\-\-endpoint\-urlR.
-.TP
-BRUST_LOGR
-Log filter, overriding B\-\-debugR (e.g. s3mount::requests=debug).
-.TP
-BNOTIFY_SOCKETR
-Set by systemd: s3mount sends READY=1 once mounted (Type=notify units).
-.SH FILES
-.TP
-I/etc/fuse.confR
-Buser_allow_otherR must be set there for non\-root users to use B\-\-allow\-otherR.
-.TP
-I/dev/logR
-Where logs go in the background without B\-\-log\-directoryR (syslog or journald).
-.SH "SEE ALSO"
-BmountR(8), Bmount.fuse3R(8), Bfusermount3R(1), BfstabR(5), Bsystemd.mountR(5)
-"#;
 
 fn parse_octal(s: &str) -> Result<u16, StartupError> {
     u16::from_str_radix(s.trim_start_matches("0o"), 8)
