@@ -126,7 +126,7 @@ fn install_and_check_split(binary: &Path) -> u64 {
         );
     }
     assert_eq!(build_id(&debug_file), id);
-    let version = run(&mut Command::new(&installed).arg("--version"));
+    let version = run(Command::new(&installed).arg("--version"));
     assert!(text(&version.stdout).starts_with("s3mount "));
     eprintln!(
         "{}: {} MiB installed as {} MiB plus {} MiB of debug info",
