@@ -11,6 +11,16 @@
 #                    (ExecStart pointing at the installed binary) and create /etc/s3mount
 #   --destdir DIR    stage everything under DIR (for packagers); nothing is run from there
 #
+# The installed binary carries no debug info: release builds keep line tables (Cargo.toml,
+# `debug = 1`, for profiling and readable backtraces), which are most of their size. They go
+# into a separate file, where gdb and Rust's own backtraces find them with no setting:
+#   --prefix /usr or /usr/local: /usr/lib/debug/.build-id/XX/YYYY.debug (by build id, where
+#                    Debian's -dbgsym packages put theirs); the file of the binary being
+#                    replaced is removed
+#   other prefixes:  PREFIX/bin/.debug/s3mount.debug (next to the binary, by .gnu_debuglink)
+# This needs objcopy, strip and readelf (package binutils); without them the binary is
+# installed as it is.
+#
 # After installing into /usr/local (or /usr), `mount -t fuse.s3mount` and /etc/fstab lines
 # with type fuse.s3mount work: fuse3's mount.fuse3 runs `s3mount` from the standard PATH
 # (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin), so no extra helper is needed.
@@ -51,11 +61,50 @@ bin_dir=$destdir$prefix/bin
 man_dir=$destdir$prefix/share/man/man1
 share=$destdir$prefix/share
 
-say "installing $bin_dir/s3mount"
-install -D -m 0755 "$binary" "$bin_dir/s3mount"
-
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+# The GNU build id of an ELF file (hex), or nothing.
+build_id() {
+    [ -f "$1" ] || return 0
+    local notes
+    notes=$(readelf -n "$1" 2>/dev/null) || return 0
+    sed -n 's/^[[:space:]]*Build ID:[[:space:]]*\([0-9a-f]\{4,\}\)$/\1/p' <<<"$notes" | sed -n 1p
+}
+
+# Where the debug info of a binary with build id $1 goes (see the top of this file).
+debug_file_for() {
+    case $prefix in
+    /usr | /usr/local) if [ -n "$1" ]; then echo "/usr/lib/debug/.build-id/${1:0:2}/${1:2}.debug"; return; fi ;;
+    esac
+    echo "$prefix/bin/.debug/s3mount.debug"
+}
+
+cp "$binary" "$tmp/s3mount"
+debug_file=
+if ! command -v objcopy >/dev/null 2>&1 || ! command -v strip >/dev/null 2>&1 ||
+    ! command -v readelf >/dev/null 2>&1; then
+    warn "objcopy, strip or readelf not found (package binutils): installing the binary with its debug info"
+elif grep -q '[[:space:]]\.debug_info[[:space:]]' <<<"$(readelf -S --wide "$tmp/s3mount")"; then
+    old_debug_file=$(debug_file_for "$(build_id "$bin_dir/s3mount")")
+    debug_file=$(debug_file_for "$(build_id "$tmp/s3mount")")
+    objcopy --only-keep-debug "$tmp/s3mount" "$tmp/s3mount.debug"
+    strip --strip-debug --strip-unneeded "$tmp/s3mount"
+    # Named after the file next to the binary; by build id, gdb and Rust look there first.
+    objcopy --add-gnu-debuglink="$tmp/s3mount.debug" "$tmp/s3mount"
+fi
+
+say "installing $bin_dir/s3mount ($(($(stat -c %s "$tmp/s3mount") >> 20)) MiB)"
+install -D -m 0755 "$tmp/s3mount" "$bin_dir/s3mount"
+if [ -n "$debug_file" ]; then
+    say "installing its debug info: $destdir$debug_file ($(($(stat -c %s "$tmp/s3mount.debug") >> 20)) MiB)"
+    install -D -m 0644 "$tmp/s3mount.debug" "$destdir$debug_file"
+    # The debug info of the binary just replaced, by build id, is of no use any more.
+    case $old_debug_file in
+    "$debug_file" | "$prefix/bin/.debug/s3mount.debug") ;;
+    *) rm -f -- "$destdir$old_debug_file" ;;
+    esac
+fi
 say "installing the man page and shell completions"
 "$binary" --generate-man "$tmp" >/dev/null
 install -D -m 0644 "$tmp/s3mount.1" "$man_dir/s3mount.1"

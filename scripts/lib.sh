@@ -2,7 +2,10 @@
 # Shared shell code for s3mount's scripts (sourced by scripts/test.sh, scripts/demo.sh).
 #
 #   s3m_aws_env            hermetic AWS environment (no metadata service, static test credentials)
-#   s3m_ensure_apt_deps    fuse3 attr acl rsync (apt-get update only when something is missing)
+#   s3m_ensure_apt_deps    fuse3 attr acl rsync s3fs groff-base (apt-get update only when something
+#                          is missing)
+#   s3m_apt_get ARGS       apt-get as root, waiting (and saying so) while another apt or dpkg
+#                          holds the package manager's locks (S3M_APT_LOCK_TIMEOUT, default 900 s)
 #   s3m_ensure_moto        Python venv with moto[server]==$S3M_MOTO_VERSION in the deps dir
 #   s3m_ensure_s3rver      npm s3rver@$S3M_S3RVER_VERSION in the deps dir
 #   s3m_free_port          print a free TCP port on 127.0.0.1
@@ -59,26 +62,82 @@ s3m_with_lock() {
     ) 9>"$S3MOUNT_DEPS_DIR/.lock"
 }
 
+# How long to wait for another package manager (apt-get, dpkg, unattended-upgrades on a fresh
+# machine) to release apt's and dpkg's locks, in seconds.
+S3M_APT_LOCK_TIMEOUT=${S3M_APT_LOCK_TIMEOUT:-900}
+S3M_APT_LOCKS=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock
+    /var/cache/apt/archives/lock)
+
+# Prints "LOCK is held by process PID (COMMAND)" for the first of apt's and dpkg's lock files
+# that a process holds; returns 1 when none is held. apt and dpkg take fcntl (POSIX) locks, not
+# flock(2) ones, so flock(1) cannot see them; /proc/locks lists them by inode, without root.
+s3m_apt_lock_holder() {
+    local lock inode pid
+    for lock in "${S3M_APT_LOCKS[@]}"; do
+        inode=$(stat -c %i "$lock" 2>/dev/null) || continue
+        # "1: POSIX  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF"; waiters have "->" after "1:"
+        pid=$(awk -v inode="$inode" '$2 != "->" && $2 != "FLOCK" {
+                  n = split($6, dev, ":"); if (dev[n] == inode) { print $5; exit } }' \
+            /proc/locks 2>/dev/null) || true
+        if [ -n "$pid" ]; then
+            printf '%s is held by process %s (%s)\n' "$lock" "$pid" \
+                "$(cat "/proc/$pid/comm" 2>/dev/null || echo unknown)"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Waits while another package manager holds apt's or dpkg's locks (at most
+# S3M_APT_LOCK_TIMEOUT seconds), saying so.
+s3m_wait_apt_locks() {
+    local holder waited=0
+    holder=$(s3m_apt_lock_holder) || return 0
+    s3m_log "waiting for another package manager to finish: $holder (up to ${S3M_APT_LOCK_TIMEOUT}s)"
+    while holder=$(s3m_apt_lock_holder); do
+        [ "$waited" -lt "$S3M_APT_LOCK_TIMEOUT" ] ||
+            s3m_die "gave up after ${waited}s: $holder (set S3M_APT_LOCK_TIMEOUT to wait longer)"
+        sleep 1
+        waited=$((waited + 1))
+    done
+    s3m_log "the package manager is done (waited ${waited}s)"
+}
+
+# apt-get ARGS as root, once no other package manager holds the locks. apt itself waits for the
+# dpkg lock (DPkg::Lock::Timeout), but `apt-get update` fails at once on a held lists lock, so a
+# run that fails while some lock is held (taken in the meantime) waits and tries again.
+s3m_apt_get() {
+    local sudo= attempt rc=0
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || s3m_die "need root (or sudo) to run apt-get $*"
+        sudo=sudo
+    fi
+    for attempt in 1 2 3; do
+        s3m_wait_apt_locks
+        rc=0
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o "DPkg::Lock::Timeout=$S3M_APT_LOCK_TIMEOUT" \
+            "$@" </dev/null || rc=$?
+        if [ $rc -eq 0 ] || ! s3m_apt_lock_holder >/dev/null; then
+            return $rc
+        fi
+        s3m_warn "apt-get $1 failed while another package manager held a lock (attempt $attempt)"
+    done
+    return $rc
+}
+
 S3M_APT_UPDATED=
 s3m_apt_install() {
-    if [ "$(id -u)" -ne 0 ]; then
-        if command -v sudo >/dev/null 2>&1; then
-            local sudo=sudo
-        else
-            s3m_die "need root (or sudo) to install Debian packages: $*"
-        fi
-    fi
     if [ -z "$S3M_APT_UPDATED" ]; then
         s3m_log "apt-get update"
-        ${sudo:-} env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
+        s3m_apt_get update -qq
         S3M_APT_UPDATED=1
     fi
     s3m_log "apt-get install $*"
-    ${sudo:-} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends "$@" </dev/null
+    s3m_apt_get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends "$@"
 }
 
 # Debian packages the tests and the demo need: fusermount3 (fuse3), getfattr (attr), rsync,
-# setfacl (acl) and s3fs (the interoperability tests).
+# setfacl (acl), s3fs (the interoperability tests) and groff (the man page test renders it).
 s3m_ensure_apt_deps() {
     local missing=()
     command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
@@ -88,6 +147,7 @@ s3m_ensure_apt_deps() {
     command -v flock >/dev/null 2>&1 || missing+=(util-linux)
     # s3fs 1.90: the interoperability tests mount the same bucket with both tools.
     command -v s3fs >/dev/null 2>&1 || missing+=(s3fs)
+    command -v groff >/dev/null 2>&1 || missing+=(groff-base)
     if [ ${#missing[@]} -gt 0 ]; then
         s3m_apt_install "${missing[@]}"
     fi

@@ -1,8 +1,9 @@
 //! Command-line interface. Flag names follow Mountpoint's `mount-s3` where the meaning is the
 //! same, so users can switch between the two.
 //!
-//! Size: a little over 700 lines, most of them the documented clap definition of each flag
-//! (its help is the man page) and the tests of `-o` option parsing.
+//! Most of this file is the documented clap definition of each flag (its help is the man
+//! page, which `man.rs` renders) and the tests of `-o` option parsing; `values.rs` parses and
+//! checks flag values and BUCKET.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -15,6 +16,16 @@ use crate::config::{FsConfig, ReadConfig, WriteConfig};
 use crate::startup::StartupError;
 use crate::storage::s3::S3Settings;
 use crate::storage::BucketLocation;
+
+mod man;
+mod values;
+
+pub use values::parse_location;
+use values::{
+    byte_size, parse_endpoint_url, parse_octal, seconds, MAX_PART, MIN_READ_PART, MIN_WRITE_PART,
+};
+
+pub use man::write_man_page;
 
 /// Mount an S3 bucket (or a prefix of it) as a local directory.
 ///
@@ -476,275 +487,10 @@ impl Args {
     }
 }
 
-/// Writes the man page, `s3mount.1`, into `dir`; returns its path.
-pub fn write_man_page(dir: &Path) -> Result<PathBuf, StartupError> {
-    std::fs::create_dir_all(dir).map_err(|source| StartupError::CreateDirectory {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let path = dir.join("s3mount.1");
-    let man = clap_mangen::Man::new(Args::command())
-        .section("1")
-        .manual("s3mount manual");
-    let mut out = Vec::new();
-    let render = |out: &mut Vec<u8>| -> std::io::Result<()> {
-        man.render_title(out)?;
-        man.render_name_section(out)?;
-        man.render_synopsis_section(out)?;
-        man.render_description_section(out)?;
-        man.render_options_section(out)?;
-        out.extend_from_slice(MAN_EXTRA.as_bytes());
-        man.render_version_section(out)?;
-        Ok(())
-    };
-    render(&mut out).map_err(StartupError::RenderManPage)?;
-    std::fs::write(&path, out).map_err(|source| StartupError::WriteFile {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(path)
-}
-
 /// Prints the completion script for `shell` to stdout.
 pub fn print_completions(shell: clap_complete::Shell) {
     let mut cmd = Args::command();
     clap_complete::generate(shell, &mut cmd, "s3mount", &mut std::io::stdout());
-}
-
-/// Sections of the man page that clap does not know about (roff).
-const MAN_EXTRA: &str = r#".SH "FSTAB AND MOUNT(8)"
-From /etc/fstab or Bmount \-t fuse.s3mountR, fuse3's Bmount.fuse3R runs
-Bs3mountR IBUCKETR IMOUNTPOINTR B\-oR IOPTIONSR.
-Every flag can be given as an option without its dashes (Bendpoint\-url=RIURLR,
-Bregion=RIRR, Ballow_otherR, Buid=RINR; B_R and B\-R are the same);
-BroR means B\-\-read\-onlyR and BnoexecR is passed to the kernel. The standard
-options rw, dev, nodev, suid, nosuid, exec, atime, noatime, auto, noauto, user, users,
-_netdev, nofail, defaults and x\-systemd.* are accepted and ignored. Any other option is an
-error that names it.
-.SH EXAMPLES
-.nf
-s3mount my\-bucket /mnt/data
-s3mount s3://my\-bucket/photos/ /mnt/photos \-\-read\-only
-s3mount my\-bucket /mnt/data \-\-endpoint\-url http://127.0.0.1:9000 \-\-force\-path\-style
-s3mount my\-bucket /mnt/data \-f \-\-debug \-\-metrics\-addr 127.0.0.1:9464
-mount \-t fuse.s3mount my\-bucket /mnt/data \-o ro,allow_other,region=eu\-west\-1
-.fi
-.PP
-An /etc/fstab line:
-.PP
-.nf
-my\-bucket /mnt/data fuse.s3mount _netdev,nofail,allow_other,region=eu\-west\-1 0 0
-.fi
-.SH "EXIT STATUS"
-0 once the mount is ready (in the background) or after a clean unmount (with
-B\-\-foregroundR); 1 when a check before mounting fails, with one line on stderr that
-starts with "s3mount: error:"; 2 for a usage error.
-.SH ENVIRONMENT
-.TP
-BAWS_ACCESS_KEY_IDR, BAWS_SECRET_ACCESS_KEYR, BAWS_SESSION_TOKENR, BAWS_PROFILER, BAWS_REGIONR
-The standard AWS credential and region chain.
-.TP
-BAWS_ENDPOINT_URLR
-Same as B\-\-endpoint\-urlR.
-.TP
-BRUST_LOGR
-Log filter, overriding B\-\-debugR (e.g. s3mount::requests=debug).
-.TP
-BNOTIFY_SOCKETR
-Set by systemd: s3mount sends READY=1 once mounted (Type=notify units).
-.SH FILES
-.TP
-I/etc/fuse.confR
-Buser_allow_otherR must be set there for non\-root users to use B\-\-allow\-otherR.
-.TP
-I/dev/logR
-Where logs go in the background without B\-\-log\-directoryR (syslog or journald).
-.SH "SEE ALSO"
-BmountR(8), Bmount.fuse3R(8), Bfusermount3R(1), BfstabR(5), Bsystemd.mountR(5)
-"#;
-
-/// Smallest `--part-size`: one cache block; smaller GETs cost more in requests than they save.
-const MIN_READ_PART: u64 = 256 << 10;
-/// Smallest multipart upload part S3 accepts (all but the last).
-const MIN_WRITE_PART: u64 = 5 << 20;
-/// Largest part S3 accepts.
-const MAX_PART: u64 = 5 << 30;
-
-/// A parser for a size in bytes within `min..=max`, with an optional binary suffix
-/// (`KiB`, `MiB`, `GiB`, or `K`, `M`, `G`).
-fn byte_size(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> + Clone {
-    move |s: &str| {
-        let t = s.trim();
-        let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-        let shift = match t[digits.len()..].to_ascii_lowercase().as_str() {
-            "" | "b" => 0,
-            "k" | "kib" => 10,
-            "m" | "mib" => 20,
-            "g" | "gib" => 30,
-            other => return Err(format!("unknown unit '{other}': use KiB, MiB or GiB")),
-        };
-        let value = digits
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(1 << shift))
-            .ok_or_else(|| format!("'{s}' is not a size in bytes"))?;
-        if (min..=max).contains(&value) {
-            Ok(value)
-        } else {
-            Err(format!(
-                "{value} bytes is outside the valid range, {} to {}",
-                human_bytes(min),
-                human_bytes(max)
-            ))
-        }
-    }
-}
-
-/// `5 MiB (5242880 bytes)`.
-fn human_bytes(n: u64) -> String {
-    let (value, unit) = match n {
-        n if n >= 1 << 30 && n % (1 << 30) == 0 => (n >> 30, "GiB"),
-        n if n >= 1 << 20 && n % (1 << 20) == 0 => (n >> 20, "MiB"),
-        n if n >= 1 << 10 && n % (1 << 10) == 0 => (n >> 10, "KiB"),
-        n => return format!("{n} bytes"),
-    };
-    format!("{value} {unit} ({n} bytes)")
-}
-
-/// A parser for a number of seconds, at least `min`.
-fn seconds(min: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
-    move |s: &str| {
-        let v: f64 = s
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-        match v.is_finite() && v >= min {
-            true => Ok(v),
-            false if min > 0.0 => Err(format!("must be more than 0 seconds, not {s}")),
-            false => Err(format!("must be 0 seconds or more, not {s}")),
-        }
-    }
-}
-
-/// `--endpoint-url`: an http or https URL with a host. The SDK would take `127.0.0.1:9000`
-/// for a URI with scheme `127.0.0.1` and fail later, deep in a request.
-fn parse_endpoint_url(s: &str) -> Result<String, String> {
-    let hint = |why: &str| {
-        let bare = s.split("://").last().unwrap_or(s);
-        format!("{why}: write it as http://{bare} or https://{bare}")
-    };
-    let (scheme, rest) = s
-        .split_once("://")
-        .ok_or_else(|| hint("the URL has no scheme"))?;
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return Err(hint(&format!("'{scheme}' is not http or https")));
-    }
-    let no_host = || "the URL has no host: write it as http://HOST:PORT".to_string();
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(no_host());
-    }
-    let uri: http::Uri = s.parse().map_err(|e| format!("not a valid URL ({e})"))?;
-    match uri.host() {
-        Some(host) if !host.is_empty() => Ok(s.to_string()),
-        _ => Err(no_host()),
-    }
-}
-
-fn parse_octal(s: &str) -> Result<u16, StartupError> {
-    u16::from_str_radix(s.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| StartupError::NotOctalMode { value: s.into() })
-}
-
-/// Splits `BUCKET` (and `--prefix`) into a bucket location.
-pub fn parse_location(bucket: &str, prefix: Option<&str>) -> Result<BucketLocation, StartupError> {
-    let rest = strip_scheme(bucket)?;
-    let (name, inline_prefix) = match rest.split_once('/') {
-        Some((n, p)) => (n, p),
-        None => (rest, ""),
-    };
-    if name.is_empty() {
-        return Err(StartupError::NoBucketName {
-            bucket: bucket.into(),
-        });
-    }
-    if let Err(reason) = check_bucket_name(name) {
-        return Err(StartupError::InvalidBucketName {
-            name: name.into(),
-            reason,
-        });
-    }
-    if !inline_prefix.is_empty() && prefix.is_some() {
-        return Err(StartupError::PrefixTwice);
-    }
-    let mut p = prefix
-        .unwrap_or(inline_prefix)
-        .trim_start_matches('/')
-        .to_string();
-    if !p.is_empty() && !p.ends_with('/') {
-        p.push('/');
-    }
-    Ok(BucketLocation {
-        bucket: name.to_string(),
-        prefix: p,
-    })
-}
-
-/// `BUCKET` without its `s3://`; anything else with a `:` is a mistyped URI.
-fn strip_scheme(bucket: &str) -> Result<&str, StartupError> {
-    if let Some(rest) = bucket
-        .get(..5)
-        .filter(|s| s.eq_ignore_ascii_case("s3://"))
-        .map(|_| &bucket[5..])
-    {
-        return Ok(rest);
-    }
-    let Some((scheme, rest)) = bucket.split_once(':') else {
-        return Ok(bucket);
-    };
-    let reason = if scheme.eq_ignore_ascii_case("s3") {
-        format!("write s3://{}", rest.trim_start_matches('/'))
-    } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
-        "give the bucket's name here and the server with --endpoint-url".to_string()
-    } else {
-        "':' cannot appear in a bucket name".to_string()
-    };
-    Err(StartupError::InvalidBucketUri {
-        bucket: bucket.into(),
-        reason,
-    })
-}
-
-/// S3's naming rules for buckets: 3 to 63 characters, lowercase letters, digits, dots and
-/// hyphens, a letter or digit at each end, no `..`, not an IP address. Returns why not.
-fn check_bucket_name(name: &str) -> Result<(), String> {
-    const RULE: &str = "bucket names are 3 to 63 lowercase letters, digits, dots and hyphens";
-    if let Some(c) = name
-        .chars()
-        .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '.' | '-'))
-    {
-        let what = match c {
-            'A'..='Z' => format!("uppercase letters ('{c}') are not allowed"),
-            _ => format!("'{c}' is not allowed"),
-        };
-        return Err(format!("{what}; {RULE}"));
-    }
-    if !(3..=63).contains(&name.len()) {
-        return Err(format!("it has {} characters; {RULE}", name.len()));
-    }
-    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    if !ends_ok(name.chars().next()) || !ends_ok(name.chars().last()) {
-        return Err("it must begin and end with a letter or a digit".into());
-    }
-    if name.contains("..") {
-        return Err("it must not contain two dots in a row".into());
-    }
-    if name.parse::<std::net::Ipv4Addr>().is_ok() {
-        return Err("it must not look like an IP address".into());
-    }
-    Ok(())
 }
 
 impl Args {
@@ -798,44 +544,6 @@ impl Args {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_bucket_forms() {
-        let l = parse_location("s3://bkt/p/q", None).unwrap();
-        assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("bkt", "p/q/"));
-        let l = parse_location("S3://bkt", None).unwrap();
-        assert_eq!(l.bucket, "bkt");
-        let l = parse_location("bkt", Some("x")).unwrap();
-        assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("bkt", "x/"));
-        let l = parse_location("bkt/", None).unwrap();
-        assert_eq!(l.prefix, "");
-        assert!(parse_location("s3://", None).is_err());
-        assert!(parse_location("bkt/p", Some("q")).is_err());
-        let l = parse_location("my.bucket-1--usw2-az1--x-s3", None).unwrap();
-        assert_eq!(l.bucket, "my.bucket-1--usw2-az1--x-s3");
-    }
-
-    #[test]
-    fn mistyped_buckets_say_why() {
-        let err = |b: &str| parse_location(b, None).unwrap_err().to_string();
-        assert_eq!(
-            err("s3:/photos"),
-            "'s3:/photos' is not a bucket name or an s3:// URI: write s3://photos"
-        );
-        assert!(err("s3:photos/x").ends_with("write s3://photos/x"));
-        assert!(err("https://photos.s3.amazonaws.com").contains("--endpoint-url"));
-        assert_eq!(
-            err("Photos_Bad"),
-            "'Photos_Bad' is not a valid bucket name: uppercase letters ('P') are not \
-             allowed; bucket names are 3 to 63 lowercase letters, digits, dots and hyphens"
-        );
-        assert!(err("photos_bad").contains("'_' is not allowed"));
-        assert!(err("ab").contains("it has 2 characters"));
-        assert!(err(&"a".repeat(64)).contains("it has 64 characters"));
-        assert!(err("-photos").contains("begin and end"));
-        assert!(err("pho..tos").contains("two dots"));
-        assert!(err("192.168.1.1").contains("IP address"));
-    }
 
     #[test]
     fn values_outside_what_works_are_refused() {

@@ -6,7 +6,9 @@
 //! keys, status codes, sizes, latencies and S3 error codes only.
 //!
 //! Where logs go:
-//! - `--foreground` without `--log-directory`: stderr, as before;
+//! - `--foreground` without `--log-directory`: stderr, coloured only when stderr is a terminal
+//!   and `NO_COLOR` is unset or empty (<https://no-color.org>): a file, a pipe or journald
+//!   (the systemd unit runs `--foreground`) gets plain text;
 //! - `--log-directory DIR` (either mode): `DIR/s3mount.YYYY-MM-DD.log`, a new file each day,
 //!   the last 7 kept; each line names the process (`s3mount[PID]`), since several mounts may
 //!   share a directory;
@@ -17,7 +19,8 @@
 //!
 //! `S3MOUNT_SYSLOG_SOCKET` overrides the syslog socket path (for tests, or unusual systems).
 
-use std::io::Write;
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
@@ -57,6 +60,10 @@ pub fn init(debug: bool, target: &LogTarget) -> Result<Option<String>, StartupEr
             tracing_subscriber::fmt()
                 .with_env_filter(filter())
                 .with_writer(std::io::stderr)
+                .with_ansi(colour_wanted(
+                    std::io::stderr().is_terminal(),
+                    std::env::var_os("NO_COLOR"),
+                ))
                 .init();
             Ok(None)
         }
@@ -91,6 +98,12 @@ pub fn init(debug: bool, target: &LogTarget) -> Result<Option<String>, StartupEr
             }
         }
     }
+}
+
+/// Whether logs to stderr get ANSI colours: on a terminal only, and not when `NO_COLOR`
+/// is set to anything but the empty string.
+fn colour_wanted(terminal: bool, no_color: Option<OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 fn init_files(dir: &Path, filter: EnvFilter) -> Result<(), StartupError> {
@@ -266,6 +279,15 @@ mod tests {
             got,
             format!("<28>s3mount[{}]: something happened", std::process::id())
         );
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour_wanted(true, None));
+        assert!(colour_wanted(true, Some("".into())));
+        assert!(!colour_wanted(true, Some("1".into())));
+        assert!(!colour_wanted(false, None));
+        assert!(!colour_wanted(false, Some("".into())));
     }
 
     #[test]

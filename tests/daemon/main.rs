@@ -1,13 +1,15 @@
 //! s3mount as a daemon through real mounts against moto: mount failures with the contract's
 //! phrases and exit status (`mount_errors`), `fusermount3 -u`/`-uz`, SIGTERM and SIGKILL with
 //! unsaved data (`signals`), secrets in `--debug` logs and the permission defaults with and
-//! without `--allow-other` (`security`). Running it as a system tool (background mode, mount(8),
+//! without `--allow-other` (`security`), colour in foreground logs only on a terminal
+//! (`logging`). Running it as a system tool (background mode, mount(8),
 //! syslog, sd_notify) is tests/system_tool.rs.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod first_contact;
+mod logging;
 mod mount_errors;
 mod security;
 mod signals;
