@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -291,15 +291,19 @@ pub fn readable_error(e: &FsError, endpoint: Option<&str>) -> String {
     let store = std::error::Error::source(e).and_then(|s| s.downcast_ref::<StoreError>());
     match store {
         Some(store) => readable_store_error(store, endpoint),
-        None => without_dump(&e.message),
+        None => one_line(&e.message),
     }
 }
 
-/// [`readable_error`] of a store error.
+/// [`readable_error`] of a store error: the kind's phrase, and for a connection failure its
+/// cause (refused, unknown host, TLS, ...).
 pub fn readable_store_error(store: &StoreError, endpoint: Option<&str>) -> String {
     let endpoint = endpoint.unwrap_or("the AWS S3 endpoint");
     match store.kind() {
-        ErrorKind::Connect => format!("cannot connect to {endpoint}"),
+        ErrorKind::Connect => format!(
+            "cannot connect to {endpoint}: {}",
+            crate::storage::s3::Transport::of(store)
+        ),
         ErrorKind::Timeout => format!("{endpoint} did not answer in time"),
         ErrorKind::NoSuchBucket => format!("the bucket does not exist at {endpoint}"),
         ErrorKind::AccessDenied => "access denied: the credentials in use may not write \
@@ -307,34 +311,13 @@ pub fn readable_store_error(store: &StoreError, endpoint: Option<&str>) -> Strin
             .to_string(),
         ErrorKind::BadCredentials => "the server rejected the credentials".to_string(),
         ErrorKind::NoCredentials => "no AWS credentials found".to_string(),
-        _ => without_dump(&store.to_string()),
-    }
-}
-
-/// `text` cut before a parenthesised Rust debug dump (`... (DispatchFailure { .. })`).
-fn without_dump(text: &str) -> String {
-    let text = one_line(text);
-    let cut = text
-        .match_indices(" (")
-        .map(|(i, _)| i)
-        .find(|&i| text[i..].contains(" { "));
-    match cut {
-        Some(i) => text[..i].to_string(),
-        None => text,
+        _ => one_line(&store.to_string()),
     }
 }
 
 /// `t` as RFC 3339 in UTC, to the second: `2024-05-01T12:34:56Z`.
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::fs::xattr::rfc3339(t)
 }
 
 /// `2024-05-01T12:34:56Z` → `20240501T123456Z` (for ids).
@@ -342,25 +325,9 @@ fn compact_time(rfc3339: &str) -> String {
     rfc3339.chars().filter(|c| *c != '-' && *c != ':').collect()
 }
 
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar (Howard
-/// Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn origin() -> Origin {
         Origin {
@@ -373,19 +340,19 @@ mod tests {
     }
 
     #[test]
-    fn errors_read_as_a_line_without_debug_dumps() {
-        let dump = "cannot connect: PutObject k: dispatch failure: io error (DispatchFailure(\
-                    DispatchFailure { source: ConnectorError { kind: Io } }))";
-        let e = FsError::from(StoreError::connect(dump));
+    fn errors_read_as_one_line_naming_the_cause() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = FsError::from(StoreError::connect("PutObject k").with_source(refused));
         assert_eq!(
             readable_error(&e, Some("http://127.0.0.1:9")),
-            "cannot connect to http://127.0.0.1:9"
+            "cannot connect to http://127.0.0.1:9: connection refused"
         );
-        let e = FsError::from(StoreError::server(dump));
-        let line = readable_error(&e, None);
-        assert!(
-            !line.contains('{') && line.contains("dispatch failure"),
-            "{line}"
+        let e = FsError::from(StoreError::server(
+            "PutObject k: InternalError\nsecond line",
+        ));
+        assert_eq!(
+            readable_error(&e, None),
+            "server error: PutObject k: InternalError"
         );
         let e = FsError::new(libc::EIO, "plain (with a note)");
         assert_eq!(readable_error(&e, None), "plain (with a note)");
@@ -393,8 +360,8 @@ mod tests {
 
     #[test]
     fn formats_times_as_rfc3339() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_709_210_096); // a leap day
+        assert_eq!(rfc3339(std::time::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_709_210_096); // a leap day
         assert_eq!(rfc3339(t), "2024-02-29T12:34:56Z");
         assert_eq!(compact_time("2024-02-29T12:34:56Z"), "20240229T123456Z");
     }
