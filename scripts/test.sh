@@ -6,7 +6,8 @@
 # Installs what is missing first (Debian: fuse3 attr rsync; a venv with moto[server]==5.2.5 in
 # ${S3MOUNT_DEPS_DIR:-~/.cache/s3mount-deps}; npm s3rver only if a test uses it), exports
 # S3MOUNT_MOTO_SERVER for the integration tests (which start their own servers), and runs every
-# step even after a failure; exits non-zero if any step failed.
+# step even after a failure; exits non-zero if any step failed. A last step fails if the tests
+# left staging files (s3mount-staged-*) in the temp dir or the default staging directory.
 #
 #   --no-lint              skip cargo fmt and clippy (quick iterations)
 #   CARGO TEST ARGS        passed to cargo test, e.g. `--test smoke` or `-- --nocapture`
@@ -64,6 +65,27 @@ clear_dead_test_mounts() {
 clear_dead_test_mounts "before the tests"
 trap 'clear_dead_test_mounts "after the tests"' EXIT
 
+# Staging files and kept failed uploads the tests must not leave behind: every test stages in
+# a directory of its own, removed afterwards. Listed before the run, so that files another run
+# left earlier are not blamed on this one.
+staging_leftovers() {
+    local state=/var/lib/s3mount
+    [ "$(id -u)" -eq 0 ] || state=${XDG_STATE_HOME:-$HOME/.local/state}/s3mount
+    {
+        find "${TMPDIR:-/tmp}" "$state" -maxdepth 1 -name 's3mount-staged-*' 2>/dev/null
+        find "$state/failed-uploads" -mindepth 1 -maxdepth 1 2>/dev/null
+    } | sort
+}
+staged_before=$(staging_leftovers)
+check_no_staging_leftovers() {
+    local left
+    left=$(comm -13 <(printf '%s\n' "$staged_before") <(staging_leftovers) | sed '/^$/d')
+    if [ -n "$left" ]; then
+        printf 'the tests left staging files behind:\n%s\n' "$left" >&2
+        return 1
+    fi
+}
+
 failed=()
 run_step() {
     local name=$1 start rc
@@ -87,6 +109,7 @@ if [ $lint -eq 1 ]; then
     run_step clippy cargo clippy --all-targets -- -D warnings
 fi
 run_step test cargo test --no-fail-fast "$@"
+run_step leftovers check_no_staging_leftovers
 
 if [ ${#failed[@]} -gt 0 ]; then
     s3m_log "test.sh: FAILED steps: ${failed[*]}"
