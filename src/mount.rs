@@ -5,7 +5,8 @@
 //! what to do (a [`StartupError`], whose `Display` is that line), because a mount that fails
 //! later, inside `ls`, only says "Input/output error".
 //! The order is: mount point (cheap, local), credentials and region, then one
-//! `ListObjectsV2` that proves the bucket exists and that we may list it.
+//! `ListObjectsV2` that proves the bucket exists and that we may list it (`checks.rs`, under
+//! a limit of their own).
 //!
 //! Readiness (see [`crate::daemon`]) is declared only once the kernel answers a `stat` of the
 //! mount point through the new session; until then every failure is still reported to
@@ -18,7 +19,7 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{Config, MountOption, SessionACL};
@@ -28,15 +29,16 @@ use nix::unistd::{getgid, getuid};
 use tokio::runtime::Runtime;
 use tracing::{debug, error, info, warn};
 
+mod checks;
+
+use self::checks::{check_mountpoint, connect, is_mounted, warn_if_not_empty};
 use crate::cli::{parse_location, Args};
 use crate::daemon::Readiness;
 use crate::fs::S3Fs;
 use crate::fuse::{FuseAdapter, KernelNotifier};
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
-use crate::storage::metered::MeteredStore;
-use crate::storage::s3::{self, S3Store, Transport};
-use crate::storage::{BucketLocation, ObjectStore, StoreError};
+use crate::storage::{BucketLocation, ObjectStore};
 
 /// Mounts as `args` say and serves until unmounted. The error's `Display` is a one-line
 /// message. `readiness` is told once the mount answers; `notes` are passed on with it.
@@ -107,86 +109,6 @@ fn start_runtime() -> Result<Runtime, StartupError> {
         .enable_all()
         .build()
         .map_err(StartupError::Runtime)
-}
-
-/// How long the checks before mounting (credentials, region, one listing) may take in all.
-/// Shorter than a request's own limits (5 attempts of up to 30 s each): a server that accepts
-/// connections but never answers must fail the mount in seconds, not minutes.
-const STARTUP_LIMIT: Duration = Duration::from_secs(20);
-/// After this long without an answer, s3mount says what it is waiting for.
-const STARTUP_PATIENCE: Duration = Duration::from_secs(5);
-
-/// Connects to the bucket and proves, with one listing, that it exists and may be listed,
-/// within [`STARTUP_LIMIT`]. Every request goes through the metered store, which is returned.
-async fn connect(
-    args: &Args,
-    location: &BucketLocation,
-    mountpoint: &Path,
-    metrics: &Arc<Metrics>,
-    readiness: &Readiness,
-) -> Result<MeteredStore, StartupError> {
-    if let Some(profile) = &args.profile {
-        s3::check_profile(profile).await?;
-    }
-    let endpoint = args
-        .endpoint_url
-        .clone()
-        .unwrap_or_else(|| "the AWS S3 endpoint".to_string());
-    let phase = Mutex::new("loading credentials and finding the bucket's region");
-    let checks = check_bucket(args, location, metrics, &phase, &endpoint);
-    tokio::pin!(checks);
-    let patience = tokio::time::sleep(STARTUP_PATIENCE);
-    tokio::pin!(patience);
-    let limit = tokio::time::sleep(STARTUP_LIMIT);
-    tokio::pin!(limit);
-    let mut told = false;
-    let store = loop {
-        tokio::select! {
-            result = &mut checks => break result?,
-            _ = &mut patience, if !told => {
-                told = true;
-                let line = format!(
-                    "waiting for {endpoint} to answer ({}); giving up after {} s",
-                    phase.lock().unwrap(),
-                    STARTUP_LIMIT.as_secs()
-                );
-                debug!("{line}");
-                readiness.notice(&line);
-            }
-            _ = &mut limit => {
-                return Err(StartupError::NoAnswer {
-                    endpoint: endpoint.clone(),
-                    phase: phase.lock().unwrap().to_string(),
-                    limit: STARTUP_LIMIT,
-                });
-            }
-        }
-    };
-    info!(%location, region = %store.1, mountpoint = %mountpoint.display(), "bucket reachable");
-    Ok(store.0)
-}
-
-/// The checks themselves: the client (credentials, region) and one listing. `phase` says
-/// which one is under way, for the waiting line and the timeout message.
-async fn check_bucket(
-    args: &Args,
-    location: &BucketLocation,
-    metrics: &Arc<Metrics>,
-    phase: &Mutex<&'static str>,
-    endpoint: &str,
-) -> Result<(MeteredStore, String), StartupError> {
-    let failed = |source: StoreError| StartupError::Bucket {
-        message: explain(&source, location, endpoint),
-        source: Box::new(source),
-    };
-    let s3 = S3Store::connect(location, args.s3_settings())
-        .await
-        .map_err(failed)?;
-    let region = s3.region().to_string();
-    let store = MeteredStore::new(Arc::new(s3), metrics.clone());
-    *phase.lock().unwrap() = "listing the bucket";
-    store.check_access().await.map_err(failed)?;
-    Ok((store, region))
 }
 
 /// Lets the metrics read the block cache's counters, and starts the Prometheus endpoint and
@@ -467,167 +389,5 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
-    }
-}
-
-/// Checks that `path` exists, is a directory and is not already a mount point.
-fn check_mountpoint(path: &Path) -> Result<PathBuf, StartupError> {
-    let meta = std::fs::metadata(path).map_err(|source| {
-        let path = path.to_path_buf();
-        match source.kind() {
-            std::io::ErrorKind::NotFound => StartupError::MountpointMissing { path, source },
-            std::io::ErrorKind::NotConnected => StartupError::DeadMount { path, source },
-            _ => StartupError::MountpointUnusable { path, source },
-        }
-    })?;
-    if !meta.is_dir() {
-        return Err(StartupError::NotADirectory {
-            path: path.to_path_buf(),
-        });
-    }
-    let canonical =
-        std::fs::canonicalize(path).map_err(|source| StartupError::ResolveMountpoint {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if is_mounted(&canonical) {
-        return Err(StartupError::AlreadyMounted { path: canonical });
-    }
-    Ok(canonical)
-}
-
-/// Warns when the mount point has entries: the mount hides them until it is unmounted (as
-/// mount(8) would, silently; other mount helpers warn too).
-fn warn_if_not_empty(path: &Path, readiness: &Readiness) {
-    let entries = std::fs::read_dir(path).map_or(0, |d| d.count());
-    if entries > 0 {
-        let line = format!(
-            "warning: mount point {} is not empty: its {entries} {} will be hidden until \
-             the bucket is unmounted",
-            path.display(),
-            if entries == 1 { "entry" } else { "entries" }
-        );
-        debug!("{line}");
-        readiness.notice(&line);
-    }
-}
-
-/// Whether `path` (canonical) is listed as a mount point in /proc/self/mountinfo.
-fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let wanted = path.to_string_lossy();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|mp| unescape_mountinfo(mp) == wanted)
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
-fn unescape_mountinfo(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let digits = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(digits, 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Turns a failure of the mount-time checks into one line saying what to fix.
-fn explain(err: &StoreError, location: &BucketLocation, endpoint: &str) -> String {
-    use crate::storage::ErrorKind;
-    let bucket = &location.bucket;
-    let detail = err.message();
-    match err.kind() {
-        ErrorKind::NoSuchBucket | ErrorKind::NotFound => format!(
-            "bucket '{bucket}' does not exist at {endpoint}: check the bucket name, --region \
-             and --endpoint-url"
-        ),
-        ErrorKind::AccessDenied => format!(
-            "access denied to bucket '{bucket}' ({detail}): the credentials in use may not \
-             list it; check the IAM policy or --profile, or use --no-sign-request for a \
-             public bucket"
-        ),
-        ErrorKind::BadCredentials => format!(
-            "the server rejected the credentials ({detail}): check AWS_ACCESS_KEY_ID, \
-             AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or --profile"
-        ),
-        ErrorKind::NoCredentials if detail.is_empty() => "no AWS credentials found: set \
-             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, give --profile NAME, or use \
-             --no-sign-request for a public bucket"
-            .to_string(),
-        ErrorKind::NoCredentials => format!(
-            "cannot load AWS credentials ({detail}): check the environment's AWS_* variables \
-             or --profile, or use --no-sign-request for a public bucket"
-        ),
-        ErrorKind::Timeout => format!(
-            "no answer from {endpoint} (timed out): check --endpoint-url and the network, or \
-             raise --connect-timeout/--read-timeout"
-        ),
-        ErrorKind::Connect => explain_transport(err, endpoint),
-        _ => format!("cannot access bucket '{bucket}' at {endpoint}: {err}"),
-    }
-}
-
-/// The line for a request that got no answer, by its cause.
-fn explain_transport(err: &StoreError, endpoint: &str) -> String {
-    let cause = Transport::of(err);
-    let fix = match &cause {
-        Transport::Refused => "check --endpoint-url and that the server is running",
-        Transport::UnknownHost { .. } => "check the host name in --endpoint-url (or --region)",
-        Transport::Tls { .. } => {
-            "check http:// or https:// in --endpoint-url, and that the server's certificate \
-             is trusted (AWS_CA_BUNDLE)"
-        }
-        Transport::TimedOut => "check --endpoint-url and the network, or raise --connect-timeout",
-        Transport::Reset => {
-            "check http:// or https:// in --endpoint-url, and that it is an S3 server"
-        }
-        Transport::Other { .. } => {
-            "check --endpoint-url and that the server is running and reachable"
-        }
-    };
-    format!("cannot connect to {endpoint}: {cause}: {fix}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unescapes_mountinfo_paths() {
-        assert_eq!(unescape_mountinfo("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
-    }
-
-    #[test]
-    fn mount_point_checks() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("nope");
-        assert!(check_mountpoint(&missing)
-            .unwrap_err()
-            .to_string()
-            .contains("does not exist"));
-        let file = dir.path().join("f");
-        std::fs::write(&file, b"x").unwrap();
-        assert!(check_mountpoint(&file)
-            .unwrap_err()
-            .to_string()
-            .contains("not a directory"));
-        assert!(check_mountpoint(dir.path()).is_ok());
-        assert!(check_mountpoint(Path::new("/proc"))
-            .unwrap_err()
-            .to_string()
-            .contains("already a mount point"));
     }
 }

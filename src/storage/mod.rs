@@ -192,7 +192,9 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// `PutObjectTagging`: replaces the whole tag set.
     async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<(), StoreError>;
 
-    /// Checks that the bucket exists and that we may list it (used before mounting).
+    /// Checks that the bucket exists and that we may list it (used before mounting). One
+    /// attempt, no retries: the caller decides what is worth trying again, within its own
+    /// limit, so a refused connection or a missing bucket is reported at once.
     async fn check_access(&self) -> Result<(), StoreError>;
 
     /// Retries, once and now, clean-up requests that failed earlier (aborts of multipart

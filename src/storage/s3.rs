@@ -126,9 +126,9 @@ impl S3Store {
         let sdk_config = loader.load().await;
         let mut region = sdk_config.region().map(|r| r.to_string());
 
-        let build = |region: &str| -> Client {
+        let build = |region: &str, attempts: u32| -> Client {
             let retry = aws_sdk_s3::config::retry::RetryConfig::standard()
-                .with_max_attempts(settings.max_attempts.max(1));
+                .with_max_attempts(attempts.max(1));
             let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
                 .connect_timeout(settings.connect_timeout)
                 .read_timeout(settings.read_timeout)
@@ -151,7 +151,8 @@ impl S3Store {
         if region.is_none() {
             // Discover the bucket's region: HeadBucket answers with x-amz-bucket-region, even
             // on a redirect or an access-denied answer.
-            let probe = build("us-east-1");
+            // Best effort, and bounded: two attempts at most, whatever --max-attempts says.
+            let probe = build("us-east-1", settings.max_attempts.min(2));
             let discovered = match probe.head_bucket().bucket(&location.bucket).send().await {
                 Ok(out) => out.bucket_region().map(str::to_string),
                 Err(err) => err
@@ -165,7 +166,7 @@ impl S3Store {
         let region = region.unwrap_or_else(|| "us-east-1".to_string());
         info!(bucket = %location.bucket, %region, endpoint = ?settings.endpoint_url, "S3 client ready");
         Ok(S3Store {
-            client: build(&region),
+            client: build(&region, settings.max_attempts),
             bucket: location.bucket.clone(),
             settings,
             region,
@@ -706,6 +707,11 @@ impl ObjectStore for S3Store {
             .bucket(&self.bucket)
             .max_keys(1)
             .encoding_type(EncodingType::Url)
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default()
+                    .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| classify("ListObjectsV2", "", e))?;
