@@ -23,6 +23,9 @@ use tracing::{debug, trace};
 
 use super::cache::{pending_from, BlockCache, BlockKey, Lookup};
 use super::tier::BlockTier;
+use from_tiers::{serve_from_tiers, split_contiguous};
+
+mod from_tiers;
 use crate::config::ReadConfig;
 use crate::error::{FsError, FsResult};
 use crate::storage::{ByteChunks, ObjectMeta, ObjectStore};
@@ -406,56 +409,6 @@ async fn fetch_run(
     if let Some(run) = last {
         fetch_from_store(ctx, size, run).await;
     }
-}
-
-/// Serves what it can of `owed` from the tiers; returns the blocks none of them had. A block
-/// found in a later tier is offered to the earlier ones.
-async fn serve_from_tiers(ctx: &ReadContext, size: u64, mut owed: Owed) -> Owed {
-    let bs = ctx.config.block_size;
-    let mut missing = Owed {
-        cache: ctx.cache.clone(),
-        blocks: Default::default(),
-    };
-    while let Some((key, tx)) = owed.blocks.pop_front() {
-        let len = size.saturating_sub(key.index * bs).min(bs);
-        let mut found = None;
-        for (i, tier) in ctx.tiers.iter().enumerate() {
-            if let Some(data) = tier.get(&key, len).await {
-                for earlier in &ctx.tiers[..i] {
-                    earlier.offer(&key, &data);
-                }
-                found = Some(data);
-                break;
-            }
-        }
-        match found {
-            Some(data) => {
-                ctx.cache.complete(&key, data.clone());
-                let _ = tx.send(Ok(data));
-            }
-            None => missing.blocks.push_back((key, tx)),
-        }
-    }
-    missing
-}
-
-/// Cuts `owed` into runs of consecutive blocks, one GET each.
-fn split_contiguous(mut owed: Owed) -> Vec<Owed> {
-    let mut runs: Vec<Owed> = Vec::new();
-    while let Some((key, tx)) = owed.blocks.pop_front() {
-        let follows = runs
-            .last()
-            .and_then(|r| r.blocks.back())
-            .is_some_and(|(k, _)| k.index + 1 == key.index);
-        if !follows {
-            runs.push(Owed {
-                cache: owed.cache.clone(),
-                blocks: Default::default(),
-            });
-        }
-        runs.last_mut().unwrap().blocks.push_back((key, tx));
-    }
-    runs
 }
 
 /// Fetches the run of consecutive blocks `pending` from S3 (see [`fetch_run`]).

@@ -295,6 +295,41 @@ mod tests {
     }
 
     #[test]
+    fn renders_the_tier_counters_and_logs_a_line_per_tier() {
+        let m = Metrics::new(&LABELS);
+        let stats = |hits| TierStats {
+            hits,
+            misses: 2,
+            bytes_read: 3 << 20,
+            evictions: 4,
+            checksum_failures: 1,
+            bytes_held: 5 << 20,
+            ..TierStats::default()
+        };
+        let before = {
+            m.set_tier_stats(move || vec![("disk", stats(10))]);
+            m.snapshot()
+        };
+        m.set_tier_stats(move || vec![("disk", stats(25))]);
+        let text = render_prometheus(&m.snapshot());
+        assert!(
+            text.contains("s3mount_tier_hits_total{tier=\"disk\"} 25\n"),
+            "{text}"
+        );
+        assert!(text.contains("s3mount_tier_evictions_total{tier=\"disk\"} 4\n"));
+        assert!(text.contains("s3mount_tier_checksum_failures_total{tier=\"disk\"} 1\n"));
+        assert!(text.contains("s3mount_tier_held_bytes{tier=\"disk\"} 5242880\n"));
+        let lines = crate::metrics::summary_lines(&m.snapshot().since(&before));
+        assert!(
+            lines[1].starts_with("metrics: disk cache 15 hits, 0 misses, 0 B read"),
+            "{lines:?}"
+        );
+        assert!(lines[1].ends_with(", 5.0 MiB held"), "{lines:?}");
+        let bare = render_prometheus(&Metrics::new(&LABELS).snapshot());
+        assert!(!bare.contains("s3mount_tier_"), "no tier, no series");
+    }
+
+    #[test]
     fn renders_prometheus_text() {
         let text = sample_text();
         assert!(text.contains("# TYPE s3mount_requests_total counter\n"));

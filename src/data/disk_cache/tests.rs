@@ -12,6 +12,17 @@ fn config(dir: &Path, max: u64) -> DiskCacheConfig {
     }
 }
 
+/// Opens with a probe that always finds room, so the tests do not depend on the real disk.
+fn open(config: &DiskCacheConfig) -> Result<Arc<DiskCache>, DiskCacheError> {
+    let roomy: SpaceProbe = Box::new(|_| {
+        Ok(Space {
+            total: 1 << 40,
+            available: 1 << 39,
+        })
+    });
+    DiskCache::open_with_probe(config, roomy)
+}
+
 fn key(i: u64) -> BlockKey {
     BlockKey::new("dir/obj", "etag-1", i)
 }
@@ -22,13 +33,17 @@ fn data(i: u64, n: usize) -> Bytes {
 
 /// Offers and waits until the writer has stored everything.
 fn store(c: &DiskCache, blocks: &[(BlockKey, Bytes)]) {
+    let want = c.stats().bytes_written + blocks.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
     for (k, d) in blocks {
         c.offer(k, d);
     }
-    let want = c.stats().bytes_written + blocks.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while c.stats().bytes_written < want {
-        assert!(std::time::Instant::now() < deadline, "writer stuck");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writer stuck: {:?}, want {want} written",
+            c.stats()
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
@@ -49,7 +64,7 @@ fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 #[tokio::test]
 async fn round_trip_and_other_versions_miss() {
     let dir = tempfile::tempdir().unwrap();
-    let c = DiskCache::open(&config(dir.path(), 1 << 20)).unwrap();
+    let c = open(&config(dir.path(), 1 << 20)).unwrap();
     store(&c, &[(key(0), data(0, 1000)), (key(1), data(1, 10))]);
     assert_eq!(c.get(&key(0), 1000).await, Some(data(0, 1000)));
     assert_eq!(c.get(&key(1), 10).await, Some(data(1, 10)));
@@ -62,7 +77,7 @@ async fn round_trip_and_other_versions_miss() {
 #[tokio::test]
 async fn a_damaged_block_is_dropped_and_never_served() {
     let dir = tempfile::tempdir().unwrap();
-    let c = DiskCache::open(&config(dir.path(), 1 << 20)).unwrap();
+    let c = open(&config(dir.path(), 1 << 20)).unwrap();
     store(&c, &[(key(0), data(0, 4096)), (key(1), data(1, 4096))]);
     let paths = files(dir.path(), ".blk");
     assert_eq!(paths.len(), 2);
@@ -95,7 +110,7 @@ async fn least_recently_used_blocks_are_evicted_to_stay_in_bounds() {
     let per_file = (HEADER_LEN
         + block_file::identity("http://s3\nbucket\n", "dir/obj", "etag-1", 0).len()
         + 1000) as u64;
-    let c = DiskCache::open(&config(dir.path(), 4 * per_file)).unwrap();
+    let c = open(&config(dir.path(), 4 * per_file)).unwrap();
     store(
         &c,
         &(0..4).map(|i| (key(i), data(i, 1000))).collect::<Vec<_>>(),
@@ -115,7 +130,7 @@ async fn least_recently_used_blocks_are_evicted_to_stay_in_bounds() {
 async fn the_index_is_rebuilt_after_a_restart_and_temp_files_are_ignored() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let c = DiskCache::open(&config(dir.path(), 1 << 20)).unwrap();
+        let c = open(&config(dir.path(), 1 << 20)).unwrap();
         store(&c, &[(key(0), data(0, 100)), (key(1), data(1, 100))]);
         c.flush_and_stop();
     }
@@ -131,7 +146,7 @@ async fn the_index_is_rebuilt_after_a_restart_and_temp_files_are_ignored() {
     partial.extend_from_slice(&data(2, 100)[..40]);
     std::fs::write(&temp, partial).unwrap();
 
-    let c = DiskCache::open(&config(dir.path(), 1 << 20)).unwrap();
+    let c = open(&config(dir.path(), 1 << 20)).unwrap();
     assert!(!temp.exists(), "temp files are removed at start");
     assert_eq!(c.get(&key(0), 100).await, Some(data(0, 100)));
     assert_eq!(c.get(&key(1), 100).await, Some(data(1, 100)));
@@ -142,12 +157,12 @@ async fn the_index_is_rebuilt_after_a_restart_and_temp_files_are_ignored() {
 #[test]
 fn a_second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let first = DiskCache::open(&config(dir.path(), 1 << 20)).unwrap();
-    let err = DiskCache::open(&config(dir.path(), 1 << 20)).unwrap_err();
+    let first = open(&config(dir.path(), 1 << 20)).unwrap();
+    let err = open(&config(dir.path(), 1 << 20)).unwrap_err();
     assert!(matches!(err, DiskCacheError::Busy { .. }), "{err}");
     assert!(err.to_string().contains("in use by another s3mount"));
     drop(first);
-    DiskCache::open(&config(dir.path(), 1 << 20)).expect("free again once closed");
+    open(&config(dir.path(), 1 << 20)).expect("free again once closed");
 }
 
 #[tokio::test]
