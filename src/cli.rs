@@ -271,6 +271,19 @@ pub struct Args {
     #[arg(long, value_name = "ID,...", num_args = 0..=1, require_equals = true,
           value_delimiter = ',', help_heading = "Failed uploads")]
     pub retry_failed_uploads: Option<Vec<String>>,
+
+    /// Keep the blocks read from S3 in DIR as well as in memory, so that they survive a
+    /// remount and a working set larger than --cache-size (every block checksummed, keyed by
+    /// the object's ETag). DIR is locked: one mount per DIR.
+    #[arg(long = "cache", value_name = "DIR", help_heading = "Caching options")]
+    pub disk_cache: Option<PathBuf>,
+
+    /// Bound of the --cache directory, in MiB [default: half of the space free under DIR
+    /// when mounting, plus what the cache already holds].
+    #[arg(long, value_name = "MiB", requires = "disk_cache",
+          value_parser = clap::value_parser!(u64).range(1..=1 << 40),
+          help_heading = "Caching options")]
+    pub max_cache_size: Option<u64>,
 }
 
 /// The commands that work on failed uploads instead of mounting: BUCKET and MOUNTPOINT are not
@@ -471,6 +484,7 @@ impl Args {
             self.mountpoint.as_mut(),
             self.log_directory.as_mut(),
             self.cache_dir.as_mut(),
+            self.disk_cache.as_mut(),
         ]
         .into_iter()
         .flatten()
@@ -510,6 +524,7 @@ impl Args {
             read: ReadConfig {
                 cache_bytes: self.cache_size << 20,
                 part_size: self.part_size,
+                disk_cache: self.disk_cache_config(location),
                 ..ReadConfig::default()
             },
             write: WriteConfig {
@@ -521,6 +536,21 @@ impl Args {
                 ..WriteConfig::default()
             },
         }
+    }
+
+    /// The disk tier `--cache` asks for; the source (endpoint, bucket, prefix) is part of every
+    /// block's identity, so one directory never mixes up blocks of two buckets.
+    fn disk_cache_config(
+        &self,
+        location: &BucketLocation,
+    ) -> Option<crate::data::disk_cache::DiskCacheConfig> {
+        let dir = self.disk_cache.clone()?;
+        let endpoint = self.endpoint_url.as_deref().unwrap_or("aws");
+        Some(crate::data::disk_cache::DiskCacheConfig {
+            dir,
+            max_bytes: self.max_cache_size.map(|mib| mib << 20),
+            source: format!("{endpoint}\n{}\n{}", location.bucket, location.prefix),
+        })
     }
 
     /// How to reach S3.

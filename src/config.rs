@@ -77,6 +77,10 @@ pub struct ReadConfig {
     /// First read-ahead window, doubled on each sequential read up to `max_window`.
     /// Default 1 MiB: a small file or a short read costs little.
     pub initial_window: u64,
+    /// The disk tier behind the memory cache (`--cache DIR`). Default none: a disk cache
+    /// costs disk space and writes, and pays off only for data read again after it has left
+    /// memory (a remount, a working set larger than `cache_bytes`), so it is asked for.
+    pub disk_cache: Option<crate::data::disk_cache::DiskCacheConfig>,
 }
 
 /// Write path settings.
@@ -109,6 +113,7 @@ impl Default for ReadConfig {
             part_size: 8 << 20,
             max_window: 64 << 20,
             initial_window: 1 << 20,
+            disk_cache: None,
         }
     }
 }

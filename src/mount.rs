@@ -33,7 +33,10 @@ mod checks;
 
 use self::checks::{check_mountpoint, connect, is_mounted, warn_if_not_empty};
 use crate::cli::{parse_location, Args};
+use crate::config::FsConfig;
 use crate::daemon::Readiness;
+use crate::data::disk_cache::DiskCache;
+use crate::data::tier::BlockTier;
 use crate::fs::S3Fs;
 use crate::fuse::{FuseAdapter, KernelNotifier};
 use crate::metrics::Metrics;
@@ -52,13 +55,23 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
         .map(|addr| crate::metrics::bind(addr, args.metrics_allow_remote))
         .transpose()
         .map_err(StartupError::Metrics)?;
+    let config = args.fs_config(&location);
+    // Locked before connecting: a directory in use fails the mount at once.
+    let disk_cache = open_disk_cache(&config)?;
     let runtime = start_runtime()?;
     let metrics = Arc::new(Metrics::new(&crate::storage::ErrorKind::LABELS));
     let store = runtime.block_on(connect(&args, &location, &mountpoint, &metrics, &readiness))?;
-    let config = args.fs_config(&location);
     let mut notes = notes;
     notes.extend(failed_uploads_notice(&args, &location));
-    let fs = Arc::new(S3Fs::new(Arc::new(store) as Arc<dyn ObjectStore>, config));
+    let tiers: Vec<Arc<dyn BlockTier>> = disk_cache
+        .iter()
+        .map(|d| d.clone() as Arc<dyn BlockTier>)
+        .collect();
+    let fs = Arc::new(S3Fs::with_tiers(
+        Arc::new(store) as Arc<dyn ObjectStore>,
+        config,
+        tiers,
+    ));
     let background = start_metrics(&runtime, &args, &metrics, &fs, metrics_listener);
     let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone());
 
@@ -84,6 +97,9 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     readiness.stopping();
     info!("unmounted");
     runtime.block_on(background.shutdown());
+    if let Some(disk) = &disk_cache {
+        disk.flush_and_stop();
+    }
     if args.log_metrics.is_some() {
         for line in crate::metrics::summary_lines(&metrics.snapshot()) {
             info!(target: "s3mount::metrics", "{line}");
@@ -99,6 +115,14 @@ fn failed_uploads_notice(args: &Args, location: &BucketLocation) -> Option<Strin
     let note = crate::recovery::notice(&dir, &location.bucket, args.cache_dir.is_none())?;
     warn!("{note}");
     Some(note)
+}
+
+/// Opens (and locks) the `--cache` directory, when there is one.
+fn open_disk_cache(config: &FsConfig) -> Result<Option<Arc<DiskCache>>, StartupError> {
+    match &config.read.disk_cache {
+        Some(dc) => Ok(Some(DiskCache::open(dc)?)),
+        None => Ok(None),
+    }
 }
 
 /// The runtime every S3 request and every FUSE request's future runs on.
@@ -122,6 +146,8 @@ fn start_metrics(
 ) -> crate::metrics::Background {
     let weak = Arc::downgrade(fs);
     metrics.set_cache_stats(move || weak.upgrade().map(|fs| fs.cache().stats()));
+    let weak = Arc::downgrade(fs);
+    metrics.set_tier_stats(move || weak.upgrade().map(|fs| fs.tier_stats()).unwrap_or_default());
     let mut background = crate::metrics::Background::new(runtime.handle().clone());
     if let Some(listener) = listener {
         let metrics = metrics.clone();

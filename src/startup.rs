@@ -145,6 +145,10 @@ pub enum StartupError {
     AlreadyMounted { path: PathBuf },
 
     // ----- resources, bucket, mount -----
+    /// The `--cache` directory cannot be used (in use by another mount, not writable, ...).
+    #[error(transparent)]
+    DiskCache(#[from] crate::data::disk_cache::DiskCacheError),
+
     /// The metrics listener could not be bound; the message comes from `metrics::bind`.
     #[error("{0}")]
     Metrics(String),

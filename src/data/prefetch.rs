@@ -10,7 +10,8 @@
 //! is cut into blocks that are handed to the cache (and to waiting readers) one by one, so the
 //! first block of a large GET is usable before the GET ends. Every GET carries `If-Match`
 //! with the reader's ETag: if the object changed, the read fails (ESTALE) instead of mixing
-//! versions.
+//! versions. A block missing from memory is asked of the block tiers (the disk cache) before
+//! S3; a block fetched from S3 is offered to them, which stores it in the background.
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,10 @@ use tokio::sync::{oneshot, Semaphore};
 use tracing::{debug, trace};
 
 use super::cache::{pending_from, BlockCache, BlockKey, Lookup};
+use super::tier::BlockTier;
+use from_tiers::{serve_from_tiers, split_contiguous};
+
+mod from_tiers;
 use crate::config::ReadConfig;
 use crate::error::{FsError, FsResult};
 use crate::storage::{ByteChunks, ObjectMeta, ObjectStore};
@@ -40,6 +45,8 @@ pub struct ReadContext {
     /// read at once (memory stays bounded by the cache, and read-ahead is not evicted
     /// before it is read).
     pub readers: Arc<std::sync::atomic::AtomicUsize>,
+    /// Tiers asked, in order, for a block missing from memory before S3 is.
+    pub tiers: Arc<[Arc<dyn BlockTier>]>,
 }
 
 impl ReadContext {
@@ -51,12 +58,31 @@ impl ReadContext {
             config,
             get_permits: Arc::new(Semaphore::new(max_gets)),
             readers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            tiers: Arc::new([]),
         }
     }
 
-    /// Whether block 0 of version `etag` of `key` is cached (or on its way).
+    /// The same context, asking `tiers` before S3.
+    pub fn with_tiers(mut self, tiers: Vec<Arc<dyn BlockTier>>) -> Self {
+        self.tiers = tiers.into();
+        self
+    }
+
+    /// Hands a block read from S3 to every tier.
+    fn offer_to_tiers(&self, key: &BlockKey, data: &Bytes) {
+        for tier in self.tiers.iter() {
+            tier.offer(key, data);
+        }
+    }
+
+    /// Whether block 0 of version `etag` of `key` is cached (or on its way), in memory or in
+    /// a tier.
     pub fn has_first_block(&self, key: &str, etag: &str) -> bool {
-        !etag.is_empty() && self.cache.contains(&BlockKey::new(key, etag, 0))
+        if etag.is_empty() {
+            return false;
+        }
+        let block = BlockKey::new(key, etag, 0);
+        self.cache.contains(&block) || self.tiers.iter().any(|t| t.contains(&block))
     }
 
     /// Reads `body`, the first `asked` bytes of version `meta` of `key`, into the cache as
@@ -356,8 +382,9 @@ impl Drop for ObjectReader {
 /// inside it): each new attempt resumes at the first block not yet received.
 const BODY_ATTEMPTS: u32 = 3;
 
-/// Fetches a run of contiguous blocks with one ranged GET, handing each block over as soon as
-/// its bytes have arrived. If the body breaks off, the rest is fetched again (up to
+/// Fetches a run of contiguous blocks: those the tiers hold from them, the rest with one ranged
+/// GET per stretch of consecutive blocks, handing each block over as soon as its bytes have
+/// arrived. If a body breaks off, the rest is fetched again (up to
 /// [`BODY_ATTEMPTS`] times); a block that cannot be fetched is failed and forgotten by the
 /// cache, so a later read asks S3 again.
 async fn fetch_run(
@@ -365,15 +392,35 @@ async fn fetch_run(
     size: u64,
     run: Vec<(BlockKey, oneshot::Sender<FsResult<Bytes>>)>,
 ) {
-    let bs = ctx.config.block_size;
-    let first = run[0].0.index;
-    let end = ((first + run.len() as u64) * bs).min(size);
-    let key = run[0].0.key.clone();
-    let etag = run[0].0.etag.clone();
-    let mut pending = Owed {
+    let owed = Owed {
         cache: ctx.cache.clone(),
         blocks: run.into(),
     };
+    let owed = if ctx.tiers.is_empty() {
+        owed
+    } else {
+        serve_from_tiers(&ctx, size, owed).await
+    };
+    let mut runs = split_contiguous(owed);
+    let last = runs.pop();
+    for run in runs {
+        tokio::spawn(fetch_from_store(ctx.clone(), size, run));
+    }
+    if let Some(run) = last {
+        fetch_from_store(ctx, size, run).await;
+    }
+}
+
+/// Fetches the run of consecutive blocks `pending` from S3 (see [`fetch_run`]).
+async fn fetch_from_store(ctx: ReadContext, size: u64, mut pending: Owed) {
+    let Some((front, _)) = pending.blocks.front() else {
+        return;
+    };
+    let bs = ctx.config.block_size;
+    let first = front.index;
+    let end = ((first + pending.blocks.len() as u64) * bs).min(size);
+    let key = front.key.clone();
+    let etag = front.etag.clone();
     let _permit = ctx.get_permits.acquire().await;
     let if_match = if etag.is_empty() { None } else { Some(&*etag) };
     let mut attempt = 0;
@@ -443,6 +490,7 @@ async fn fill_blocks(
                 let data = std::mem::take(&mut buf).freeze();
                 let (bkey, tx) = owed.blocks.pop_front().unwrap();
                 ctx.cache.complete(&bkey, data.clone());
+                ctx.offer_to_tiers(&bkey, &data);
                 let _ = tx.send(Ok(data));
                 block_start += want as u64;
                 buf = BytesMut::with_capacity(bs as usize);
@@ -514,6 +562,7 @@ mod tests {
             part_size: 4096,
             max_window: 16 * 1024,
             initial_window: 1024,
+            ..ReadConfig::default()
         };
         let etag = futures::executor::block_on(store.head(key)).unwrap().etag;
         let size = store.body(key).unwrap().len() as u64;
@@ -594,6 +643,39 @@ mod tests {
         store.insert("k", vec![1u8; 8000]);
         let err = r.read(6000, 100).await.unwrap_err();
         assert_eq!(err.errno, libc::ESTALE);
+    }
+
+    #[tokio::test]
+    async fn blocks_come_back_from_the_disk_tier_without_gets() {
+        use crate::data::disk_cache::{DiskCache, DiskCacheConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskCache::open(&DiskCacheConfig {
+            dir: dir.path().to_path_buf(),
+            max_bytes: Some(1 << 20),
+            source: "mem".into(),
+        })
+        .unwrap();
+        let store = Arc::new(MemStore::new());
+        let body = data(20_000);
+        store.insert("k", body.clone());
+        let with_disk = |store: Arc<MemStore>| {
+            let r = reader(store, "k", 1 << 20);
+            let ctx = r
+                .ctx
+                .clone()
+                .with_tiers(vec![disk.clone() as Arc<dyn BlockTier>]);
+            ObjectReader::new(ctx, "k", &r.etag, r.size)
+        };
+        let r = with_disk(store.clone());
+        assert_eq!(r.read(0, 20_000).await.unwrap(), body);
+        disk.flush_and_stop();
+        let gets = store.count("get");
+        // A fresh memory cache: every block comes from disk.
+        let r = with_disk(store.clone());
+        assert_eq!(r.read(0, 20_000).await.unwrap(), body);
+        assert_eq!(r.read(5000, 3000).await.unwrap(), &body[5000..8000]);
+        assert_eq!(store.count("get"), gets);
+        assert_eq!(disk.stats().hits, 20);
     }
 
     #[tokio::test]

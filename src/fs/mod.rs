@@ -41,6 +41,7 @@ use fuser::FileAttr;
 use crate::config::FsConfig;
 use crate::data::cache::BlockCache;
 use crate::data::prefetch::ReadContext;
+use crate::data::tier::{BlockTier, TierStats};
 use crate::error::{FsError, FsResult};
 use crate::storage::ObjectStore;
 pub use attr::AttrChange;
@@ -103,8 +104,19 @@ impl std::fmt::Debug for S3Fs {
 impl S3Fs {
     /// A filesystem over `store` configured by `config`.
     pub fn new(store: Arc<dyn ObjectStore>, config: FsConfig) -> Self {
+        Self::with_tiers(store, config, Vec::new())
+    }
+
+    /// A filesystem whose reads ask `tiers` (e.g. the disk cache), in order, for blocks
+    /// missing from memory before they ask `store`.
+    pub fn with_tiers(
+        store: Arc<dyn ObjectStore>,
+        config: FsConfig,
+        tiers: Vec<Arc<dyn BlockTier>>,
+    ) -> Self {
         let config = Arc::new(config);
-        let read_ctx = ReadContext::new(store.clone(), config.read.clone(), MAX_GETS_IN_FLIGHT);
+        let read_ctx = ReadContext::new(store.clone(), config.read.clone(), MAX_GETS_IN_FLIGHT)
+            .with_tiers(tiers);
         let writes = Arc::new(Writes::new(store.clone(), config.write.clone()));
         let probe = Probe::new(read_ctx.clone());
         let ns = Namespace::new(store.clone(), config.clone(), probe, writes.clone());
@@ -153,6 +165,15 @@ impl S3Fs {
     /// The shared block cache (for statistics).
     pub fn cache(&self) -> &BlockCache {
         &self.read_ctx.cache
+    }
+
+    /// The counters of each block tier behind the memory cache, by name.
+    pub fn tier_stats(&self) -> Vec<(&'static str, TierStats)> {
+        self.read_ctx
+            .tiers
+            .iter()
+            .map(|t| (t.name(), t.stats()))
+            .collect()
     }
 
     // ----- names and attributes -----------------------------------------------------------

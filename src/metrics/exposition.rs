@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::data::tier::TierStats;
+
 use super::registry::{bound_us, HistSnapshot, OpSnapshot, Snapshot, BOUNDS, PER_DOUBLING};
 
 /// The `Content-Type` of what [`render_prometheus`] writes.
@@ -135,6 +137,74 @@ impl Collector for SnapshotCollector {
             )?;
             ConstCounter::new(misses).encode(m)?;
         }
+        self.encode_tiers(&mut encoder)
+    }
+}
+
+type TierField = fn(&TierStats) -> u64;
+
+/// The per-tier counters: (name without `_total`, help, value).
+const TIER_COUNTERS: [(&str, &str, TierField); 7] = [
+    (
+        "s3mount_tier_hits",
+        "Blocks missing from memory served by a block tier, by tier.",
+        |t| t.hits,
+    ),
+    (
+        "s3mount_tier_misses",
+        "Blocks a tier was asked for and did not serve (absent or dropped), by tier.",
+        |t| t.misses,
+    ),
+    (
+        "s3mount_tier_read_bytes",
+        "Bytes served by a tier, by tier.",
+        |t| t.bytes_read,
+    ),
+    (
+        "s3mount_tier_written_bytes",
+        "Bytes stored in a tier, by tier.",
+        |t| t.bytes_written,
+    ),
+    (
+        "s3mount_tier_evictions",
+        "Blocks removed from a tier to stay within its bound, by tier.",
+        |t| t.evictions,
+    ),
+    (
+        "s3mount_tier_checksum_failures",
+        "Blocks a tier dropped as damaged (checksum, length), by tier.",
+        |t| t.checksum_failures,
+    ),
+    (
+        "s3mount_tier_skipped",
+        "Blocks not stored in a tier (queue full, disk nearly full, write error), by tier.",
+        |t| t.skipped,
+    ),
+];
+
+impl SnapshotCollector {
+    /// The counters of every block tier, and the bytes each holds.
+    fn encode_tiers(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let tiers = &self.0.tiers;
+        if tiers.is_empty() {
+            return Ok(());
+        }
+        for (name, help, field) in TIER_COUNTERS {
+            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (tier, stats) in tiers {
+                ConstCounter::new(field(stats)).encode(m.encode_family(&[("tier", *tier)])?)?;
+            }
+        }
+        let mut m = encoder.encode_descriptor(
+            "s3mount_tier_held_bytes",
+            "Bytes a tier holds now, by tier.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (tier, stats) in tiers {
+            ConstGauge::new(stats.bytes_held as i64)
+                .encode(m.encode_family(&[("tier", *tier)])?)?;
+        }
         Ok(())
     }
 }
@@ -222,6 +292,41 @@ mod tests {
         m.finish(Op::PutObject, Duration::from_secs(500), 0, Some(1));
         m.start(Op::UploadPart);
         render_prometheus(&m.snapshot())
+    }
+
+    #[test]
+    fn renders_the_tier_counters_and_logs_a_line_per_tier() {
+        let m = Metrics::new(&LABELS);
+        let stats = |hits| TierStats {
+            hits,
+            misses: 2,
+            bytes_read: 3 << 20,
+            evictions: 4,
+            checksum_failures: 1,
+            bytes_held: 5 << 20,
+            ..TierStats::default()
+        };
+        let before = {
+            m.set_tier_stats(move || vec![("disk", stats(10))]);
+            m.snapshot()
+        };
+        m.set_tier_stats(move || vec![("disk", stats(25))]);
+        let text = render_prometheus(&m.snapshot());
+        assert!(
+            text.contains("s3mount_tier_hits_total{tier=\"disk\"} 25\n"),
+            "{text}"
+        );
+        assert!(text.contains("s3mount_tier_evictions_total{tier=\"disk\"} 4\n"));
+        assert!(text.contains("s3mount_tier_checksum_failures_total{tier=\"disk\"} 1\n"));
+        assert!(text.contains("s3mount_tier_held_bytes{tier=\"disk\"} 5242880\n"));
+        let lines = crate::metrics::summary_lines(&m.snapshot().since(&before));
+        assert!(
+            lines[1].starts_with("metrics: disk cache 15 hits, 0 misses, 0 B read"),
+            "{lines:?}"
+        );
+        assert!(lines[1].ends_with(", 5.0 MiB held"), "{lines:?}");
+        let bare = render_prometheus(&Metrics::new(&LABELS).snapshot());
+        assert!(!bare.contains("s3mount_tier_"), "no tier, no series");
     }
 
     #[test]

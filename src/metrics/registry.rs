@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::data::tier::TierStats;
+
 /// The S3 operations s3mount sends, as label values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -214,12 +216,14 @@ impl OpMetrics {
 }
 
 type CacheStatsFn = Box<dyn Fn() -> Option<(u64, u64)> + Send + Sync>;
+type TierStatsFn = Box<dyn Fn() -> Vec<(&'static str, TierStats)> + Send + Sync>;
 
 /// All counters of one mount.
 pub struct Metrics {
     ops: [OpMetrics; Op::ALL.len()],
     error_labels: &'static [&'static str],
     cache_stats: Mutex<Option<CacheStatsFn>>,
+    tier_stats: Mutex<Option<TierStatsFn>>,
     started: Instant,
 }
 
@@ -276,7 +280,23 @@ pub struct Snapshot {
     pub error_labels: &'static [&'static str],
     /// Block-cache (hits, misses), when a cache is attached.
     pub cache: Option<(u64, u64)>,
+    /// Counters of each block tier behind the memory cache (the disk cache), by name.
+    pub tiers: Vec<(&'static str, TierStats)>,
     pub uptime: Duration,
+}
+
+/// What a tier did between two snapshots (`bytes_held` is the later value).
+fn tier_since(now: &TierStats, then: &TierStats) -> TierStats {
+    TierStats {
+        hits: now.hits.saturating_sub(then.hits),
+        misses: now.misses.saturating_sub(then.misses),
+        bytes_read: now.bytes_read.saturating_sub(then.bytes_read),
+        bytes_written: now.bytes_written.saturating_sub(then.bytes_written),
+        evictions: now.evictions.saturating_sub(then.evictions),
+        checksum_failures: now.checksum_failures.saturating_sub(then.checksum_failures),
+        skipped: now.skipped.saturating_sub(then.skipped),
+        bytes_held: now.bytes_held,
+    }
 }
 
 impl Snapshot {
@@ -296,6 +316,14 @@ impl Snapshot {
                 }
                 (c, _) => c,
             },
+            tiers: self
+                .tiers
+                .iter()
+                .map(|(name, now)| {
+                    let then = earlier.tiers.iter().find(|(n, _)| n == name);
+                    (*name, then.map_or(*now, |(_, then)| tier_since(now, then)))
+                })
+                .collect(),
             uptime: self.uptime.saturating_sub(earlier.uptime),
         }
     }
@@ -314,6 +342,7 @@ impl Metrics {
             ops: std::array::from_fn(|_| OpMetrics::new(error_labels.len())),
             error_labels,
             cache_stats: Mutex::new(None),
+            tier_stats: Mutex::new(None),
             started: Instant::now(),
         }
     }
@@ -322,6 +351,14 @@ impl Metrics {
     /// cache is gone (the filesystem is shutting down).
     pub fn set_cache_stats(&self, f: impl Fn() -> Option<(u64, u64)> + Send + Sync + 'static) {
         *self.cache_stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(f));
+    }
+
+    /// Where to read the block tiers' counters from.
+    pub fn set_tier_stats(
+        &self,
+        f: impl Fn() -> Vec<(&'static str, TierStats)> + Send + Sync + 'static,
+    ) {
+        *self.tier_stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(f));
     }
 
     /// A request is about to be sent.
@@ -373,6 +410,13 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .and_then(|f| f());
+        let tiers = self
+            .tier_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|f| f())
+            .unwrap_or_default();
         Snapshot {
             ops: Op::ALL
                 .iter()
@@ -392,6 +436,7 @@ impl Metrics {
                 .collect(),
             error_labels: self.error_labels,
             cache,
+            tiers,
             uptime: self.started.elapsed(),
         }
     }

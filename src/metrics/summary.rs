@@ -62,6 +62,20 @@ pub fn summary_lines(delta: &Snapshot) -> Vec<String> {
         human_bytes(bytes_in),
         human_bytes(bytes_out)
     )];
+    for (name, t) in &delta.tiers {
+        lines.push(format!(
+            "metrics: {name} cache {} hits, {} misses, {} read, {} written, {} evictions, {} \
+             checksum failures, {} skipped, {} held",
+            t.hits,
+            t.misses,
+            human_bytes(t.bytes_read),
+            human_bytes(t.bytes_written),
+            t.evictions,
+            t.checksum_failures,
+            t.skipped,
+            human_bytes(t.bytes_held)
+        ));
+    }
     for o in delta.ops.iter().filter(|o| o.requests > 0) {
         let mut line = format!(
             "metrics: {} {} requests, p50 {} p90 {} p99 {}",

@@ -253,6 +253,7 @@ mod tests {
                 part_size: 1024,
                 max_window: 2048,
                 initial_window: 1024,
+                ..ReadConfig::default()
             },
             ..FsConfig::default()
         };
