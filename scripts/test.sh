@@ -71,9 +71,10 @@ trap 'clear_dead_test_mounts "after the tests"' EXIT
 staging_leftovers() {
     local state=/var/lib/s3mount
     [ "$(id -u)" -eq 0 ] || state=${XDG_STATE_HOME:-$HOME/.local/state}/s3mount
+    # (a directory that does not exist holds nothing: find's failure is not one of ours)
     {
-        find "${TMPDIR:-/tmp}" "$state" -maxdepth 1 -name 's3mount-staged-*' 2>/dev/null
-        find "$state/failed-uploads" -mindepth 1 -maxdepth 1 2>/dev/null
+        find "${TMPDIR:-/tmp}" "$state" -maxdepth 1 -name 's3mount-staged-*' 2>/dev/null || true
+        find "$state/failed-uploads" -mindepth 1 -maxdepth 1 2>/dev/null || true
     } | sort
 }
 staged_before=$(staging_leftovers)
