@@ -20,6 +20,8 @@
 //! * **Bounds.** Separate from the blocks' bound: [`meta_bound`] — 1/16 of `--max-cache-size`,
 //!   within [16 MiB, 1 GiB] — counting each file as the 4 KiB its disk blocks take; least
 //!   recently used entries go first. The in-memory index holds 24 bytes an entry, no names.
+//! * **Space.** Like blocks, nothing is written while the filesystem under DIR has less than
+//!   [`MIN_FREE_PERCENT`]% free (one log line when writing stops, one when it resumes).
 //! * **Off the critical path.** Writes go through a bounded queue to a writer thread (a full
 //!   queue drops the entry: a later HEAD writes it again). Reads are small and synchronous;
 //!   callers run them in `spawn_blocking`.
@@ -37,7 +39,9 @@ use crc_fast::{CrcAlgorithm, Digest};
 use tracing::{debug, info, warn};
 
 use super::index::{block_path, scan, Index, TEMP_SUFFIX};
+use super::{statvfs_space, SpaceProbe, MIN_FREE_PERCENT};
 use crate::storage::ObjectMeta;
+use std::sync::atomic::AtomicBool;
 
 /// Subdirectory of DIR holding the metadata files.
 pub const META_DIR: &str = "meta";
@@ -72,6 +76,8 @@ struct Shared {
     max_bytes: u64,
     index: Mutex<Index>,
     counters: MetaCounters,
+    space: SpaceProbe,
+    paused: AtomicBool,
 }
 
 /// An entry on its way to the writer.
@@ -98,6 +104,16 @@ impl MetaCache {
     /// Opens the store under `cache_dir` (already locked by the disk cache) for the objects of
     /// `source`, bounded to `max_bytes`.
     pub fn open(cache_dir: &Path, source: &str, max_bytes: u64) -> io::Result<Arc<MetaCache>> {
+        Self::open_with_probe(cache_dir, source, max_bytes, Box::new(statvfs_space))
+    }
+
+    /// As [`open`](Self::open), measuring free space with `space`.
+    pub fn open_with_probe(
+        cache_dir: &Path,
+        source: &str,
+        max_bytes: u64,
+        space: SpaceProbe,
+    ) -> io::Result<Arc<MetaCache>> {
         let dir = cache_dir.join(META_DIR);
         std::fs::create_dir_all(&dir)?;
         let scan = scan(&dir)?;
@@ -113,6 +129,8 @@ impl MetaCache {
             max_bytes,
             index: Mutex::new(scan.index),
             counters: MetaCounters::default(),
+            space,
+            paused: AtomicBool::new(false),
         });
         shared.evict_over();
         let (tx, rx) = sync_channel::<Job>(QUEUE_ENTRIES);
@@ -247,7 +265,26 @@ impl Shared {
         None
     }
 
+    /// Whether there is room to write: pauses (and resumes) writing by the free space.
+    fn has_room(&self) -> bool {
+        let full = match (self.space)(&self.dir) {
+            Ok(s) => s.available < s.total / 100 * MIN_FREE_PERCENT,
+            Err(_) => true,
+        };
+        let was = self.paused.swap(full, Ordering::Relaxed);
+        if full && !was {
+            warn!(dir = %self.dir.display(), "metadata cache paused: the filesystem is nearly full");
+        } else if !full && was {
+            info!(dir = %self.dir.display(), "metadata cache resumed: space is available again");
+        }
+        !full
+    }
+
     fn write(&self, job: Job) {
+        if !self.has_room() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let path = block_path(&self.dir, job.hash);
         let temp = path.with_extension(TEMP_SUFFIX);
         let result = (|| {

@@ -19,13 +19,25 @@ fn meta(etag: &str, secs: u64) -> ObjectMeta {
     }
 }
 
+/// Opens the store with plenty of free space (whatever the machine's).
+fn open(dir: &Path, source: &str, max: u64) -> io::Result<Arc<MetaCache>> {
+    MetaCache::open_with_probe(dir, source, max, Box::new(roomy))
+}
+
+fn roomy(_: &Path) -> io::Result<super::super::Space> {
+    Ok(super::super::Space {
+        total: 100,
+        available: 50,
+    })
+}
+
 /// Writes `m` for `key` and waits for the writer.
 fn reopen_with(dir: &Path, key: &str, m: &ObjectMeta) -> Arc<MetaCache> {
-    let c = MetaCache::open(dir, "src", 1 << 30).unwrap();
+    let c = open(dir, "src", 1 << 30).unwrap();
     c.put(key, m);
     c.flush_and_stop();
     drop(c);
-    MetaCache::open(dir, "src", 1 << 30).unwrap()
+    open(dir, "src", 1 << 30).unwrap()
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -88,7 +100,7 @@ fn another_source_never_sees_the_entry() {
     let dir = tempfile::tempdir().unwrap();
     let m = meta("\"e\"", 1000);
     drop(reopen_with(dir.path(), "k", &m));
-    let other = MetaCache::open(dir.path(), "other-bucket", 1 << 30).unwrap();
+    let other = open(dir.path(), "other-bucket", 1 << 30).unwrap();
     assert_eq!(other.get("k", "\"e\"", m.last_modified), None);
 }
 
@@ -102,7 +114,7 @@ fn damaged_or_truncated_files_are_dropped_never_served() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
-    let c = MetaCache::open(dir.path(), "src", 1 << 30).unwrap();
+    let c = open(dir.path(), "src", 1 << 30).unwrap();
     assert_eq!(c.get("k", "\"e\"", m.last_modified), None);
     assert!(!path.exists(), "the damaged file is deleted");
     assert!(c.is_empty());
@@ -123,7 +135,7 @@ fn damaged_or_truncated_files_are_dropped_never_served() {
 #[test]
 fn temporary_files_are_removed_and_the_bound_holds() {
     let dir = tempfile::tempdir().unwrap();
-    let c = MetaCache::open(dir.path(), "src", 10 * DISK_BLOCK).unwrap();
+    let c = open(dir.path(), "src", 10 * DISK_BLOCK).unwrap();
     for i in 0..30 {
         c.put(&format!("k{i}"), &meta("\"e\"", 1000));
     }
@@ -135,8 +147,24 @@ fn temporary_files_are_removed_and_the_bound_holds() {
     let stray = dir.path().join(META_DIR).join("00").join("0.tmp");
     std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
     std::fs::write(&stray, b"half").unwrap();
-    let _c = MetaCache::open(dir.path(), "src", 1 << 30).unwrap();
+    let _c = open(dir.path(), "src", 1 << 30).unwrap();
     assert!(!stray.exists());
     assert_eq!(meta_bound(1 << 20), 16 << 20);
     assert_eq!(meta_bound(1 << 40), 1 << 30);
+}
+
+#[test]
+fn nothing_is_written_while_the_disk_is_nearly_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = |_: &Path| {
+        Ok(super::super::Space {
+            total: 100,
+            available: 4,
+        })
+    };
+    let c = MetaCache::open_with_probe(dir.path(), "src", 1 << 30, Box::new(full)).unwrap();
+    c.put("k", &meta("\"e\"", 1000));
+    c.flush_and_stop();
+    assert!(c.is_empty());
+    assert_eq!(c.counters().dropped.load(Ordering::Relaxed), 1);
 }

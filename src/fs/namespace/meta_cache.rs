@@ -148,7 +148,14 @@ mod tests {
         store.insert_with("link", "plain", s3fs_opts(0o120777), vec![]);
         let dir = tempfile::tempdir().unwrap();
         let mount = || {
-            let cache = MetaCache::open(dir.path(), "src", 1 << 30).unwrap();
+            let roomy = |_: &std::path::Path| {
+                Ok(crate::data::disk_cache::Space {
+                    total: 100,
+                    available: 50,
+                })
+            };
+            let cache =
+                MetaCache::open_with_probe(dir.path(), "src", 1 << 30, Box::new(roomy)).unwrap();
             let dyn_store = store.clone() as Arc<dyn ObjectStore>;
             let fs = crate::fs::test_fs::test_fs(dyn_store, FsConfig::default());
             fs.set_meta_cache(cache.clone());
