@@ -35,6 +35,7 @@ use self::checks::{check_mountpoint, connect, is_mounted, warn_if_not_empty};
 use crate::cli::{parse_location, Args};
 use crate::config::FsConfig;
 use crate::daemon::Readiness;
+use crate::data::disk_cache::meta::MetaCache;
 use crate::data::disk_cache::DiskCache;
 use crate::data::tier::BlockTier;
 use crate::fs::S3Fs;
@@ -58,6 +59,7 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     let config = args.fs_config(&location);
     // Locked before connecting: a directory in use fails the mount at once.
     let disk_cache = open_disk_cache(&config)?;
+    let meta_cache = open_meta_cache(&config, disk_cache.as_deref());
     let runtime = start_runtime()?;
     let metrics = Arc::new(Metrics::new(&crate::storage::ErrorKind::LABELS));
     let store = runtime.block_on(connect(&args, &location, &mountpoint, &metrics, &readiness))?;
@@ -72,6 +74,9 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
         config,
         tiers,
     ));
+    if let Some(meta) = &meta_cache {
+        fs.set_meta_cache(meta.clone());
+    }
     let background = start_metrics(&runtime, &args, &metrics, &fs, metrics_listener);
     let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone());
 
@@ -100,6 +105,9 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     if let Some(disk) = &disk_cache {
         disk.flush_and_stop();
     }
+    if let Some(meta) = &meta_cache {
+        meta.flush_and_stop();
+    }
     if args.log_metrics.is_some() {
         for line in crate::metrics::summary_lines(&metrics.snapshot()) {
             info!(target: "s3mount::metrics", "{line}");
@@ -123,6 +131,16 @@ fn open_disk_cache(config: &FsConfig) -> Result<Option<Arc<DiskCache>>, StartupE
         Some(dc) => Ok(Some(DiskCache::open(dc)?)),
         None => Ok(None),
     }
+}
+
+/// Opens the metadata store in the `--cache` directory (locked by `disk`); without it the
+/// mount works as without a metadata cache.
+fn open_meta_cache(config: &FsConfig, disk: Option<&DiskCache>) -> Option<Arc<MetaCache>> {
+    let (dc, disk) = (config.read.disk_cache.as_ref()?, disk?);
+    let bound = crate::data::disk_cache::meta::meta_bound(disk.max_bytes());
+    MetaCache::open(&dc.dir, &dc.source, bound)
+        .inspect_err(|e| warn!(dir = %dc.dir.display(), "metadata cache unavailable: {e}"))
+        .ok()
 }
 
 /// The runtime every S3 request and every FUSE request's future runs on.

@@ -25,6 +25,7 @@
 
 pub mod block_file;
 pub mod index;
+pub mod meta;
 #[cfg(test)]
 mod tests;
 

@@ -502,7 +502,7 @@ fn same_second(a: Option<SystemTime>, b: Option<SystemTime>) -> bool {
 }
 
 /// `new`, or `old` when both name the same whole second and only `old` has a fraction.
-fn finer(old: SystemTime, new: SystemTime) -> SystemTime {
+pub(crate) fn finer(old: SystemTime, new: SystemTime) -> SystemTime {
     let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let (o, n) = (secs(old), secs(new));
     if n.subsec_nanos() == 0 && o.as_secs() == n.as_secs() {

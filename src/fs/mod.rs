@@ -162,6 +162,11 @@ impl S3Fs {
         self.files.set_kernel_cache(kernel)
     }
 
+    /// Keeps objects' headers in `cache` and completes listed entries from it (`--cache`).
+    pub fn set_meta_cache(&self, cache: Arc<crate::data::disk_cache::meta::MetaCache>) {
+        self.ns.set_meta_cache(cache)
+    }
+
     /// The shared block cache (for statistics).
     pub fn cache(&self) -> &BlockCache {
         &self.read_ctx.cache

@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 
 use super::super::inode::{AttrSource, Entry, Inode, InodeTable, Kind, Stat};
 use super::super::names::{check_name, child_prefix};
+use super::meta_cache::{with_cached_headers, Cached};
 use super::Namespace;
 use crate::error::{FsError, FsResult};
 use crate::storage::ListedObject;
@@ -325,7 +326,8 @@ impl Namespace {
             return Ok(None);
         };
         let merged = merge(&dir.key, raw);
-        Ok(Some(self.record_listing(&dir, merged)))
+        let cached = self.cached_headers(&merged).await;
+        Ok(Some(self.record_listing(&dir, merged, &cached)))
     }
 
     /// Every page of the listing of `prefix`, or `None` past `max_pages`.
@@ -361,10 +363,10 @@ impl Namespace {
     }
 
     /// Records a merged listing of `dir` in the table; returns the entries to hand out.
-    fn record_listing(&self, dir: &Inode, merged: Vec<Listed>) -> Vec<DirEntry> {
+    fn record_listing(&self, dir: &Inode, merged: Vec<Listed>, cached: &Cached) -> Vec<DirEntry> {
         let mut progress = Recorded::default();
         let mut entries = self.record_start(dir);
-        entries.extend(self.record_items(dir, merged, &mut progress));
+        entries.extend(self.record_items(dir, merged, &mut progress, cached));
         entries.extend(self.record_end(dir, progress));
         entries
     }
@@ -379,12 +381,14 @@ impl Namespace {
         vec![self.dir_entry(dir, "."), self.dir_entry(&parent, "..")]
     }
 
-    /// Records merged names of `dir` in the table; returns their entries.
+    /// Records merged names of `dir` in the table (files completed with the headers `cached`
+    /// for their version, if any); returns their entries.
     fn record_items(
         &self,
         dir: &Inode,
         items: Vec<Listed>,
         progress: &mut Recorded,
+        cached: &Cached,
     ) -> Vec<DirEntry> {
         let until = self.valid_until();
         let mut table = self.table();
@@ -392,7 +396,7 @@ impl Namespace {
         for item in items {
             progress.subdirs += matches!(item, Listed::Dir(..)) as u32;
             progress.names.insert(item.name().to_string());
-            let ino = self.record_listed(&mut table, dir, item, until);
+            let ino = self.record_listed(&mut table, dir, item, until, cached);
             let node = table.get(ino).unwrap();
             entries.push(self.dir_entry(node, &node.name));
             progress.order.push(ino);
@@ -475,8 +479,9 @@ impl Namespace {
                 raw.retain_unsettled(&dir.key, b);
             }
             published += settled.len();
+            let cached = self.cached_headers(&settled).await;
             let mut entries = start.take().unwrap_or_default();
-            entries.extend(self.record_items(dir, settled, &mut progress));
+            entries.extend(self.record_items(dir, settled, &mut progress, &cached));
             stream.publish(entries);
             if token.is_none() {
                 break;
@@ -494,6 +499,7 @@ impl Namespace {
         dir: &Inode,
         item: Listed,
         until: std::time::Instant,
+        cached: &Cached,
     ) -> u64 {
         let mut stand_in = None;
         let (name, kind, key, stat) = match item {
@@ -533,6 +539,7 @@ impl Namespace {
             source: AttrSource::Listing,
             meta: None,
         };
+        let entry = with_cached_headers(entry, cached.get(&name));
         let ino = table.upsert(dir.ino, &name, entry, until);
         if let (Some(key), Some(d)) = (stand_in, table.dir_mut(ino)) {
             d.stand_in = Some(key);

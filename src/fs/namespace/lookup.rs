@@ -223,6 +223,11 @@ impl Namespace {
             .table()
             .child(dir.ino, name)
             .and_then(|c| c.stat.etag.clone());
+        // Or, after a remount, the one whose headers the disk cache kept: a hint only.
+        let seen = match seen {
+            Some(etag) => Some(etag),
+            None => self.last_seen_etag(&key).await,
+        };
         // Both at once; a LIST that finds the directory settles it without waiting for the
         // probe (whose object the directory would hide anyway). The probe runs as its own task
         // so that it still completes then: dropping a request mid-flight would close its

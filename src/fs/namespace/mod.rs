@@ -21,11 +21,12 @@
 mod ahead;
 mod listing;
 mod lookup;
+mod meta_cache;
 pub mod probe;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Instant, SystemTime};
 
 use fuser::FileAttr;
@@ -74,6 +75,8 @@ pub struct Namespace {
     ahead: ahead::Ahead,
     /// This namespace, for the tasks it spawns.
     me: Weak<Namespace>,
+    /// Headers kept on disk (`--cache DIR`), if any.
+    meta_cache: OnceLock<Arc<crate::data::disk_cache::meta::MetaCache>>,
 }
 
 impl Namespace {
@@ -96,6 +99,7 @@ impl Namespace {
             started: SystemTime::now(),
             ahead: ahead::Ahead::default(),
             me: me.clone(),
+            meta_cache: OnceLock::new(),
         })
     }
 
@@ -171,6 +175,7 @@ impl Namespace {
     ) -> FsResult<FileAttr> {
         match answer {
             Ok(meta) => {
+                self.remember_headers(&key, &meta);
                 let stat = stat_from_meta(&meta);
                 if is_dir_object(&meta) {
                     return Ok(self.record_dir_object(parent, name, key, stat));
@@ -202,14 +207,21 @@ impl Namespace {
     /// Records the headers `meta` of a version of `node`'s object that this mount has just
     /// written by a copy (whose Last-Modified only S3 knows), for the TTL.
     pub fn refresh_written(&self, node: &Inode, meta: Arc<ObjectMeta>) {
-        self.refresh(node, meta);
+        self.record_headers(node, meta);
         if let Some(n) = self.table().get_mut(node.ino) {
             n.stat.modified = None;
         }
     }
 
-    /// Records fresh headers `meta` of `node`'s object (its kind kept) for the TTL.
+    /// Records fresh headers `meta` of `node`'s object (its kind kept), as S3 answered them,
+    /// for the TTL.
     pub fn refresh(&self, node: &Inode, meta: Arc<ObjectMeta>) {
+        self.remember_headers(&node.key, &meta);
+        self.record_headers(node, meta);
+    }
+
+    /// Records headers `meta` of `node`'s object (its kind kept) for the TTL.
+    fn record_headers(&self, node: &Inode, meta: Arc<ObjectMeta>) {
         let entry = Entry::known(
             node.kind(),
             node.key.clone(),
