@@ -30,8 +30,10 @@ use tokio::runtime::Runtime;
 use tracing::{debug, error, info, warn};
 
 mod checks;
+mod shared;
 
 use self::checks::{check_mountpoint, connect, is_mounted, warn_if_not_empty};
+use self::shared::open_shared_cache;
 use crate::cli::{parse_location, Args};
 use crate::config::FsConfig;
 use crate::daemon::Readiness;
@@ -42,6 +44,9 @@ use crate::fuse::{FuseAdapter, KernelNotifier};
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
 use crate::storage::{BucketLocation, ObjectStore};
+
+/// How long the blocks queued for the shared tier may take to be written at unmount.
+const SHARED_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
 /// Mounts as `args` say and serves until unmounted. The error's `Display` is a one-line
 /// message. `readiness` is told once the mount answers; `notes` are passed on with it.
@@ -63,9 +68,12 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     let store = runtime.block_on(connect(&args, &location, &mountpoint, &metrics, &readiness))?;
     let mut notes = notes;
     notes.extend(failed_uploads_notice(&args, &location));
-    let tiers: Vec<Arc<dyn BlockTier>> = disk_cache
-        .iter()
+    let block_size = config.read.block_size;
+    let shared_cache = runtime.block_on(open_shared_cache(&args, &location, block_size))?;
+    // The local disk first, then the shared bucket, then the source.
+    let tiers: Vec<Arc<dyn BlockTier>> = (disk_cache.iter())
         .map(|d| d.clone() as Arc<dyn BlockTier>)
+        .chain(shared_cache.iter().map(|s| s.clone() as Arc<dyn BlockTier>))
         .collect();
     let fs = Arc::new(S3Fs::with_tiers(
         Arc::new(store) as Arc<dyn ObjectStore>,
@@ -99,6 +107,9 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     runtime.block_on(background.shutdown());
     if let Some(disk) = &disk_cache {
         disk.flush_and_stop();
+    }
+    if let Some(shared) = &shared_cache {
+        runtime.block_on(shared.flush_and_stop(SHARED_FLUSH_LIMIT));
     }
     if args.log_metrics.is_some() {
         for line in crate::metrics::summary_lines(&metrics.snapshot()) {
