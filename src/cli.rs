@@ -287,6 +287,18 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=1 << 40),
           help_heading = "Caching options")]
     pub max_cache_size: Option<u64>,
+
+    /// Share blocks between machines through BUCKET (on AWS, an S3 Express One Zone directory
+    /// bucket in the readers' zone; any bucket works, reached with the same connection flags):
+    /// a block missing locally is read from BUCKET before the source bucket, and a block read
+    /// from the source is written to BUCKET in the background. Every block is checksummed and
+    /// keyed by the object's ETag; a failing BUCKET costs speed, never a read.
+    #[arg(
+        long = "cache-xz",
+        value_name = "BUCKET",
+        help_heading = "Caching options"
+    )]
+    pub cache_xz: Option<String>,
 }
 
 /// The commands that work on failed uploads instead of mounting: BUCKET and MOUNTPOINT are not

@@ -29,15 +29,15 @@ use nix::unistd::{getgid, getuid};
 use tokio::runtime::Runtime;
 use tracing::{debug, error, info, warn};
 
+mod caches;
 mod checks;
+mod shared;
 
+use self::caches::Caches;
 use self::checks::{check_mountpoint, connect, is_mounted, warn_if_not_empty};
+use self::shared::open_shared_cache;
 use crate::cli::{parse_location, Args};
-use crate::config::FsConfig;
 use crate::daemon::Readiness;
-use crate::data::disk_cache::meta::MetaCache;
-use crate::data::disk_cache::DiskCache;
-use crate::data::tier::BlockTier;
 use crate::fs::S3Fs;
 use crate::fuse::{FuseAdapter, KernelNotifier};
 use crate::metrics::Metrics;
@@ -58,25 +58,15 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
         .map_err(StartupError::Metrics)?;
     let config = args.fs_config(&location);
     // Locked before connecting: a directory in use fails the mount at once.
-    let disk_cache = open_disk_cache(&config)?;
-    let meta_cache = open_meta_cache(&config, disk_cache.as_deref());
+    let mut caches = Caches::open_local(&config)?;
     let runtime = start_runtime()?;
     let metrics = Arc::new(Metrics::new(&crate::storage::ErrorKind::LABELS));
     let store = runtime.block_on(connect(&args, &location, &mountpoint, &metrics, &readiness))?;
     let mut notes = notes;
     notes.extend(failed_uploads_notice(&args, &location));
-    let tiers: Vec<Arc<dyn BlockTier>> = disk_cache
-        .iter()
-        .map(|d| d.clone() as Arc<dyn BlockTier>)
-        .collect();
-    let fs = Arc::new(S3Fs::with_tiers(
-        Arc::new(store) as Arc<dyn ObjectStore>,
-        config,
-        tiers,
-    ));
-    if let Some(meta) = &meta_cache {
-        fs.set_meta_cache(meta.clone());
-    }
+    caches.shared =
+        runtime.block_on(open_shared_cache(&args, &location, config.read.block_size))?;
+    let fs = caches.filesystem(Arc::new(store) as Arc<dyn ObjectStore>, config);
     let background = start_metrics(&runtime, &args, &metrics, &fs, metrics_listener);
     let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone());
 
@@ -102,12 +92,7 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     readiness.stopping();
     info!("unmounted");
     runtime.block_on(background.shutdown());
-    if let Some(disk) = &disk_cache {
-        disk.flush_and_stop();
-    }
-    if let Some(meta) = &meta_cache {
-        meta.flush_and_stop();
-    }
+    caches.flush_and_stop(&runtime);
     if args.log_metrics.is_some() {
         for line in crate::metrics::summary_lines(&metrics.snapshot()) {
             info!(target: "s3mount::metrics", "{line}");
@@ -123,24 +108,6 @@ fn failed_uploads_notice(args: &Args, location: &BucketLocation) -> Option<Strin
     let note = crate::recovery::notice(&dir, &location.bucket, args.cache_dir.is_none())?;
     warn!("{note}");
     Some(note)
-}
-
-/// Opens (and locks) the `--cache` directory, when there is one.
-fn open_disk_cache(config: &FsConfig) -> Result<Option<Arc<DiskCache>>, StartupError> {
-    match &config.read.disk_cache {
-        Some(dc) => Ok(Some(DiskCache::open(dc)?)),
-        None => Ok(None),
-    }
-}
-
-/// Opens the metadata store in the `--cache` directory (locked by `disk`); without it the
-/// mount works as without a metadata cache.
-fn open_meta_cache(config: &FsConfig, disk: Option<&DiskCache>) -> Option<Arc<MetaCache>> {
-    let (dc, disk) = (config.read.disk_cache.as_ref()?, disk?);
-    let bound = crate::data::disk_cache::meta::meta_bound(disk.max_bytes());
-    MetaCache::open(&dc.dir, &dc.source, bound)
-        .inspect_err(|e| warn!(dir = %dc.dir.display(), "metadata cache unavailable: {e}"))
-        .ok()
 }
 
 /// The runtime every S3 request and every FUSE request's future runs on.

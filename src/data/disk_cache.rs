@@ -14,8 +14,8 @@
 //!   renamed file may be empty or partly zero, which the length and CRC checks catch.
 //! * **Bounds.** The index ([`index`]) counts the bytes of every block file; when a write
 //!   takes them over `max_bytes`, the least recently used blocks are deleted down to 95% of
-//!   it. While the filesystem under DIR has less than 5% of its space free, nothing is
-//!   written (one log line when caching stops, one when it resumes).
+//!   it. While the filesystem under DIR has less than 5% of its space free (or 2 GiB if that
+//!   is smaller), nothing is written (one log line when caching stops, one when it resumes).
 //! * **Off the critical path.** Reads run in `spawn_blocking`. Writes go through a bounded
 //!   queue to one writer thread; a full queue drops the block (it was served from memory
 //!   anyway), so a slow disk never slows a reader down.
@@ -54,8 +54,11 @@ pub const BLOCKS_DIR: &str = "blocks";
 /// Blocks waiting for the writer; beyond this, offers are dropped. 64 blocks of 256 KiB cap
 /// the queue's memory at 16 MiB.
 const QUEUE_BLOCKS: usize = 64;
-/// Caching pauses while less than this share (percent) of the filesystem is free.
-pub const MIN_FREE_PERCENT: u64 = 5;
+/// Caching pauses while less than this share (percent) of the filesystem is free...
+const MIN_FREE_PERCENT: u64 = 5;
+/// ...or less than this many bytes, if that is smaller: 5% of a large disk is more room than
+/// "nearly full" means (12 GiB of a 250 GiB disk).
+const MIN_FREE_BYTES: u64 = 2 << 30;
 /// Without `--max-cache-size`: this share (percent) of the space the cache may use when it
 /// opens (free space plus what the cache already holds).
 pub const DEFAULT_SHARE_PERCENT: u64 = 50;
@@ -95,6 +98,14 @@ pub struct DiskCacheConfig {
 pub struct Space {
     pub total: u64,
     pub available: u64,
+}
+
+impl Space {
+    /// Whether the filesystem is nearly full: less than [`MIN_FREE_PERCENT`] of it free, or
+    /// less than [`MIN_FREE_BYTES`] if that is smaller.
+    pub fn nearly_full(&self) -> bool {
+        self.available < (self.total / 100 * MIN_FREE_PERCENT).min(MIN_FREE_BYTES)
+    }
 }
 
 /// Measures the space under a directory (a parameter so tests can fake a full disk).
@@ -326,7 +337,7 @@ impl Shared {
     fn has_room(&self) -> bool {
         let dir = self.blocks.as_path();
         let full = match (self.space)(dir) {
-            Ok(s) => s.available < s.total / 100 * MIN_FREE_PERCENT,
+            Ok(s) => s.nearly_full(),
             Err(e) => {
                 debug!("disk cache: cannot measure free space: {e}");
                 false
@@ -336,7 +347,7 @@ impl Shared {
         if full && !was {
             warn!(
                 dir = %dir.display(),
-                "disk cache paused: less than {MIN_FREE_PERCENT}% of the filesystem is free; \
+                "disk cache paused: the filesystem is nearly full; \
                  reads go to S3 until space returns"
             );
         } else if !full && was {

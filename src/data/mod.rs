@@ -6,5 +6,6 @@ pub mod cache;
 pub mod disk_cache;
 pub mod prefetch;
 pub mod salvage;
+pub mod shared_cache;
 pub mod tier;
 pub mod upload;

@@ -21,7 +21,7 @@
 //!   within [16 MiB, 1 GiB] — counting each file as the 4 KiB its disk blocks take; least
 //!   recently used entries go first. The in-memory index holds 24 bytes an entry, no names.
 //! * **Space.** Like blocks, nothing is written while the filesystem under DIR has less than
-//!   [`MIN_FREE_PERCENT`]% free (one log line when writing stops, one when it resumes).
+//!   5% free (or 2 GiB if that is smaller; `Space::nearly_full`) (one log line when writing stops, one when it resumes).
 //! * **Off the critical path.** Writes go through a bounded queue to a writer thread (a full
 //!   queue drops the entry: a later HEAD writes it again). Reads are small and synchronous;
 //!   callers run them in `spawn_blocking`.
@@ -39,7 +39,7 @@ use crc_fast::{CrcAlgorithm, Digest};
 use tracing::{debug, info, warn};
 
 use super::index::{block_path, scan, Index, TEMP_SUFFIX};
-use super::{statvfs_space, SpaceProbe, MIN_FREE_PERCENT};
+use super::{statvfs_space, SpaceProbe};
 use crate::storage::ObjectMeta;
 use std::sync::atomic::AtomicBool;
 
@@ -268,7 +268,7 @@ impl Shared {
     /// Whether there is room to write: pauses (and resumes) writing by the free space.
     fn has_room(&self) -> bool {
         let full = match (self.space)(&self.dir) {
-            Ok(s) => s.available < s.total / 100 * MIN_FREE_PERCENT,
+            Ok(s) => s.nearly_full(),
             Err(_) => true,
         };
         let was = self.paused.swap(full, Ordering::Relaxed);

@@ -165,6 +165,18 @@ fn a_second_open_of_the_same_directory_is_refused() {
     open(&config(dir.path(), 1 << 20)).expect("free again once closed");
 }
 
+#[test]
+fn nearly_full_is_five_percent_or_two_gib_whichever_is_smaller() {
+    let gib = 1u64 << 30;
+    let space = |total, available| Space { total, available };
+    // A 20 GiB disk: 5% (1 GiB) is the rule.
+    assert!(space(20 * gib, gib / 2).nearly_full());
+    assert!(!space(20 * gib, gib + (1 << 20)).nearly_full());
+    // A 250 GiB disk: 2 GiB is, not 12.5 GiB.
+    assert!(!space(250 * gib, 7 * gib).nearly_full());
+    assert!(space(250 * gib, 2 * gib - 1).nearly_full());
+}
+
 #[tokio::test]
 async fn caching_pauses_while_the_disk_is_nearly_full_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
