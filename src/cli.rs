@@ -299,6 +299,26 @@ pub struct Args {
         help_heading = "Caching options"
     )]
     pub cache_xz: Option<String>,
+
+    /// Lifetime of the URLs `getfattr -n user.s3.presigned-url FILE` gives.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=604_800),
+          help_heading = "Bucket options")]
+    pub presign_expiry: u64,
+
+    /// Canned ACL for new objects (PutObject, multipart uploads, copies).
+    #[arg(long, value_parser = ["private", "public-read", "public-read-write",
+          "authenticated-read", "aws-exec-read", "bucket-owner-read",
+          "bucket-owner-full-control"], help_heading = "Bucket options")]
+    pub acl: Option<String>,
+
+    /// The requester pays for requests and transfers (RequestPayer on every request).
+    #[arg(long, help_heading = "Bucket options")]
+    pub requester_pays: bool,
+
+    /// Fail every request unless the bucket belongs to this account (12 digits).
+    #[arg(long, value_name = "ACCOUNT", help_heading = "Bucket options")]
+    pub expected_bucket_owner: Option<String>,
 }
 
 /// The commands that work on failed uploads instead of mounting: BUCKET and MOUNTPOINT are not
@@ -474,6 +494,10 @@ impl Args {
             max_attempts: self.max_attempts,
             connect_timeout: Duration::from_secs_f64(self.connect_timeout),
             read_timeout: Duration::from_secs_f64(self.read_timeout),
+            presign_expiry: Duration::from_secs(self.presign_expiry),
+            acl: self.acl.clone(),
+            requester_pays: self.requester_pays,
+            expected_bucket_owner: self.expected_bucket_owner.clone(),
         }
     }
 }

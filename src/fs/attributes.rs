@@ -32,6 +32,8 @@ use crate::config::FsConfig;
 use crate::error::{FsError, FsResult};
 use crate::storage::{ErrorKind, ObjectMeta, ObjectStore, PutOptions};
 
+mod s3_ops;
+
 /// The attribute component.
 pub struct Attributes {
     store: Arc<dyn ObjectStore>,
@@ -319,6 +321,9 @@ impl Attributes {
     pub async fn getxattr(&self, ino: u64, name: &OsStr) -> FsResult<Vec<u8>> {
         let name = name.to_str().unwrap_or("");
         let node = self.ns.node(ino)?;
+        if s3_ops::handles(name) {
+            return self.s3_op_get(&node, name).await;
+        }
         match s3fs_xattr::classify(name) {
             Class::Scheme => {
                 let Some(meta) = self.headers_of(&node).await? else {
@@ -396,6 +401,9 @@ impl Attributes {
     /// Sets extended attribute `name` of `ino`: a `user.s3.*` one (see [`super::xattr`]), or
     /// any other `user.*` one or a POSIX ACL, kept in `x-amz-meta-xattr`.
     pub async fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> FsResult<()> {
+        if let Some(name) = name.to_str().filter(|n| s3_ops::handles(n)) {
+            return self.s3_op_set(ino, name, value).await;
+        }
         let node = self.xattr_target(ino)?;
         let name = name.to_str().unwrap_or("");
         if s3fs_xattr::classify(name) == Class::Stored {
@@ -432,6 +440,12 @@ impl Attributes {
 
     /// Removes extended attribute `name` of `ino`.
     pub async fn removexattr(&self, ino: u64, name: &OsStr) -> FsResult<()> {
+        if let Some(name) = name.to_str().filter(|n| s3_ops::handles(n)) {
+            return Err(FsError::new(
+                libc::EPERM,
+                format!("{name} cannot be removed"),
+            ));
+        }
         let node = self.xattr_target(ino)?;
         let name = name.to_str().unwrap_or("");
         if s3fs_xattr::classify(name) == Class::Stored {

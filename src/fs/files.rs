@@ -108,6 +108,14 @@ impl Files {
         let _ = self.kernel.set(kernel);
     }
 
+    /// Drops the kernel's cached attributes of `ino`, after a change S3 made on our request
+    /// that no write of ours went through (a revert to an older version).
+    pub fn invalidate_kernel_attrs(&self, ino: u64) {
+        if let Some(kernel) = self.kernel.get() {
+            kernel.invalidate_attrs(ino);
+        }
+    }
+
     fn add_handle(&self, file: OpenFile) -> u64 {
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.handles.lock().unwrap().insert(fh, Arc::new(file));

@@ -29,11 +29,15 @@ pub enum Op {
     DeleteObject,
     GetObjectTagging,
     PutObjectTagging,
+    ListObjectVersions,
+    RestoreObject,
+    /// The bucket's configuration (GetBucketLocation, GetBucketVersioning, ...).
+    GetBucketConfiguration,
 }
 
 impl Op {
     /// Every operation, in the order metrics are shown.
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 16] = [
         Op::ListObjectsV2,
         Op::HeadObject,
         Op::GetObject,
@@ -47,6 +51,9 @@ impl Op {
         Op::DeleteObject,
         Op::GetObjectTagging,
         Op::PutObjectTagging,
+        Op::ListObjectVersions,
+        Op::RestoreObject,
+        Op::GetBucketConfiguration,
     ];
 
     /// The S3 API name.
@@ -65,6 +72,9 @@ impl Op {
             Op::DeleteObject => "DeleteObject",
             Op::GetObjectTagging => "GetObjectTagging",
             Op::PutObjectTagging => "PutObjectTagging",
+            Op::ListObjectVersions => "ListObjectVersions",
+            Op::RestoreObject => "RestoreObject",
+            Op::GetBucketConfiguration => "GetBucketConfiguration",
         }
     }
 

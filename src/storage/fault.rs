@@ -22,7 +22,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{ByteChunks, ListPage, ObjectMeta, ObjectStore, PutOptions, StoreError};
+use super::{
+    BucketFact, ByteChunks, ListPage, ObjectMeta, ObjectStore, ObjectVersion, PutOptions,
+    RestoreRequest, StoreError,
+};
 
 /// The requests of [`ObjectStore`], one per method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,6 +60,14 @@ pub enum Op {
     PutTags,
     /// `check_access`
     CheckAccess,
+    /// `list_versions`
+    ListVersions,
+    /// `copy_version`
+    CopyVersion,
+    /// `restore` and `restore_status`
+    Restore,
+    /// `bucket_fact`
+    BucketFact,
 }
 
 /// Builds the error a failing request answers with.
@@ -475,6 +486,35 @@ impl<S: ObjectStore + ?Sized> ObjectStore for FaultStore<S> {
     async fn check_access(&self) -> Result<(), StoreError> {
         self.enter(Op::CheckAccess, "").await?;
         self.inner.check_access().await
+    }
+
+    async fn presign_get(&self, key: &str, version_id: Option<&str>) -> Result<String, StoreError> {
+        self.inner.presign_get(key, version_id).await
+    }
+
+    async fn list_versions(&self, key: &str) -> Result<Vec<ObjectVersion>, StoreError> {
+        self.enter(Op::ListVersions, key).await?;
+        self.inner.list_versions(key).await
+    }
+
+    async fn copy_version(&self, key: &str, version_id: &str) -> Result<String, StoreError> {
+        self.enter(Op::CopyVersion, key).await?;
+        self.inner.copy_version(key, version_id).await
+    }
+
+    async fn restore(&self, key: &str, req: &RestoreRequest) -> Result<(), StoreError> {
+        self.enter(Op::Restore, key).await?;
+        self.inner.restore(key, req).await
+    }
+
+    async fn restore_status(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.enter(Op::Restore, key).await?;
+        self.inner.restore_status(key).await
+    }
+
+    async fn bucket_fact(&self, fact: &BucketFact) -> Result<Option<String>, StoreError> {
+        self.enter(Op::BucketFact, "").await?;
+        self.inner.bucket_fact(fact).await
     }
 
     async fn retry_pending(&self) {

@@ -32,7 +32,10 @@ use bytes::Bytes;
 use futures::Stream;
 use tracing::debug;
 
-use super::{ByteChunks, ListPage, ObjectMeta, ObjectStore, PutOptions, StoreError};
+use super::{
+    BucketFact, ByteChunks, ListPage, ObjectMeta, ObjectStore, ObjectVersion, PutOptions,
+    RestoreRequest, StoreError,
+};
 use crate::metrics::{Metrics, Op};
 
 /// Target of the per-request debug lines (`RUST_LOG=s3mount::requests=debug` selects them).
@@ -498,6 +501,43 @@ impl ObjectStore for MeteredStore {
             |_| 0,
         )
         .await
+    }
+
+    async fn presign_get(&self, key: &str, version_id: Option<&str>) -> Result<String, StoreError> {
+        // Signed locally: no request to count.
+        self.inner.presign_get(key, version_id).await
+    }
+
+    async fn list_versions(&self, key: &str) -> Result<Vec<ObjectVersion>, StoreError> {
+        let label = (key, String::new());
+        let fut = self.inner.list_versions(key);
+        self.call(Op::ListObjectVersions, label, 0, fut, |_| 0)
+            .await
+    }
+
+    async fn copy_version(&self, key: &str, version_id: &str) -> Result<String, StoreError> {
+        let label = (key, format!(" version={version_id:?}"));
+        let fut = self.inner.copy_version(key, version_id);
+        self.call(Op::CopyObject, label, 0, fut, |_| 0).await
+    }
+
+    async fn restore(&self, key: &str, req: &RestoreRequest) -> Result<(), StoreError> {
+        let label = (key, format!(" days={}", req.days));
+        let fut = self.inner.restore(key, req);
+        self.call(Op::RestoreObject, label, 0, fut, |_| 0).await
+    }
+
+    async fn restore_status(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let fut = self.inner.restore_status(key);
+        self.call(Op::HeadObject, (key, String::new()), 0, fut, |_| 0)
+            .await
+    }
+
+    async fn bucket_fact(&self, fact: &BucketFact) -> Result<Option<String>, StoreError> {
+        let label = ("", format!(" {fact:?}"));
+        let fut = self.inner.bucket_fact(fact);
+        self.call(Op::GetBucketConfiguration, label, 0, fut, |_| 0)
+            .await
     }
 
     async fn retry_pending(&self) {

@@ -12,9 +12,11 @@ mod error;
 pub mod fault;
 pub mod mem;
 pub mod metered;
+pub mod ops;
 pub mod s3;
 
 pub use error::{Cause, ErrorKind, StoreError};
+pub use ops::{BucketFact, ObjectVersion, RestoreRequest};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -196,6 +198,47 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// attempt, no retries: the caller decides what is worth trying again, within its own
     /// limit, so a refused connection or a missing bucket is reported at once.
     async fn check_access(&self) -> Result<(), StoreError>;
+
+    /// A presigned GET URL of `key` (at `version_id`), signed locally for the mount's
+    /// presign lifetime. The default: not implemented (stores that cannot sign URLs).
+    async fn presign_get(&self, key: &str, version_id: Option<&str>) -> Result<String, StoreError> {
+        let _ = (key, version_id);
+        Err(StoreError::not_implemented("presigned URLs"))
+    }
+
+    /// `ListObjectVersions` of exactly `key`: its versions and delete markers, newest first.
+    /// The default: not implemented (a store without versions).
+    async fn list_versions(&self, key: &str) -> Result<Vec<ObjectVersion>, StoreError> {
+        let _ = key;
+        Err(StoreError::not_implemented("object versions"))
+    }
+
+    /// `CopyObject` of `key` at `version_id` onto `key`, with that version's metadata and
+    /// tags; returns the new ETag. The default: not implemented.
+    async fn copy_version(&self, key: &str, version_id: &str) -> Result<String, StoreError> {
+        let _ = (key, version_id);
+        Err(StoreError::not_implemented("object versions"))
+    }
+
+    /// `RestoreObject` of an archived `key`. The default: not implemented.
+    async fn restore(&self, key: &str, req: &RestoreRequest) -> Result<(), StoreError> {
+        let _ = (key, req);
+        Err(StoreError::not_implemented("restoring archived objects"))
+    }
+
+    /// The `x-amz-restore` header of `key` (`HeadObject`), if any. The default: none (a
+    /// store without archive classes).
+    async fn restore_status(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// One fact about the bucket (see [`BucketFact`]); `None` when it has no such
+    /// configuration. The default: none of them (a bucket with no configuration).
+    async fn bucket_fact(&self, fact: &BucketFact) -> Result<Option<String>, StoreError> {
+        let _ = fact;
+        Ok(None)
+    }
 
     /// Retries, once and now, clean-up requests that failed earlier (aborts of multipart
     /// uploads while the server was unreachable). Called before unmounting.

@@ -9,7 +9,9 @@
 //! [`StoreError`] (in `s3/classify.rs`); no SDK type leaves this module.
 //!
 //! Size: a little over 700 lines: one `ObjectStore` impl block whose methods each build one
-//! SDK request, plus the client set-up; error classification already lives in `classify.rs`.
+//! SDK request, plus the client set-up; error classification lives in `classify.rs`, the
+//! requests beyond reading and writing objects in `extras.rs` (the impl block only forwards
+//! to them).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -22,8 +24,8 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, EncodingType, MetadataDirective, ServerSideEncryption,
-    StorageClass, Tag, Tagging, TaggingDirective,
+    CompletedMultipartUpload, CompletedPart, EncodingType, MetadataDirective, ObjectCannedAcl,
+    ServerSideEncryption, StorageClass, Tag, Tagging, TaggingDirective,
 };
 use aws_sdk_s3::Client;
 use bytes::Bytes;
@@ -31,13 +33,17 @@ use tracing::{debug, info};
 
 use self::classify::classify;
 use super::{
-    BucketLocation, ByteChunks, ListPage, ListedObject, ObjectMeta, ObjectStore, PutOptions,
-    StoreError,
+    BucketFact, BucketLocation, ByteChunks, ListPage, ListedObject, ObjectMeta, ObjectStore,
+    ObjectVersion, PutOptions, RestoreRequest, StoreError,
 };
 
 mod classify;
+mod config_json;
+mod extras;
 mod profile;
 mod transport;
+
+pub use self::extras::DEFAULT_PRESIGN_EXPIRY;
 
 pub use self::profile::{check_profile, ProfileError};
 pub use self::transport::Transport;
@@ -68,6 +74,14 @@ pub struct S3Settings {
     pub connect_timeout: Duration,
     /// Read timeout for one attempt (time without receiving data). Default 30 s.
     pub read_timeout: Duration,
+    /// Lifetime of presigned URLs. Default 1 hour.
+    pub presign_expiry: Duration,
+    /// Canned ACL for new objects (`private`, `public-read`, ...).
+    pub acl: Option<String>,
+    /// Send `x-amz-request-payer: requester` on every request.
+    pub requester_pays: bool,
+    /// Send `x-amz-expected-bucket-owner` with this account on every request.
+    pub expected_bucket_owner: Option<String>,
 }
 
 impl S3Settings {
@@ -77,6 +91,7 @@ impl S3Settings {
             max_attempts: 5,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            presign_expiry: DEFAULT_PRESIGN_EXPIRY,
             ..Default::default()
         }
     }
@@ -86,6 +101,8 @@ impl S3Settings {
 #[derive(Clone, Debug)]
 pub struct S3Store {
     client: Client,
+    /// The same client without the mount-wide headers (see `extras.rs`): presigns URLs.
+    presigner: Client,
     bucket: String,
     settings: S3Settings,
     region: String,
@@ -126,7 +143,7 @@ impl S3Store {
         let sdk_config = loader.load().await;
         let mut region = sdk_config.region().map(|r| r.to_string());
 
-        let build = |region: &str, attempts: u32| -> Client {
+        let build_with = |region: &str, attempts: u32, headers: bool| -> Client {
             let retry = aws_sdk_s3::config::retry::RetryConfig::standard()
                 .with_max_attempts(attempts.max(1));
             let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
@@ -145,8 +162,12 @@ impl S3Store {
             if let Some(url) = &settings.endpoint_url {
                 b = b.endpoint_url(url);
             }
+            if let Some(h) = extras::MountHeaders::for_settings(&settings).filter(|_| headers) {
+                b = b.interceptor(h);
+            }
             Client::from_conf(b.build())
         };
+        let build = |region: &str, attempts: u32| build_with(region, attempts, true);
 
         if region.is_none() {
             // Discover the bucket's region: HeadBucket answers with x-amz-bucket-region, even
@@ -167,6 +188,7 @@ impl S3Store {
         info!(bucket = %location.bucket, %region, endpoint = ?settings.endpoint_url, "S3 client ready");
         Ok(S3Store {
             client: build(&region, settings.max_attempts),
+            presigner: build_with(&region, settings.max_attempts, false),
             bucket: location.bucket.clone(),
             settings,
             region,
@@ -232,6 +254,11 @@ impl S3Store {
         &self.region
     }
 
+    /// The canned ACL of `--acl`.
+    fn acl(&self) -> Option<ObjectCannedAcl> {
+        self.settings.acl.as_deref().map(ObjectCannedAcl::from)
+    }
+
     fn put_fields(&self, opts: &PutOptions) -> PutFields {
         PutFields {
             content_type: opts.content_type.clone(),
@@ -247,6 +274,7 @@ impl S3Store {
                 .map(StorageClass::from),
             sse: self.settings.sse.as_deref().map(ServerSideEncryption::from),
             kms_key: self.settings.sse_kms_key_id.clone(),
+            acl: self.acl(),
         }
     }
 }
@@ -263,6 +291,7 @@ macro_rules! with_put_fields {
             .set_storage_class(f.storage_class)
             .set_server_side_encryption(f.sse)
             .set_ssekms_key_id(f.kms_key)
+            .set_acl(f.acl)
     }};
 }
 
@@ -273,6 +302,7 @@ struct PutFields {
     storage_class: Option<StorageClass>,
     sse: Option<ServerSideEncryption>,
     kms_key: Option<String>,
+    acl: Option<ObjectCannedAcl>,
 }
 
 fn to_system_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
@@ -607,7 +637,9 @@ impl ObjectStore for S3Store {
                 opts,
                 base.metadata_directive(MetadataDirective::Replace)
             ),
-            None => base.metadata_directive(MetadataDirective::Copy),
+            None => base
+                .metadata_directive(MetadataDirective::Copy)
+                .set_acl(self.acl()),
         };
         let out = req
             .send()
@@ -678,6 +710,30 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| classify("PutObjectTagging", key, e))?;
         Ok(())
+    }
+
+    async fn presign_get(&self, key: &str, version_id: Option<&str>) -> Result<String, StoreError> {
+        self.presign_get_url(key, version_id).await
+    }
+
+    async fn list_versions(&self, key: &str) -> Result<Vec<ObjectVersion>, StoreError> {
+        self.versions_of(key).await
+    }
+
+    async fn copy_version(&self, key: &str, version_id: &str) -> Result<String, StoreError> {
+        self.copy_version_onto(key, version_id).await
+    }
+
+    async fn restore(&self, key: &str, req: &RestoreRequest) -> Result<(), StoreError> {
+        self.restore_object(key, req).await
+    }
+
+    async fn restore_status(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.restore_header(key).await
+    }
+
+    async fn bucket_fact(&self, fact: &BucketFact) -> Result<Option<String>, StoreError> {
+        self.fact(fact).await
     }
 
     async fn retry_pending(&self) {

@@ -14,16 +14,27 @@
 //!   XATTR_CREATE/XATTR_REPLACE, removal, a remount, E2BIG over S3's 2 KB, `cp --preserve=xattr`
 //!   and `rsync -X`, directories, and s3fs reading and writing the same header when installed;
 //! - `acls`: setfacl/getfacl stored like s3fs, with the kernel enforcing the ACL;
-//! - `acl_inherit`: default ACLs inherited by what is created, the umask elsewhere.
+//! - `acl_inherit`: default ACLs inherited by what is created, the umask elsewhere;
+//! - `presign`: `user.s3.presigned-url`, fetched with curl, its lifetime, never listed;
+//! - `versions`: `user.s3.versions` and `user.s3.revert` on versioned and unversioned buckets;
+//! - `bucket_facts`: `user.s3.bucket.*` on the root, present and absent, read-only;
+//! - `restore`: `user.s3.restore` on a GLACIER object: its state, a restore requested;
+//! - `request_flags`: `--acl`, `--requester-pays` and `--expected-bucket-owner` on the
+//!   requests (through the test proxy) and in the bucket.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod acl_inherit;
 mod acls;
+mod bucket_facts;
+mod presign;
+mod request_flags;
+mod restore;
 mod stat;
 mod tags_and_metadata;
 mod user_xattrs;
+mod versions;
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -130,4 +141,40 @@ fn decode_header(header: &str) -> Vec<(String, Vec<u8>)> {
             (unq(k), value)
         })
         .collect()
+}
+
+/// `getfattr --only-values -n NAME PATH`: the value, or getfattr's complaint.
+fn getfattr_value(path: &Path, name: &str) -> Result<String, String> {
+    let out = tool(
+        "getfattr",
+        &[
+            "--only-values".as_ref(),
+            "--absolute-names".as_ref(),
+            "-n".as_ref(),
+            name.as_ref(),
+            path.as_os_str(),
+        ],
+    );
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// `setfattr -n NAME -v VALUE PATH`: success, or setfattr's complaint.
+fn setfattr(path: &Path, name: &str, value: &str) -> Result<(), String> {
+    let out = tool(
+        "setfattr",
+        &[
+            "-n".as_ref(),
+            name.as_ref(),
+            "-v".as_ref(),
+            value.as_ref(),
+            path.as_os_str(),
+        ],
+    );
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
 }

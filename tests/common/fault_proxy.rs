@@ -177,18 +177,22 @@ impl SeenRequest {
             && self.header("x-amz-copy-source").is_some()
     }
 
+    /// Whether the query names no sub-resource: none at all, or only the SDK's `x-id`
+    /// (`?x-id=PutObject`).
+    fn no_sub_resource(&self) -> bool {
+        self.target
+            .split_once('?')
+            .is_none_or(|(_, q)| q.split('&').all(|kv| kv.starts_with("x-id=")))
+    }
+
     /// PutObject (PUT without a sub-resource or copy source).
     pub fn is_put_object(&self) -> bool {
-        self.method == "PUT"
-            && !self.target.contains('?')
-            && self.header("x-amz-copy-source").is_none()
+        self.method == "PUT" && self.no_sub_resource() && self.header("x-amz-copy-source").is_none()
     }
 
     /// CopyObject (PUT without a sub-resource, with `x-amz-copy-source`).
     pub fn is_copy_object(&self) -> bool {
-        self.method == "PUT"
-            && !self.target.contains('?')
-            && self.header("x-amz-copy-source").is_some()
+        self.method == "PUT" && self.no_sub_resource() && self.header("x-amz-copy-source").is_some()
     }
 
     /// CreateMultipartUpload (`POST ?uploads`).

@@ -1,0 +1,59 @@
+//! `user.s3.restore`: the state of an archived (GLACIER) object, a restore requested through
+//! setxattr (RestoreObject), and ENODATA for an object that needs no restore.
+
+use aws_sdk_s3::types::StorageClass;
+
+use super::*;
+
+#[tokio::test]
+async fn restore_through_setfattr() {
+    let served = Served::new().await;
+    served.bucket.put("plain.txt", "plain").await;
+    served
+        .bucket
+        .client()
+        .put_object()
+        .bucket(served.bucket.name())
+        .key("cold.tar")
+        .storage_class(StorageClass::Glacier)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"archived bytes",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let Env {
+        s3: _s3,
+        bucket,
+        mount,
+    } = served.mount(&[]);
+    let path = mount.join("cold.tar");
+
+    assert_eq!(
+        getfattr_value(&path, "user.s3.storage-class").unwrap(),
+        "GLACIER"
+    );
+    assert_eq!(
+        getfattr_value(&path, "user.s3.restore").unwrap(),
+        "not-restored"
+    );
+    assert_errno(
+        set_xattr(&path, "user.s3.restore", b"days=0", 0),
+        libc::EINVAL,
+        "a restore of 0 days",
+    );
+    setfattr(&path, "user.s3.restore", "days=7,tier=Bulk").expect("restore");
+    let state = getfattr_value(&path, "user.s3.restore").unwrap();
+    assert!(
+        state == "in-progress" || state.starts_with("restored until 20"),
+        "{state}"
+    );
+    let head = bucket.head("cold.tar").await.unwrap();
+    assert!(head.restore().is_some(), "S3 got the RestoreObject");
+
+    assert_errno(
+        get_xattr(&mount.join("plain.txt"), "user.s3.restore"),
+        libc::ENODATA,
+        "a STANDARD object",
+    );
+}
