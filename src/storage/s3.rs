@@ -8,10 +8,10 @@
 //! otherwise store it as part of the object. Every SDK error is classified once, into a
 //! [`StoreError`] (in `s3/classify.rs`); no SDK type leaves this module.
 //!
-//! Size: a little over 700 lines: one `ObjectStore` impl block whose methods each build one
-//! SDK request, plus the client set-up; error classification lives in `classify.rs`, the
-//! requests beyond reading and writing objects in `extras.rs` (the impl block only forwards
-//! to them).
+//! Layout: this file is the `ObjectStore` impl block, whose methods each build one SDK
+//! request; the client set-up (credentials, region, retries, timeouts) is `client.rs`, error
+//! classification `classify.rs`, and the requests beyond reading and writing objects
+//! `extras.rs` (the impl block only forwards to them).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -19,9 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use aws_sdk_s3::config::{
-    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, EncodingType, MetadataDirective, ObjectCannedAcl,
@@ -29,73 +26,26 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use bytes::Bytes;
-use tracing::{debug, info};
+use tracing::info;
 
 use self::classify::classify;
 use super::{
-    BucketFact, BucketLocation, ByteChunks, ListPage, ListedObject, ObjectMeta, ObjectStore,
-    ObjectVersion, PutOptions, RestoreRequest, StoreError,
+    BucketFact, ByteChunks, ListPage, ListedObject, ObjectMeta, ObjectStore, ObjectVersion,
+    PutOptions, RestoreRequest, StoreError,
 };
 
 mod classify;
+mod client;
 mod config_json;
 mod extras;
 mod profile;
 mod transport;
 
+pub use self::client::S3Settings;
 pub use self::extras::DEFAULT_PRESIGN_EXPIRY;
 
 pub use self::profile::{check_profile, ProfileError};
 pub use self::transport::Transport;
-
-/// How to reach the store. Every field is optional; `None` means "the AWS default".
-#[derive(Clone, Debug, Default)]
-pub struct S3Settings {
-    /// Region from the command line; wins over the environment and profiles.
-    pub region: Option<String>,
-    /// Custom endpoint (S3-compatible servers).
-    pub endpoint_url: Option<String>,
-    /// Path-style addressing (`http://host/bucket/key`), which local servers need.
-    pub force_path_style: bool,
-    /// Shared-config profile name.
-    pub profile: Option<String>,
-    /// Send unsigned (anonymous) requests.
-    pub no_sign_request: bool,
-    /// Storage class for uploads; `None` lets the bucket decide (STANDARD).
-    pub storage_class: Option<String>,
-    /// Server-side encryption for uploads (`AES256` or `aws:kms`).
-    pub sse: Option<String>,
-    /// KMS key id with `sse = aws:kms`.
-    pub sse_kms_key_id: Option<String>,
-    /// Attempts per request (first try included). Default 5: S3 throttles in bursts.
-    pub max_attempts: u32,
-    /// Connect timeout. Default 10 s: long enough for a slow network, short enough that a dead
-    /// endpoint fails the mount (or an operation) quickly.
-    pub connect_timeout: Duration,
-    /// Read timeout for one attempt (time without receiving data). Default 30 s.
-    pub read_timeout: Duration,
-    /// Lifetime of presigned URLs. Default 1 hour.
-    pub presign_expiry: Duration,
-    /// Canned ACL for new objects (`private`, `public-read`, ...).
-    pub acl: Option<String>,
-    /// Send `x-amz-request-payer: requester` on every request.
-    pub requester_pays: bool,
-    /// Send `x-amz-expected-bucket-owner` with this account on every request.
-    pub expected_bucket_owner: Option<String>,
-}
-
-impl S3Settings {
-    /// Settings with the documented defaults and nothing else set.
-    pub fn new() -> Self {
-        S3Settings {
-            max_attempts: 5,
-            connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(30),
-            presign_expiry: DEFAULT_PRESIGN_EXPIRY,
-            ..Default::default()
-        }
-    }
-}
 
 /// The aws-sdk-s3 implementation of [`ObjectStore`].
 #[derive(Clone, Debug)]
@@ -117,85 +67,6 @@ const ABORT_RETRY_EVERY: Duration = Duration::from_secs(2);
 const ABORT_RETRY_FOR: Duration = Duration::from_secs(30 * 60);
 
 impl S3Store {
-    /// Builds a client for `location`, resolving credentials and region. Does no request except,
-    /// when no region is configured anywhere, one `HeadBucket` to discover the bucket's region.
-    pub async fn connect(
-        location: &BucketLocation,
-        settings: S3Settings,
-    ) -> Result<Self, StoreError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(profile) = &settings.profile {
-            // An explicit profile wins over credentials in the environment, as in the AWS CLI:
-            // the profile's own provider replaces the default chain (environment first).
-            let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
-                .profile_name(profile)
-                .build();
-            loader = loader
-                .profile_name(profile)
-                .credentials_provider(credentials);
-        }
-        if let Some(region) = &settings.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if settings.no_sign_request {
-            loader = loader.no_credentials();
-        }
-        let sdk_config = loader.load().await;
-        let mut region = sdk_config.region().map(|r| r.to_string());
-
-        let build_with = |region: &str, attempts: u32, headers: bool| -> Client {
-            let retry = aws_sdk_s3::config::retry::RetryConfig::standard()
-                .with_max_attempts(attempts.max(1));
-            let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-                .connect_timeout(settings.connect_timeout)
-                .read_timeout(settings.read_timeout)
-                .build();
-            let mut b = aws_sdk_s3::config::Builder::from(&sdk_config)
-                .region(Region::new(region.to_string()))
-                .force_path_style(settings.force_path_style)
-                .retry_config(retry)
-                .timeout_config(timeouts)
-                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-                .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-                // Reports each request's attempts and HTTP status to `MeteredStore`.
-                .interceptor(super::metered::SdkObserver);
-            if let Some(url) = &settings.endpoint_url {
-                b = b.endpoint_url(url);
-            }
-            if let Some(h) = extras::MountHeaders::for_settings(&settings).filter(|_| headers) {
-                b = b.interceptor(h);
-            }
-            Client::from_conf(b.build())
-        };
-        let build = |region: &str, attempts: u32| build_with(region, attempts, true);
-
-        if region.is_none() {
-            // Discover the bucket's region: HeadBucket answers with x-amz-bucket-region, even
-            // on a redirect or an access-denied answer.
-            // Best effort, and bounded: two attempts at most, whatever --max-attempts says.
-            let probe = build("us-east-1", settings.max_attempts.min(2));
-            let discovered = match probe.head_bucket().bucket(&location.bucket).send().await {
-                Ok(out) => out.bucket_region().map(str::to_string),
-                Err(err) => err
-                    .raw_response()
-                    .and_then(|r| r.headers().get("x-amz-bucket-region"))
-                    .map(str::to_string),
-            };
-            debug!(?discovered, "region discovery");
-            region = Some(discovered.unwrap_or_else(|| "us-east-1".to_string()));
-        }
-        let region = region.unwrap_or_else(|| "us-east-1".to_string());
-        info!(bucket = %location.bucket, %region, endpoint = ?settings.endpoint_url, "S3 client ready");
-        Ok(S3Store {
-            client: build(&region, settings.max_attempts),
-            presigner: build_with(&region, settings.max_attempts, false),
-            bucket: location.bucket.clone(),
-            settings,
-            region,
-            pending_aborts: Arc::new(Mutex::new(Vec::new())),
-        })
-    }
-
     async fn try_abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
         self.client
             .abort_multipart_upload()
