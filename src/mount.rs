@@ -84,8 +84,8 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
 
     // The session answers from its own threads once `run` starts; this thread proves it.
     let status = format!("mounted {location} at {}", mountpoint.display());
-    let probe = spawn_readiness_probe(readiness.clone(), mountpoint, status, notes)?;
-    let result = session.run().map_err(StartupError::Session);
+    let probe = spawn_readiness_probe(readiness.clone(), mountpoint.clone(), status, notes)?;
+    let result = session_outcome(session.run(), &mountpoint);
     let _ = probe.join();
     // The session ended by itself (not by an unmount): never leave a dead mount behind.
     unmounter_after.detach_if_still_mounted();
@@ -108,6 +108,21 @@ fn failed_uploads_notice(args: &Args, location: &BucketLocation) -> Option<Strin
     let note = crate::recovery::notice(&dir, &location.bucket, args.cache_dir.is_none())?;
     warn!("{note}");
     Some(note)
+}
+
+/// How the FUSE session ended. Reading /dev/fuse fails with ENODEV once the filesystem is
+/// unmounted, which fuser takes as a clean end; after a lazy unmount (`fusermount3 -uz`) the
+/// kernel may instead mark the connection aborted when the last file is closed, and the read
+/// fails with ECONNABORTED. With the mount point gone, that too is the end of a clean unmount;
+/// with it still mounted (an administrator aborted the connection), it is an error.
+fn session_outcome(result: std::io::Result<()>, mountpoint: &Path) -> Result<(), StartupError> {
+    match result {
+        Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) && !is_mounted(mountpoint) => {
+            info!("the kernel closed the FUSE connection after the unmount");
+            Ok(())
+        }
+        other => other.map_err(StartupError::Session),
+    }
 }
 
 /// The runtime every S3 request and every FUSE request's future runs on.
@@ -400,5 +415,22 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aborted_connection_after_the_unmount_is_a_clean_end() {
+        let aborted = || Err(std::io::Error::from_raw_os_error(libc::ECONNABORTED));
+        let gone = tempfile::tempdir().unwrap();
+        assert!(session_outcome(aborted(), gone.path()).is_ok());
+        // Still mounted: an administrator aborted it.
+        assert!(session_outcome(aborted(), Path::new("/proc")).is_err());
+        let other = Err(std::io::Error::from_raw_os_error(libc::EIO));
+        assert!(session_outcome(other, gone.path()).is_err());
+        assert!(session_outcome(Ok(()), gone.path()).is_ok());
     }
 }
