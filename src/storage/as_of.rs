@@ -355,3 +355,6 @@ impl ObjectStore for AsOfStore {
         self.inner.retry_pending().await
     }
 }
+
+#[cfg(test)]
+mod tests;
