@@ -25,7 +25,8 @@ pub use options::translate_mount_options;
 
 pub use values::parse_location;
 use values::{
-    byte_size, parse_endpoint_url, parse_octal, seconds, MAX_PART, MIN_READ_PART, MIN_WRITE_PART,
+    byte_size, parse_as_of, parse_endpoint_url, parse_octal, seconds, MAX_PART, MIN_READ_PART,
+    MIN_WRITE_PART,
 };
 
 pub use man::write_man_page;
@@ -319,6 +320,15 @@ pub struct Args {
     /// Fail every request unless the bucket belongs to this account (12 digits).
     #[arg(long, value_name = "ACCOUNT", help_heading = "Bucket options")]
     pub expected_bucket_owner: Option<String>,
+
+    /// Mount the bucket read-only as it was at TIME (RFC 3339: 2024-05-01T12:00:00Z, or with
+    /// an offset): each key at its newest version not after TIME, keys deleted then (or not
+    /// yet written) absent, reads of those versions. Needs ListObjectVersions (a versioned
+    /// bucket keeps what was overwritten or deleted). `cp -a` out of it recovers a tree.
+    /// Implies --read-only.
+    #[arg(long, value_name = "TIME", value_parser = parse_as_of,
+          help_heading = "Bucket options")]
+    pub as_of: Option<std::time::SystemTime>,
 }
 
 /// The commands that work on failed uploads instead of mounting: BUCKET and MOUNTPOINT are not
@@ -347,7 +357,10 @@ fn command_for(argv: &[OsString]) -> clap::Command {
 fn try_parse(argv: &[OsString]) -> Result<Args, clap::Error> {
     use clap::FromArgMatches;
     let mut matches = command_for(argv).try_get_matches_from(argv)?;
-    Args::from_arg_matches_mut(&mut matches)
+    let mut args = Args::from_arg_matches_mut(&mut matches)?;
+    // A mount of the past cannot be written.
+    args.read_only |= args.as_of.is_some();
+    Ok(args)
 }
 
 /// Why the command line was refused.
@@ -693,5 +706,40 @@ mod tests {
         assert_eq!((a.log_metrics, a.bucket()), (Some(60), "b"));
         let a = parse(&["s3mount", "--log-metrics=5", "b", "/mnt"]).unwrap();
         assert_eq!(a.log_metrics, Some(5));
+    }
+
+    #[test]
+    fn as_of_takes_a_past_rfc3339_time_and_implies_read_only() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let a = parse(&["s3mount", "--as-of", "2024-05-01T12:00:00Z", "b", "/mnt"]).unwrap();
+        assert_eq!(
+            a.as_of,
+            Some(UNIX_EPOCH + Duration::from_secs(1_714_564_800))
+        );
+        assert!(a.read_only, "--as-of implies --read-only");
+        let a = parse(&[
+            "s3mount",
+            "b",
+            "/mnt",
+            "-o",
+            "as-of=2024-05-01T14:00:00.5+02:00",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.as_of,
+            Some(UNIX_EPOCH + Duration::from_millis(1_714_564_800_500))
+        );
+        assert!(a.read_only);
+        assert!(!parse(&["s3mount", "b", "/mnt"]).unwrap().read_only);
+
+        let e = parse(&["s3mount", "--as-of", "yesterday", "b", "/mnt"]).unwrap_err();
+        assert!(e.contains("not an RFC 3339 time"), "{e}");
+        let e = parse(&["s3mount", "--as-of", "2999-01-01T00:00:00Z", "b", "/mnt"]).unwrap_err();
+        assert!(e.contains("in the future"), "{e}");
+        let err = Args::parse_from_args(["s3mount", "--as-of", "2024-05-01", "b", "/mnt"]);
+        match err {
+            Err(ArgsError::Clap(e)) => assert_eq!(e.exit_code(), 2),
+            other => panic!("a usage error: {other:?}"),
+        }
     }
 }

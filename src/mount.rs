@@ -42,6 +42,7 @@ use crate::fs::S3Fs;
 use crate::fuse::{FuseAdapter, KernelNotifier};
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
+use crate::storage::as_of::AsOfStore;
 use crate::storage::{BucketLocation, ObjectStore};
 
 /// Mounts as `args` say and serves until unmounted. The error's `Display` is a one-line
@@ -66,7 +67,11 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     notes.extend(failed_uploads_notice(&args, &location));
     caches.shared =
         runtime.block_on(open_shared_cache(&args, &location, config.read.block_size))?;
-    let fs = caches.filesystem(Arc::new(store) as Arc<dyn ObjectStore>, config);
+    let store: Arc<dyn ObjectStore> = match args.as_of {
+        Some(time) => Arc::new(AsOfStore::new(Arc::new(store), time)),
+        None => Arc::new(store),
+    };
+    let fs = caches.filesystem(store, config);
     let background = start_metrics(&runtime, &args, &metrics, &fs, metrics_listener);
     let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone());
 

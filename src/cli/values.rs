@@ -96,6 +96,23 @@ pub(super) fn parse_endpoint_url(s: &str) -> Result<String, String> {
     }
 }
 
+/// `--as-of TIME`: an RFC 3339 time (`2024-05-01T12:00:00Z`, `2024-05-01T14:00:00+02:00`),
+/// not in the future.
+pub(super) fn parse_as_of(s: &str) -> Result<std::time::SystemTime, String> {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    let t = DateTime::from_str(s.trim(), Format::DateTimeWithOffset)
+        .ok()
+        .and_then(|t| std::time::SystemTime::try_from(t).ok())
+        .ok_or_else(|| {
+            "not an RFC 3339 time: use e.g. 2024-05-01T12:00:00Z or 2024-05-01T14:00:00+02:00"
+                .to_string()
+        })?;
+    if t > std::time::SystemTime::now() {
+        return Err("the time is in the future: a mount of the past needs a past time".into());
+    }
+    Ok(t)
+}
+
 pub(super) fn parse_octal(s: &str) -> Result<u16, StartupError> {
     u16::from_str_radix(s.trim_start_matches("0o"), 8)
         .ok()

@@ -34,7 +34,7 @@ use tracing::debug;
 
 use super::{
     BucketFact, ByteChunks, ListPage, ObjectMeta, ObjectStore, ObjectVersion, PutOptions,
-    RestoreRequest, StoreError,
+    RestoreRequest, StoreError, VersionMarker, VersionPage,
 };
 use crate::metrics::{Metrics, Op};
 
@@ -513,6 +513,61 @@ impl ObjectStore for MeteredStore {
         let fut = self.inner.list_versions(key);
         self.call(Op::ListObjectVersions, label, 0, fut, |_| 0)
             .await
+    }
+
+    async fn list_versions_page(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        marker: Option<VersionMarker>,
+    ) -> Result<VersionPage, StoreError> {
+        let label = (prefix, String::new());
+        let fut = self.inner.list_versions_page(prefix, delimiter, marker);
+        self.call(Op::ListObjectVersions, label, 0, fut, |_| 0)
+            .await
+    }
+
+    async fn head_version(&self, key: &str, version_id: &str) -> Result<ObjectMeta, StoreError> {
+        let label = (key, format!(" version={version_id:?}"));
+        let fut = self.inner.head_version(key, version_id);
+        self.call(Op::HeadObject, label, 0, fut, |_| 0).await
+    }
+
+    async fn get_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        range: Range<u64>,
+    ) -> Result<(ObjectMeta, ByteChunks), StoreError> {
+        let started = Instant::now();
+        let detail = format!(
+            " version={version_id:?} range={}-{}",
+            range.start,
+            range.end.max(1) - 1
+        );
+        let (result, probe, latency) = self
+            .timed(
+                Op::GetObject,
+                self.inner.get_version(key, version_id, range),
+            )
+            .await;
+        match result {
+            Ok((meta, body)) => Ok((
+                meta,
+                self.metered_body(body, probe, key, detail, started, latency),
+            )),
+            Err(e) => Err(failed_get(key, &detail, &probe, e, latency)),
+        }
+    }
+
+    async fn get_version_tags(
+        &self,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let label = (key, format!(" version={version_id:?}"));
+        let fut = self.inner.get_version_tags(key, version_id);
+        self.call(Op::GetObjectTagging, label, 0, fut, |_| 0).await
     }
 
     async fn copy_version(&self, key: &str, version_id: &str) -> Result<String, StoreError> {

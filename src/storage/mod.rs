@@ -8,6 +8,7 @@
 //! [`s3::S3Store`] (aws-sdk-s3, used by the real mount) and [`mem::MemStore`] (in-process, for
 //! fast unit tests of the core — never the only proof: integration tests use a real server).
 
+pub mod as_of;
 mod error;
 pub mod fault;
 pub mod mem;
@@ -15,6 +16,7 @@ pub mod metered;
 pub mod ops;
 pub mod s3;
 
+pub use as_of::filter::{VersionEntry, VersionMarker, VersionPage};
 pub use error::{Cause, ErrorKind, StoreError};
 pub use ops::{BucketFact, ObjectVersion, RestoreRequest};
 
@@ -210,6 +212,47 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// The default: not implemented (a store without versions).
     async fn list_versions(&self, key: &str) -> Result<Vec<ObjectVersion>, StoreError> {
         let _ = key;
+        Err(StoreError::not_implemented("object versions"))
+    }
+
+    /// One page of `ListObjectVersions` under `prefix`, with `delimiter`, starting at
+    /// `marker` (the previous page's end). The default: not implemented.
+    async fn list_versions_page(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        marker: Option<VersionMarker>,
+    ) -> Result<VersionPage, StoreError> {
+        let _ = (prefix, delimiter, marker);
+        Err(StoreError::not_implemented("object versions"))
+    }
+
+    /// `HeadObject` of `key` at `version_id`. The default: not implemented.
+    async fn head_version(&self, key: &str, version_id: &str) -> Result<ObjectMeta, StoreError> {
+        let _ = (key, version_id);
+        Err(StoreError::not_implemented("object versions"))
+    }
+
+    /// Ranged `GetObject` of `key` at `version_id` (`range` not empty), with that version's
+    /// headers; like [`ObjectStore::head_and_start`], a range past the end gives the bytes
+    /// there are (none for an empty object). The default: not implemented.
+    async fn get_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        range: Range<u64>,
+    ) -> Result<(ObjectMeta, ByteChunks), StoreError> {
+        let _ = (key, version_id, range);
+        Err(StoreError::not_implemented("object versions"))
+    }
+
+    /// `GetObjectTagging` of `key` at `version_id`. The default: not implemented.
+    async fn get_version_tags(
+        &self,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let _ = (key, version_id);
         Err(StoreError::not_implemented("object versions"))
     }
 

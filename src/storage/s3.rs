@@ -31,7 +31,7 @@ use tracing::info;
 use self::classify::classify;
 use super::{
     BucketFact, ByteChunks, ListPage, ListedObject, ObjectMeta, ObjectStore, ObjectVersion,
-    PutOptions, RestoreRequest, StoreError,
+    PutOptions, RestoreRequest, StoreError, VersionMarker, VersionPage,
 };
 
 mod classify;
@@ -219,6 +219,9 @@ fn byte_chunks(body: ByteStream, key: String) -> ByteChunks {
         },
     ))
 }
+
+// After the macro above, which it uses.
+mod versioned;
 
 #[async_trait]
 impl ObjectStore for S3Store {
@@ -593,6 +596,36 @@ impl ObjectStore for S3Store {
 
     async fn copy_version(&self, key: &str, version_id: &str) -> Result<String, StoreError> {
         self.copy_version_onto(key, version_id).await
+    }
+
+    async fn list_versions_page(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        marker: Option<VersionMarker>,
+    ) -> Result<VersionPage, StoreError> {
+        self.versions_page(prefix, delimiter, marker).await
+    }
+
+    async fn head_version(&self, key: &str, version_id: &str) -> Result<ObjectMeta, StoreError> {
+        self.head_at(key, version_id).await
+    }
+
+    async fn get_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        range: Range<u64>,
+    ) -> Result<(ObjectMeta, ByteChunks), StoreError> {
+        self.get_at(key, version_id, range).await
+    }
+
+    async fn get_version_tags(
+        &self,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.tags_at(key, version_id).await
     }
 
     async fn restore(&self, key: &str, req: &RestoreRequest) -> Result<(), StoreError> {

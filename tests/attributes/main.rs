@@ -17,6 +17,7 @@
 //! - `acl_inherit`: default ACLs inherited by what is created, the umask elsewhere;
 //! - `presign`: `user.s3.presigned-url`, fetched with curl, its lifetime, never listed;
 //! - `versions`: `user.s3.versions` and `user.s3.revert` on versioned and unversioned buckets;
+//! - `as_of`: `--as-of TIME`, the bucket as it was then, read-only; `cp -a` of a deleted tree;
 //! - `bucket_facts`: `user.s3.bucket.*` on the root, present and absent, read-only;
 //! - `restore`: `user.s3.restore` on a GLACIER object: its state, a restore requested;
 //! - `request_flags`: `--acl`, `--requester-pays` and `--expected-bucket-owner` on the
@@ -27,6 +28,7 @@ mod common;
 
 mod acl_inherit;
 mod acls;
+mod as_of;
 mod bucket_facts;
 mod presign;
 mod request_flags;
