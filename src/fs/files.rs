@@ -38,6 +38,7 @@ pub use read_handle::KernelCache;
 use read_handle::ReadHandle;
 
 mod read_handle;
+mod server_copy;
 
 /// Longest symlink target read (Linux's `PATH_MAX`).
 const PATH_MAX: u64 = 4096;
