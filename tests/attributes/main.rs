@@ -18,7 +18,8 @@
 //! - `presign`: `user.s3.presigned-url`, fetched with curl, its lifetime, never listed;
 //! - `versions`: `user.s3.versions` and `user.s3.revert` on versioned and unversioned buckets;
 //! - `bucket_facts`: `user.s3.bucket.*` on the root, present and absent, read-only;
-//! - `restore`: `user.s3.restore` on a GLACIER object: its state, a restore requested;
+//! - `restore`: `user.s3.restore` on a GLACIER object: its state, a restore requested; an
+//!   archived object refused at open (EACCES) until restored, then readable;
 //! - `request_flags`: `--acl`, `--requester-pays` and `--expected-bucket-owner` on the
 //!   requests (through the test proxy) and in the bucket.
 

@@ -1,5 +1,7 @@
 //! `user.s3.restore`: the state of an archived (GLACIER) object, a restore requested through
-//! setxattr (RestoreObject), and ENODATA for an object that needs no restore.
+//! setxattr (RestoreObject), and ENODATA for an object that needs no restore; an archived
+//! object refused at open with EACCES (the log naming it and the restore command) until it is
+//! restored, then read normally.
 
 use aws_sdk_s3::types::StorageClass;
 
