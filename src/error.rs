@@ -70,6 +70,9 @@ impl FsError {
 
 /// The errno each kind of store failure reaches the application as.
 pub fn errno_for(err: &StoreError) -> i32 {
+    if err.code() == Some(ARCHIVED) {
+        return libc::EACCES; // see fs/files/archived.rs
+    }
     match err.kind() {
         ErrorKind::NotFound | ErrorKind::NoSuchBucket => libc::ENOENT,
         // The object changed under an open file: its handle is stale.
@@ -88,8 +91,16 @@ pub fn errno_for(err: &StoreError) -> i32 {
     }
 }
 
+/// S3's refusal of a GET of an archived object that has no restored copy.
+const ARCHIVED: &str = "InvalidObjectState";
+
 impl From<StoreError> for FsError {
     fn from(err: StoreError) -> Self {
+        if err.code() == Some(ARCHIVED) {
+            let hint = crate::fs::files::RESTORE_HINT;
+            let message = format!("{err}: the object is archived; {hint}");
+            return FsError::new(libc::EACCES, message).with_cause(err);
+        }
         FsError::new(errno_for(&err), err.to_string()).with_cause(err)
     }
 }
@@ -117,6 +128,18 @@ mod tests {
         );
         assert_eq!(FsError::from(StoreError::other("x")).errno, libc::EIO);
         assert_eq!(FsError::from(StoreError::timeout("x")).errno, libc::EIO);
+    }
+
+    #[test]
+    fn a_refused_get_of_an_archived_object_is_eacces_with_the_restore_command() {
+        let code = Some("InvalidObjectState".to_string());
+        let err = FsError::from(StoreError::other("GetObject k").with_code(code));
+        assert_eq!(err.errno, libc::EACCES);
+        assert!(
+            err.message.contains("setfattr -n user.s3.restore"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{
-    Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
-    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use futures::FutureExt;
 use tracing::{debug, warn, Instrument};
@@ -137,6 +137,8 @@ fn log_error(op: &str, err: &FsError) {
         libc::ENOENT | libc::ENODATA | libc::EEXIST | libc::ENOTEMPTY => {
             debug!(op, "{err}")
         }
+        // The kernel copies the bytes itself then: a normal answer.
+        libc::EOPNOTSUPP if op == "copy_file_range" => debug!(op, "{err}"),
         _ => warn!(op, "{err}"),
     }
 }
@@ -529,6 +531,31 @@ impl Filesystem for FuseAdapter {
             move |fs| async move { fs.fsync(fh.0).await },
             reply,
             |r, ()| r.ok(),
+        );
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        self.run(
+            Poll::OnRuntime,
+            "copy_file_range",
+            move |fs| async move {
+                let (from, to) = ((fh_in.0, offset_in), (fh_out.0, offset_out));
+                fs.copy_file_range(from, to, len).await
+            },
+            reply,
+            |r, n| r.written(n),
         );
     }
 

@@ -306,6 +306,75 @@ async fn upload_parts(
     Ok(parts)
 }
 
+/// The largest object a single `CopyObject` may copy (S3's limit); larger ones are copied
+/// part by part with `UploadPartCopy`.
+pub const MAX_COPY_OBJECT: u64 = 5 << 30;
+
+/// S3's limit on the parts of one multipart upload.
+const MAX_PARTS: u64 = 10_000;
+
+/// Copies the whole of `src` onto `key` on the server, with `opts` as the new object's
+/// metadata, content type and tags: one `CopyObject` up to `single_limit` bytes (S3 allows
+/// [`MAX_COPY_OBJECT`]), a multipart upload of `UploadPartCopy` parts beyond it, conditional
+/// on the source's ETag. No object bytes pass through the client. Returns the new ETag.
+pub async fn copy_whole(
+    store: &Arc<dyn ObjectStore>,
+    src: &BaseVersion,
+    key: &str,
+    opts: &PutOptions,
+    single_limit: u64,
+    plan: PartPlan,
+) -> FsResult<String> {
+    if src.size <= single_limit {
+        return Ok(store.copy(&src.key, key, Some(opts)).await?);
+    }
+    let part_size = plan
+        .part_size
+        .max(src.size.div_ceil(MAX_PARTS))
+        .min(MAX_COPY_OBJECT);
+    let id = store.create_multipart(key, opts).await?;
+    let mut parts = Vec::new();
+    let mut tasks: VecDeque<PartTask> = VecDeque::new();
+    let mut failed = None;
+    for (index, start) in (0..src.size).step_by(part_size as usize).enumerate() {
+        let (store, key, id, src) = (store.clone(), key.to_string(), id.clone(), src.clone());
+        let end = (start + part_size).min(src.size);
+        let number = index as i32 + 1;
+        tasks.push_back(tokio::spawn(async move {
+            let copy = store.upload_part_copy(&key, &id, number, &src.key, &src.etag, start..end);
+            Ok((number, copy.await?))
+        }));
+        if tasks.len() >= plan.max_in_flight.max(1) {
+            match join_part(tasks.pop_front().unwrap()).await {
+                Ok(p) => parts.push(p),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    while let Some(t) = tasks.pop_front() {
+        match join_part(t).await {
+            Ok(p) => parts.push(p),
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    let done = match failed {
+        Some(e) => Err(e),
+        None => store
+            .complete_multipart(key, &id, &parts)
+            .await
+            .map_err(FsError::from),
+    };
+    if done.is_err() {
+        if let Err(abort) = store.abort_multipart(key, &id).await {
+            warn!(key, "could not abort multipart copy {id}: {abort}");
+        }
+    }
+    done
+}
+
 async fn join_part(task: PartTask) -> FsResult<(i32, String)> {
     match task.await {
         Ok(r) => Ok(r?),
@@ -323,6 +392,44 @@ mod tests {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(data).unwrap();
         f
+    }
+
+    #[tokio::test]
+    async fn a_whole_copy_is_one_copy_object_or_copied_parts() {
+        let mem = Arc::new(MemStore::new());
+        let store: Arc<dyn ObjectStore> = mem.clone();
+        let body: Vec<u8> = (0..100u8).collect();
+        mem.insert("src", body.clone());
+        let src = BaseVersion {
+            key: "src".into(),
+            etag: store.head("src").await.unwrap().etag,
+            size: 100,
+        };
+        let plan = PartPlan {
+            part_size: 30,
+            max_in_flight: 2,
+        };
+        let opts = PutOptions::default();
+        copy_whole(&store, &src, "one", &opts, 100, plan)
+            .await
+            .unwrap();
+        assert_eq!(mem.body("one").unwrap(), &body[..]);
+        assert_eq!(mem.count("copy"), 1);
+        copy_whole(&store, &src, "parts", &opts, 99, plan)
+            .await
+            .unwrap();
+        assert_eq!(mem.body("parts").unwrap(), &body[..]);
+        assert_eq!(mem.count("upload_part_copy"), 4);
+        assert_eq!((mem.count("upload_part"), mem.count("put")), (0, 0));
+        let stale = BaseVersion {
+            etag: "\"other\"".into(),
+            ..src
+        };
+        assert!(copy_whole(&store, &stale, "no", &opts, 10, plan)
+            .await
+            .is_err());
+        assert!(mem.body("no").is_none());
+        assert_eq!(mem.count("abort_multipart"), 1);
     }
 
     #[tokio::test]

@@ -34,10 +34,13 @@ use crate::config::FsConfig;
 use crate::data::prefetch::{ObjectReader, ReadContext};
 use crate::error::{FsError, FsResult};
 use crate::storage::{ObjectStore, PutOptions};
+pub use archived::RESTORE_HINT;
 pub use read_handle::KernelCache;
 use read_handle::ReadHandle;
 
+mod archived;
 mod read_handle;
+mod server_copy;
 
 /// Longest symlink target read (Linux's `PATH_MAX`).
 const PATH_MAX: u64 = 4096;
@@ -159,6 +162,7 @@ impl Files {
             return Ok((self.add_handle(file), CacheMode::Direct));
         }
         let node = self.current_version(node).await?;
+        self.refuse_archived(&node).await?;
         let etag = node.stat.etag.clone().unwrap_or_default();
         let (mode, epoch) = self.page_cache_mode(ino, &etag, node.stat.size);
         let reader = ObjectReader::new(self.read_ctx.clone(), &node.key, &etag, node.stat.size);

@@ -292,6 +292,19 @@ impl S3Fs {
         self.files.write(fh, offset, data).await
     }
 
+    /// `copy_file_range` from handle `fh_in` to handle `fh_out`: a copy on the server, or
+    /// `EOPNOTSUPP` for the kernel to copy the bytes itself.
+    pub async fn copy_file_range(
+        &self,
+        (fh_in, off_in): (u64, u64),
+        (fh_out, off_out): (u64, u64),
+        len: u64,
+    ) -> FsResult<u32> {
+        self.files
+            .copy_file_range(fh_in, off_in, fh_out, off_out, len)
+            .await
+    }
+
     /// `flush` (every `close`) from process `pid`.
     pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
         self.files.flush(fh, pid).await

@@ -35,6 +35,8 @@ use crate::data::upload::{read_at, upload_staged, BaseVersion, PartPlan, Staged,
 use crate::error::{FsError, FsResult};
 use crate::storage::{ObjectMeta, ObjectStore, PutOptions};
 
+mod server_copy;
+
 /// Attempts at downloading an object for staging when its body breaks off.
 const STAGING_ATTEMPTS: u32 = 3;
 
@@ -162,6 +164,9 @@ pub struct StagedFile {
     edited: bool,
     /// Why the last upload failed (for the manifest of a copy kept after it).
     last_error: Option<String>,
+    /// The source version a server-side copy made this file's content, while nothing has
+    /// changed it since (see [`server_copy`]).
+    copied_from: Option<BaseVersion>,
 }
 
 impl StagedFile {
@@ -183,6 +188,7 @@ impl StagedFile {
             tags_known: true,
             edited: false,
             last_error: None,
+            copied_from: None,
             ctx,
         })
     }
@@ -213,6 +219,7 @@ impl StagedFile {
             tags_known: base.is_none(),
             edited: false,
             last_error: None,
+            copied_from: None,
             ctx,
         }
     }
@@ -278,6 +285,7 @@ impl StagedFile {
         self.key = key.to_string();
         self.base = None;
         self.dirty_parts.clear();
+        self.copied_from = None;
     }
 
     /// Whether a flush now should be left to a later one: `cmd > file` opens with O_TRUNC,
@@ -321,6 +329,7 @@ impl StagedFile {
         // utimensat before the commit overrides it, as on a local disk).
         stamp_write(&mut self.opts, SystemTime::now());
         self.edited = false;
+        self.copied_from = None;
         let ps = self.ctx.config.part_size;
         if to > from {
             self.dirty_parts.extend(from / ps..=(to - 1) / ps);

@@ -19,7 +19,8 @@
 //! - `versions`: `user.s3.versions` and `user.s3.revert` on versioned and unversioned buckets;
 //! - `as_of`: `--as-of TIME`, the bucket as it was then, read-only; `cp -a` of a deleted tree;
 //! - `bucket_facts`: `user.s3.bucket.*` on the root, present and absent, read-only;
-//! - `restore`: `user.s3.restore` on a GLACIER object: its state, a restore requested;
+//! - `restore`: `user.s3.restore` on a GLACIER object: its state, a restore requested; an
+//!   archived object refused at open (EACCES) until restored, then readable;
 //! - `request_flags`: `--acl`, `--requester-pays` and `--expected-bucket-owner` on the
 //!   requests (through the test proxy) and in the bucket.
 

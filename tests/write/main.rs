@@ -13,6 +13,8 @@
 //!   multipart upload left;
 //! - `recovery`: a failed upload kept across a remount, listed and sent again on request
 //!   (`--list-failed-uploads`, `--retry-failed-uploads`);
+//! - `server_copy`: `cp` inside the mount as a CopyObject (counted at the test proxy), a
+//!   partial `copy_file_range` copied by the kernel, a source with unsaved writes saved first;
 //! - `s3fs_interop`: files and symlinks written by s3fs read back in s3mount and the other way
 //!   round (when Debian's s3fs is installed; skipped otherwise).
 //!
@@ -32,6 +34,7 @@ mod failures;
 mod namespace;
 mod recovery;
 mod s3fs_interop;
+mod server_copy;
 mod tools;
 
 use std::fs::{self, File, OpenOptions};
