@@ -12,11 +12,10 @@
 //! and answered with EIO, so the mount keeps serving. [`KernelNotifier`] lets the core drop
 //! what the kernel caches (FUSE notifications).
 //!
-//! Size: a little over 700 lines, because fuser's `Filesystem` trait is one impl block with
-//! one short handler per FUSE operation (about 30); splitting the impl would scatter them.
+//! Layout: this file is fuser's `Filesystem` impl, one short handler per FUSE operation; how a
+//! handler's future runs and replies (polling, errors, panics) is `fuse/run.rs`.
 
 use std::ffi::OsStr;
-use std::future::Future;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -29,13 +28,15 @@ use fuser::{
     ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use futures::FutureExt;
-use tracing::{debug, warn, Instrument};
+use tracing::{debug, warn};
 
-use crate::error::{FsError, FsResult};
 use crate::fs::names::NAME_MAX;
 use crate::fs::AttrChange;
 use crate::fs::{CacheMode, Caller, KernelCache, S3Fs};
+
+mod run;
+
+use self::run::{log_error, reply_xattr, Poll};
 
 /// The kernel's caches as the core may drop them, through the session's notifications.
 pub struct KernelNotifier(pub fuser::Notifier);
@@ -48,15 +49,6 @@ impl KernelCache for KernelNotifier {
             debug!(ino, "attribute invalidation not sent: {e}");
         }
     }
-}
-
-/// Where a handler's future is first polled (see [`FuseAdapter::run`]).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Poll {
-    /// On the session thread, then on the runtime if it has to wait.
-    HereFirst,
-    /// On the runtime from the start.
-    OnRuntime,
 }
 
 /// The fuser [`Filesystem`] over [`S3Fs`].
@@ -73,112 +65,6 @@ impl FuseAdapter {
 
     fn ttl(&self) -> Duration {
         self.fs.config().metadata_ttl
-    }
-
-    /// Runs `work`, whose result `done` sends as the reply; errors and panics become errnos.
-    /// [`Poll::HereFirst`] polls it once on this session thread (a table or block-cache hit
-    /// replies at once) and on the runtime only if it has to wait; [`Poll::OnRuntime`] runs
-    /// it on the runtime from the start, for requests that change things: they do staging
-    /// I/O or S3 requests, which must not hold up the session threads.
-    fn run<T, F, Fut, R, D>(&self, mode: Poll, op: &'static str, work: F, reply: R, done: D)
-    where
-        F: FnOnce(Arc<S3Fs>) -> Fut + Send + 'static,
-        D: FnOnce(R, T) + Send + 'static,
-        Fut: Future<Output = FsResult<T>> + Send + 'static,
-        T: Send + 'static,
-        R: ErrorReply + Send + 'static,
-    {
-        let fs = self.fs.clone();
-        let span = tracing::debug_span!("fuse", op);
-        let mut handler = Box::pin(
-            async move {
-                let result = std::panic::AssertUnwindSafe(work(fs)).catch_unwind().await;
-                match result {
-                    Ok(Ok(value)) => {
-                        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            done(reply, value)
-                        }));
-                        if sent.is_err() {
-                            // The reply, dropped unsent, answers EIO by itself.
-                            warn!(op, "reply panicked");
-                        }
-                    }
-                    Ok(Err(err)) => {
-                        log_error(op, &err);
-                        reply.fail(err.errno);
-                    }
-                    Err(_) => {
-                        warn!(op, "handler panicked; answering EIO");
-                        reply.fail(libc::EIO);
-                    }
-                }
-            }
-            .instrument(span),
-        );
-        // First poll here, on the FUSE thread: a handler that needs no I/O (a lookup or
-        // getattr the inode table answers, an open, a read from the block cache, a release)
-        // replies at once, without a hand-off to a runtime thread and back, which costs more
-        // than the work itself. A handler that has to wait continues as a task on the
-        // runtime; its next poll registers the task's waker (every future re-registers the
-        // waker of its latest poll).
-        let finished = mode == Poll::HereFirst && {
-            let _runtime = self.rt.enter();
-            let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
-            handler.as_mut().poll(&mut cx).is_ready()
-        };
-        if !finished {
-            self.rt.spawn(handler);
-        }
-    }
-}
-
-fn log_error(op: &str, err: &FsError) {
-    match err.errno {
-        libc::ENOENT | libc::ENODATA | libc::EEXIST | libc::ENOTEMPTY => {
-            debug!(op, "{err}")
-        }
-        // The kernel copies the bytes itself then: a normal answer.
-        libc::EOPNOTSUPP if op == "copy_file_range" => debug!(op, "{err}"),
-        _ => warn!(op, "{err}"),
-    }
-}
-
-/// Replies that can carry an errno.
-trait ErrorReply {
-    fn fail(self, errno: i32);
-}
-
-macro_rules! error_reply {
-    ($($t:ty),*) => {$(
-        impl ErrorReply for $t {
-            fn fail(self, errno: i32) {
-                self.error(Errno::from_i32(errno));
-            }
-        }
-    )*};
-}
-error_reply!(
-    ReplyEntry,
-    ReplyAttr,
-    ReplyData,
-    ReplyDirectory,
-    ReplyDirectoryPlus,
-    ReplyEmpty,
-    ReplyOpen,
-    ReplyWrite,
-    ReplyXattr,
-    ReplyCreate
-);
-
-/// Answers a getxattr/listxattr as xattr(7) expects: the size for a size-0 query, ERANGE when
-/// the caller's buffer is too small, else the bytes.
-fn reply_xattr(size: u32, reply: ReplyXattr, value: Vec<u8>) {
-    if size == 0 {
-        reply.size(value.len() as u32);
-    } else if value.len() > size as usize {
-        reply.error(Errno::ERANGE);
-    } else {
-        reply.data(&value);
     }
 }
 
