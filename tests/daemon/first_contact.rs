@@ -139,9 +139,11 @@ async fn connection_failures_are_one_readable_line_each() {
     assert!(line.contains("TLS handshake failed"), "{line}");
     assert!(line.contains("http:// or https://"), "{line}");
 
+    // Each attempt times out after 0.5 s; timeouts are tried again until the 20 s limit.
     let silent = SilentServer::start();
     let (_, stderr) = Mount::builder_for_endpoint(&silent.endpoint(), bucket.name())
         .args(["--read-timeout", "0.5", "--max-attempts", "2"])
+        .timeout(Duration::from_secs(60))
         .expect_failure();
     let line = error_line(&stderr);
     assert!(line.contains("(timed out)"), "{line}");
