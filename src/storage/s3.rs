@@ -247,15 +247,7 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| classify("ListObjectsV2", prefix, e))?;
         let encoded = out.encoding_type() == Some(&EncodingType::Url);
-        let decode = |k: &str| -> String {
-            if encoded {
-                percent_encoding::percent_decode_str(&k.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            } else {
-                k.to_string()
-            }
-        };
+        let decode = |k: &str| decode_key(k, encoded);
         let objects = out
             .contents()
             .iter()
@@ -676,6 +668,17 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| classify("ListObjectsV2", "", e))?;
         Ok(())
+    }
+}
+
+/// A key from a listing asked for with `encoding-type=url`: decoded when the server says it
+/// encoded it (`+` is a space there).
+fn decode_key(key: &str, encoded: bool) -> String {
+    match encoded {
+        true => percent_encoding::percent_decode_str(&key.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned(),
+        false => key.to_string(),
     }
 }
 

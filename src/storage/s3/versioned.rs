@@ -10,20 +10,10 @@ use std::ops::Range;
 use aws_sdk_s3::types::EncodingType;
 
 use super::classify::classify;
-use super::{byte_chunks, to_system_time, S3Store};
+use super::{byte_chunks, decode_key, to_system_time, S3Store};
 use crate::storage::{
     ByteChunks, ObjectMeta, StoreError, VersionEntry, VersionMarker, VersionPage,
 };
-
-/// `key` as the listing sent it: URL-decoded when `encoded`.
-fn decode(key: &str, encoded: bool) -> String {
-    match encoded {
-        true => percent_encoding::percent_decode_str(&key.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned(),
-        false => key.to_string(),
-    }
-}
 
 /// The size of the whole object from a ranged GET's `Content-Range` (`bytes 0-9/1234`), or
 /// the body's length when the server sent it all; `None` when the total is unknown (`/*`).
@@ -63,7 +53,7 @@ impl S3Store {
         for v in out.versions() {
             let Some(key) = v.key() else { continue };
             entries.push(VersionEntry {
-                key: decode(key, encoded),
+                key: decode_key(key, encoded),
                 version_id: v.version_id().unwrap_or("null").to_string(),
                 last_modified: to_system_time(v.last_modified()),
                 size: v.size().unwrap_or(0).max(0) as u64,
@@ -76,7 +66,7 @@ impl S3Store {
         for m in out.delete_markers() {
             let Some(key) = m.key() else { continue };
             entries.push(VersionEntry {
-                key: decode(key, encoded),
+                key: decode_key(key, encoded),
                 version_id: m.version_id().unwrap_or("null").to_string(),
                 last_modified: to_system_time(m.last_modified()),
                 size: 0,
@@ -89,11 +79,11 @@ impl S3Store {
         let prefixes = out
             .common_prefixes()
             .iter()
-            .filter_map(|p| p.prefix().map(|p| decode(p, encoded)))
+            .filter_map(|p| p.prefix().map(|p| decode_key(p, encoded)))
             .collect();
         let next = match out.is_truncated().unwrap_or(false) {
             true => out.next_key_marker().map(|k| VersionMarker {
-                key: decode(k, encoded),
+                key: decode_key(k, encoded),
                 version_id: out.next_version_id_marker().map(str::to_string),
             }),
             false => None,
@@ -193,7 +183,7 @@ mod tests {
 
     #[test]
     fn decodes_keys_only_when_encoded() {
-        assert_eq!(decode("a+b%2Fc%0A", true), "a b/c\n");
-        assert_eq!(decode("a+b%2F", false), "a+b%2F");
+        assert_eq!(decode_key("a+b%2Fc%0A", true), "a b/c\n");
+        assert_eq!(decode_key("a+b%2F", false), "a+b%2F");
     }
 }
