@@ -170,6 +170,20 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
+    /// What S3 holds now that this file's content was stored as `etag` (`size` bytes): its
+    /// own options, stamped now (S3's Last-Modified is not known without asking).
+    fn written_meta(&self, size: u64, etag: String) -> ObjectMeta {
+        ObjectMeta {
+            size,
+            last_modified: SystemTime::now(),
+            etag,
+            content_type: self.opts.content_type.clone(),
+            storage_class: None,
+            version_id: None,
+            metadata: self.opts.metadata.clone(),
+        }
+    }
+
     /// A new, empty file (create): dirty, streaming from its first full part.
     pub fn created(ctx: Arc<WriteCtx>, ino: u64, key: String, opts: PutOptions) -> FsResult<Self> {
         let file = ctx.temp_file()?;
@@ -447,15 +461,7 @@ impl StagedFile {
                     etag: etag.clone(),
                     size: self.size,
                 });
-                Ok(Some(ObjectMeta {
-                    size: self.size,
-                    last_modified: SystemTime::now(),
-                    etag,
-                    content_type: self.opts.content_type.clone(),
-                    storage_class: None,
-                    version_id: None,
-                    metadata: self.opts.metadata.clone(),
-                }))
+                Ok(Some(self.written_meta(self.size, etag)))
             }
             Err(e) => {
                 self.sync = Sync::Failed;

@@ -89,14 +89,6 @@ impl StagedFile {
         self.edited = false;
         self.opts = opts;
         self.copied_from = Some(src.clone());
-        Ok(ObjectMeta {
-            size: src.size,
-            last_modified: SystemTime::now(),
-            etag,
-            content_type: self.opts.content_type.clone(),
-            storage_class: None,
-            version_id: None,
-            metadata: self.opts.metadata.clone(),
-        })
+        Ok(self.written_meta(src.size, etag))
     }
 }
