@@ -23,6 +23,7 @@ mod values;
 
 pub use options::translate_mount_options;
 
+pub(crate) use values::check_bucket_name;
 pub use values::parse_location;
 use values::{
     byte_size, parse_as_of, parse_endpoint_url, parse_octal, seconds, MAX_PART, MIN_READ_PART,
@@ -47,6 +48,7 @@ pub use man::write_man_page;
     about,
     args_override_self = true,
     override_usage = "s3mount [OPTIONS] <BUCKET> <MOUNTPOINT> [-o OPTIONS]\n       \
+                      s3mount --all-buckets [OPTIONS] <MOUNTPOINT>\n       \
                       s3mount --generate-man <DIR>\n       \
                       s3mount --generate-completions <SHELL>\n       \
                       s3mount --list-failed-uploads [--cache-dir DIR]\n       \
@@ -329,6 +331,13 @@ pub struct Args {
     #[arg(long, value_name = "TIME", value_parser = parse_as_of,
           help_heading = "Bucket options")]
     pub as_of: Option<std::time::SystemTime>,
+
+    /// Mount every bucket of the account (ListBuckets), each as a directory at the top; give
+    /// MOUNTPOINT alone (`s3mount --all-buckets MOUNTPOINT`). Each bucket is reached in its own
+    /// region, with the same flags. `mkdir NAME` at the top creates bucket NAME in --region;
+    /// `rmdir NAME` deletes an empty bucket; a name S3 does not allow is refused (EINVAL).
+    #[arg(long, conflicts_with_all = ["prefix", "as_of"], help_heading = "Bucket options")]
+    pub all_buckets: bool,
 }
 
 /// The commands that work on failed uploads instead of mounting: BUCKET and MOUNTPOINT are not
@@ -345,7 +354,9 @@ fn command_for(argv: &[OsString]) -> clap::Command {
             .iter()
             .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
     });
-    match no_mount {
+    // With --all-buckets, the one positional is MOUNTPOINT (see `all_buckets_mountpoint`).
+    let all_buckets = argv.iter().skip(1).any(|a| a == "--all-buckets");
+    match no_mount || all_buckets {
         true => command
             .mut_arg("bucket", |a| a.required(false))
             .mut_arg("mountpoint", |a| a.required(false)),
@@ -360,7 +371,35 @@ fn try_parse(argv: &[OsString]) -> Result<Args, clap::Error> {
     let mut args = Args::from_arg_matches_mut(&mut matches)?;
     // A mount of the past cannot be written.
     args.read_only |= args.as_of.is_some();
+    all_buckets_mountpoint(&mut args)?;
     Ok(args)
+}
+
+/// With --all-buckets there is no BUCKET: clap took the one positional for it, and it is
+/// the MOUNTPOINT.
+fn all_buckets_mountpoint(args: &mut Args) -> Result<(), clap::Error> {
+    if !args.all_buckets {
+        return Ok(());
+    }
+    let usage = |message: &str| {
+        Args::command().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            message.to_string(),
+        )
+    };
+    match (args.bucket.take(), &args.mountpoint) {
+        (Some(mountpoint), None) => {
+            args.mountpoint = Some(PathBuf::from(mountpoint));
+            Ok(())
+        }
+        (Some(bucket), Some(_)) => Err(usage(&format!(
+            "--all-buckets mounts every bucket: give MOUNTPOINT alone, not BUCKET '{bucket}'"
+        ))),
+        (None, _) => Err(Args::command().error(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "--all-buckets needs MOUNTPOINT",
+        )),
+    }
 }
 
 /// Why the command line was refused.
@@ -475,6 +514,7 @@ impl Args {
                 origin: crate::recovery::origin(self, location),
                 ..WriteConfig::default()
             },
+            buckets_at_root: self.all_buckets,
         }
     }
 
@@ -698,6 +738,26 @@ mod tests {
         );
         assert!(page.contains("endpoint\\-url"), "man page lists the flags");
         assert!(page.contains("FSTAB AND MOUNT(8)") && page.contains("fuse.s3mount"));
+    }
+
+    #[test]
+    fn all_buckets_takes_the_mountpoint_alone() {
+        let a = parse(&["s3mount", "--all-buckets", "/mnt"]).unwrap();
+        assert!(a.all_buckets && a.bucket.is_none());
+        assert_eq!(a.mountpoint(), Path::new("/mnt"));
+        let a = parse(&["s3mount", "/mnt", "--all-buckets", "--region", "eu-west-1"]).unwrap();
+        assert_eq!(a.mountpoint(), Path::new("/mnt"));
+        let e = parse(&["s3mount", "--all-buckets", "b", "/mnt"]).unwrap_err();
+        assert!(e.contains("give MOUNTPOINT alone"), "{e}");
+        let e = parse(&["s3mount", "--all-buckets"]).unwrap_err();
+        assert!(e.contains("needs MOUNTPOINT"), "{e}");
+        let e = parse(&["s3mount", "--all-buckets", "--prefix", "p/", "/mnt"]).unwrap_err();
+        assert!(e.contains("cannot be used with"), "{e}");
+        assert!(!parse(&["s3mount", "b", "/mnt"]).unwrap().all_buckets);
+        assert!(
+            parse(&["s3mount", "/mnt"]).is_err(),
+            "BUCKET is still needed without it"
+        );
     }
 
     #[test]

@@ -48,7 +48,14 @@ use crate::storage::{BucketLocation, ObjectStore};
 /// Mounts as `args` say and serves until unmounted. The error's `Display` is a one-line
 /// message. `readiness` is told once the mount answers; `notes` are passed on with it.
 pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), StartupError> {
-    let location = parse_location(args.bucket(), args.prefix.as_deref())?;
+    let location = match args.all_buckets {
+        // Every key's first component is its bucket (storage/account.rs).
+        true => BucketLocation {
+            bucket: String::new(),
+            prefix: String::new(),
+        },
+        false => parse_location(args.bucket(), args.prefix.as_deref())?,
+    };
     let mountpoint = check_mountpoint(args.mountpoint())?;
     warn_if_not_empty(&mountpoint, &readiness);
     // Bound before mounting, so a taken port fails the mount rather than the metrics.

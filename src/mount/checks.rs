@@ -20,8 +20,9 @@ use crate::cli::Args;
 use crate::daemon::Readiness;
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
+use crate::storage::account::AccountStore;
 use crate::storage::metered::MeteredStore;
-use crate::storage::s3::{self, S3Store, Transport};
+use crate::storage::s3::{self, S3Account, S3Store, Transport};
 use crate::storage::{BucketLocation, ErrorKind, ObjectStore, StoreError};
 
 /// How long the checks before mounting (credentials, region, one listing) may take in all.
@@ -120,10 +121,23 @@ async fn check_bucket(
     metrics: &Arc<Metrics>,
     progress: &Mutex<Progress>,
 ) -> Result<(MeteredStore, String), StoreError> {
-    let s3 = S3Store::connect(location, args.s3_settings()).await?;
-    let region = s3.region().to_string();
-    let store = MeteredStore::new(Arc::new(s3), metrics.clone());
-    progress.lock().unwrap().phase = "listing the bucket";
+    let (s3, region): (Arc<dyn ObjectStore>, String) = match args.all_buckets {
+        true => {
+            let account = S3Account::connect(args.s3_settings()).await?;
+            let region = account.region().to_string();
+            (Arc::new(AccountStore::new(Arc::new(account))), region)
+        }
+        false => {
+            let s3 = S3Store::connect(location, args.s3_settings()).await?;
+            let region = s3.region().to_string();
+            (Arc::new(s3), region)
+        }
+    };
+    let store = MeteredStore::new(s3, metrics.clone());
+    progress.lock().unwrap().phase = match args.all_buckets {
+        true => "listing the buckets",
+        false => "listing the bucket",
+    };
     let mut pause = FIRST_PAUSE;
     loop {
         match store.check_access().await {

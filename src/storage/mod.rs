@@ -8,6 +8,7 @@
 //! [`s3::S3Store`] (aws-sdk-s3, used by the real mount) and [`mem::MemStore`] (in-process, for
 //! fast unit tests of the core — never the only proof: integration tests use a real server).
 
+pub mod account;
 pub mod as_of;
 mod error;
 pub mod fault;
