@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::fs;
 
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use common::fault_proxy::FaultProxy;
 use common::*;
 
 /// The names at the top of the mount.
@@ -25,6 +26,19 @@ async fn buckets(s3: &S3Server) -> BTreeSet<String> {
         .iter()
         .filter_map(|b| b.name().map(str::to_string))
         .collect()
+}
+
+/// The region the first `method` request for `path` (without its query) was signed for.
+fn signing_region(proxy: &FaultProxy, method: &str, path: &str) -> String {
+    let seen = proxy.requests();
+    let request = seen
+        .iter()
+        .find(|r| r.method == method && r.target.split('?').next() == Some(path))
+        .unwrap_or_else(|| panic!("no {method} {path} among {}", proxy.summary()));
+    let auth = request.header("authorization").expect("a signed request");
+    // `AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/s3/aws4_request, ...`
+    let scope = auth.split("Credential=").nth(1).unwrap();
+    scope.split('/').nth(2).unwrap().to_string()
 }
 
 fn set(names: &[&str]) -> BTreeSet<String> {
@@ -50,7 +64,18 @@ async fn all_buckets_lists_creates_and_removes_buckets() {
     s3.bucket("west-bucket")
         .put("w.txt", b"from the west\n")
         .await;
-    let mut mount = Mount::builder(&s3, "").arg("--all-buckets").mount();
+    // --region names where new buckets go; each existing one is reached in its own region.
+    let proxy = FaultProxy::start(s3.endpoint());
+    let mut mount = Mount::builder(&s3, "")
+        .endpoint_url(&proxy.endpoint())
+        .args([
+            "--all-buckets",
+            "--region",
+            "eu-central-1",
+            "--metadata-ttl",
+            "1",
+        ])
+        .mount();
 
     // Listing: every bucket a directory; inside, each is a mount of that bucket.
     assert_eq!(top(&mount), set(&["alpha-bucket", "west-bucket"]));
@@ -77,10 +102,35 @@ async fn all_buckets_lists_creates_and_removes_buckets() {
         libc::ENOENT,
         "stat",
     );
+    assert_eq!(
+        signing_region(&proxy, "GET", "/west-bucket/w.txt"),
+        "eu-west-1"
+    );
+    assert_eq!(
+        signing_region(&proxy, "GET", "/alpha-bucket/dir/a.txt"),
+        "us-east-1"
+    );
+    assert_eq!(
+        signing_region(&proxy, "GET", "/"),
+        "eu-central-1",
+        "ListBuckets"
+    );
 
     // mkdir at the top creates a bucket; an empty bucket stays a directory.
     fs::create_dir(mount.join("gamma-bucket")).unwrap();
     assert!(buckets(&s3).await.contains("gamma-bucket"));
+    let location = s3
+        .client()
+        .get_bucket_location()
+        .bucket("gamma-bucket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location.location_constraint().map(|c| c.as_str()),
+        Some("eu-central-1"),
+        "created in --region"
+    );
     assert!(fs::metadata(mount.join("gamma-bucket")).unwrap().is_dir());
     assert_errno(
         fs::create_dir(mount.join("gamma-bucket")),
@@ -99,6 +149,24 @@ async fn all_buckets_lists_creates_and_removes_buckets() {
         libc::EINVAL,
         "a file at the top",
     );
+    assert_errno(
+        std::os::unix::fs::symlink("alpha-bucket", mount.join("link-at-top")),
+        libc::EINVAL,
+        "a symlink at the top",
+    );
+    assert_errno(
+        fs::set_permissions(
+            mount.join("alpha-bucket"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        ),
+        libc::EINVAL,
+        "chmod of a bucket",
+    );
+    assert_errno(
+        fs::metadata(mount.join("Upper-Case")),
+        libc::ENOENT,
+        "an invalid name looked up",
+    );
     assert_eq!(
         buckets(&s3).await,
         set(&["alpha-bucket", "gamma-bucket", "west-bucket"]),
@@ -114,6 +182,17 @@ async fn all_buckets_lists_creates_and_removes_buckets() {
         libc::EXDEV,
         "rename across buckets",
     );
+    // A copy between buckets goes through the client (the server-side copy is refused).
+    fs::copy(
+        mount.join("alpha-bucket/dir/a.txt"),
+        mount.join("gamma-bucket/a.txt"),
+    )
+    .unwrap();
+    assert_eq!(
+        s3.bucket("gamma-bucket").get("a.txt").await,
+        b"hello alpha\n"
+    );
+    fs::remove_file(mount.join("gamma-bucket/a.txt")).unwrap();
 
     // rmdir deletes an empty bucket only.
     assert_errno(
@@ -131,6 +210,14 @@ async fn all_buckets_lists_creates_and_removes_buckets() {
     );
     assert_eq!(top(&mount), set(&["alpha-bucket", "west-bucket"]));
 
+    // A bucket made elsewhere shows up once the top's listing is older than the TTL.
+    s3.create_bucket("late-bucket").await;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        top(&mount),
+        set(&["alpha-bucket", "late-bucket", "west-bucket"])
+    );
+
     let log = mount.stderr();
     assert!(
         log.contains("not a valid bucket name"),
@@ -140,6 +227,7 @@ async fn all_buckets_lists_creates_and_removes_buckets() {
     assert!(log.contains("Upper-Case"), "{}", tail(&log, 30));
     mount.unmount();
     drop(mount);
+    drop(proxy);
     drop(s3);
 }
 

@@ -1,5 +1,6 @@
 //! The checks before mounting: the mount point, the profile, credentials and region, and one
-//! listing that proves the bucket exists and may be listed.
+//! listing that proves the bucket exists and may be listed (with `--all-buckets`, one
+//! `ListBuckets` that proves the account may be listed).
 //!
 //! Design note: each failure becomes one line that says what is wrong and what to do (a
 //! [`StartupError`]); a connection failure is named by its [`Transport`] cause. The checks run
@@ -242,7 +243,10 @@ fn unescape_mountinfo(s: &str) -> String {
 /// Turns a failure of the mount-time checks into one line saying what to fix.
 fn explain(err: &StoreError, location: &BucketLocation, endpoint: &str) -> String {
     use crate::storage::ErrorKind;
-    let bucket = &location.bucket;
+    let bucket = match location.bucket.as_str() {
+        "" => "(--all-buckets: ListBuckets)",
+        name => name,
+    };
     let detail = err.message();
     match err.kind() {
         ErrorKind::NoSuchBucket | ErrorKind::NotFound => format!(
