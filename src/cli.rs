@@ -17,6 +17,7 @@ use crate::startup::StartupError;
 use crate::storage::s3::S3Settings;
 use crate::storage::BucketLocation;
 
+mod all_buckets;
 mod man;
 mod options;
 mod values;
@@ -354,7 +355,7 @@ fn command_for(argv: &[OsString]) -> clap::Command {
             .iter()
             .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
     });
-    // With --all-buckets, the one positional is MOUNTPOINT (see `all_buckets_mountpoint`).
+    // With --all-buckets, the one positional is MOUNTPOINT (see `all_buckets.rs`).
     let all_buckets = argv.iter().skip(1).any(|a| a == "--all-buckets");
     match no_mount || all_buckets {
         true => command
@@ -371,35 +372,8 @@ fn try_parse(argv: &[OsString]) -> Result<Args, clap::Error> {
     let mut args = Args::from_arg_matches_mut(&mut matches)?;
     // A mount of the past cannot be written.
     args.read_only |= args.as_of.is_some();
-    all_buckets_mountpoint(&mut args)?;
+    all_buckets::mountpoint_alone(&mut args)?;
     Ok(args)
-}
-
-/// With --all-buckets there is no BUCKET: clap took the one positional for it, and it is
-/// the MOUNTPOINT.
-fn all_buckets_mountpoint(args: &mut Args) -> Result<(), clap::Error> {
-    if !args.all_buckets {
-        return Ok(());
-    }
-    let usage = |message: &str| {
-        Args::command().error(
-            clap::error::ErrorKind::ArgumentConflict,
-            message.to_string(),
-        )
-    };
-    match (args.bucket.take(), &args.mountpoint) {
-        (Some(mountpoint), None) => {
-            args.mountpoint = Some(PathBuf::from(mountpoint));
-            Ok(())
-        }
-        (Some(bucket), Some(_)) => Err(usage(&format!(
-            "--all-buckets mounts every bucket: give MOUNTPOINT alone, not BUCKET '{bucket}'"
-        ))),
-        (None, _) => Err(Args::command().error(
-            clap::error::ErrorKind::MissingRequiredArgument,
-            "--all-buckets needs MOUNTPOINT",
-        )),
-    }
 }
 
 /// Why the command line was refused.
@@ -738,26 +712,6 @@ mod tests {
         );
         assert!(page.contains("endpoint\\-url"), "man page lists the flags");
         assert!(page.contains("FSTAB AND MOUNT(8)") && page.contains("fuse.s3mount"));
-    }
-
-    #[test]
-    fn all_buckets_takes_the_mountpoint_alone() {
-        let a = parse(&["s3mount", "--all-buckets", "/mnt"]).unwrap();
-        assert!(a.all_buckets && a.bucket.is_none());
-        assert_eq!(a.mountpoint(), Path::new("/mnt"));
-        let a = parse(&["s3mount", "/mnt", "--all-buckets", "--region", "eu-west-1"]).unwrap();
-        assert_eq!(a.mountpoint(), Path::new("/mnt"));
-        let e = parse(&["s3mount", "--all-buckets", "b", "/mnt"]).unwrap_err();
-        assert!(e.contains("give MOUNTPOINT alone"), "{e}");
-        let e = parse(&["s3mount", "--all-buckets"]).unwrap_err();
-        assert!(e.contains("needs MOUNTPOINT"), "{e}");
-        let e = parse(&["s3mount", "--all-buckets", "--prefix", "p/", "/mnt"]).unwrap_err();
-        assert!(e.contains("cannot be used with"), "{e}");
-        assert!(!parse(&["s3mount", "b", "/mnt"]).unwrap().all_buckets);
-        assert!(
-            parse(&["s3mount", "/mnt"]).is_err(),
-            "BUCKET is still needed without it"
-        );
     }
 
     #[test]
