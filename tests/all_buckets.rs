@@ -102,6 +102,25 @@ async fn all_buckets_lists_creates_and_removes_buckets() {
         libc::ENOENT,
         "stat",
     );
+    // Bucket facts on each bucket's directory (the top itself is no bucket).
+    let region = |path: &str| get_xattr(&mount.join(path), "user.s3.bucket.region");
+    assert_eq!(region("west-bucket").unwrap(), b"eu-west-1");
+    assert_eq!(region("alpha-bucket").unwrap(), b"us-east-1");
+    assert_errno(region(""), libc::ENODATA, "a fact of the top");
+    assert_errno(
+        region("alpha-bucket/dir"),
+        libc::ENODATA,
+        "a fact below a bucket",
+    );
+    alpha.set_versioning("Enabled").await;
+    fs::write(mount.join("alpha-bucket/v.txt"), b"one").unwrap();
+    fs::write(mount.join("alpha-bucket/v.txt"), b"two").unwrap();
+    let versions = get_xattr(&mount.join("alpha-bucket/v.txt"), "user.s3.versions").unwrap();
+    assert_eq!(
+        String::from_utf8(versions).unwrap().lines().count(),
+        2,
+        "versions of a file in a versioned bucket"
+    );
     assert_eq!(
         signing_region(&proxy, "GET", "/west-bucket/w.txt"),
         "eu-west-1"

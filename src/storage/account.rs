@@ -18,9 +18,9 @@
 //! fails with [`CROSS_BUCKET`], which the application sees as EXDEV: `mv` then copies and
 //! deletes by itself.
 //!
-//! Bucket facts (`user.s3.bucket.*`) name no key, so they cannot be routed to a bucket here:
-//! an `--all-buckets` mount has none. Versions are forwarded; `--as-of` is not offered with
-//! `--all-buckets`.
+//! Bucket facts are asked with a key ([`ObjectStore::bucket_fact_at`]) and answered by that
+//! key's bucket; the top level has none. Versions are forwarded; `--as-of` is not offered
+//! with `--all-buckets`.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -32,8 +32,8 @@ use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::{
-    ByteChunks, ErrorKind, ListPage, ListedObject, ObjectMeta, ObjectStore, ObjectVersion,
-    PutOptions, RestoreRequest, StoreError,
+    BucketFact, ByteChunks, ErrorKind, ListPage, ListedObject, ObjectMeta, ObjectStore,
+    ObjectVersion, PutOptions, RestoreRequest, StoreError,
 };
 
 /// The error code of a copy between two buckets (the application sees EXDEV).
@@ -440,6 +440,21 @@ impl ObjectStore for AccountStore {
         match self.object(key).await {
             Ok((store, inner)) => store.restore_status(inner).await,
             Err(_) => Ok(None),
+        }
+    }
+
+    /// The facts of the key's bucket; the top level is no bucket and has none.
+    async fn bucket_fact_at(
+        &self,
+        key: &str,
+        fact: &BucketFact,
+    ) -> Result<Option<String>, StoreError> {
+        match place(key) {
+            Place::Bucket(bucket, _) => {
+                let store = self.bucket(bucket).await.map_err(absent)?;
+                store.bucket_fact(fact).await
+            }
+            Place::Top(_) => Ok(None),
         }
     }
 

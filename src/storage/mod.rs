@@ -284,6 +284,18 @@ pub trait ObjectStore: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// [`ObjectStore::bucket_fact`] of the bucket `key` lies in. The default: the store's one
+    /// bucket; a store over several (`--all-buckets`) asks the key's, and decorators pass the
+    /// key on.
+    async fn bucket_fact_at(
+        &self,
+        key: &str,
+        fact: &BucketFact,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = key;
+        self.bucket_fact(fact).await
+    }
+
     /// Retries, once and now, clean-up requests that failed earlier (aborts of multipart
     /// uploads while the server was unreachable). Called before unmounting.
     async fn retry_pending(&self) {}
