@@ -108,6 +108,9 @@ pub struct AccountStore {
     open: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
     /// Creation times seen in listings, for the buckets' directory times.
     created: Mutex<HashMap<String, SystemTime>>,
+    /// The time of a bucket no listing has dated (HeadBucket tells none): when this store
+    /// was made, as for a directory without a marker.
+    started: SystemTime,
 }
 
 impl AccountStore {
@@ -117,6 +120,7 @@ impl AccountStore {
             buckets,
             open: Mutex::new(HashMap::new()),
             created: Mutex::new(HashMap::new()),
+            started: SystemTime::now(),
         }
     }
 
@@ -167,7 +171,7 @@ impl AccountStore {
         let mut created = self.created.lock().unwrap();
         let mut page = ListPage::default();
         for b in buckets.into_iter().filter(|b| b.name.starts_with(start)) {
-            let when = b.created.unwrap_or(SystemTime::UNIX_EPOCH);
+            let when = b.created.unwrap_or(self.started);
             created.insert(b.name.clone(), when);
             let dir = format!("{}/", b.name);
             match delimiter {
@@ -194,7 +198,7 @@ impl AccountStore {
 
     fn created_at(&self, name: &str) -> SystemTime {
         let created = self.created.lock().unwrap();
-        created.get(name).copied().unwrap_or(SystemTime::UNIX_EPOCH)
+        created.get(name).copied().unwrap_or(self.started)
     }
 
     /// `mkdir NAME` at the top: `CreateBucket`.
