@@ -17,12 +17,14 @@ use crate::startup::StartupError;
 use crate::storage::s3::S3Settings;
 use crate::storage::BucketLocation;
 
+mod all_buckets;
 mod man;
 mod options;
 mod values;
 
 pub use options::translate_mount_options;
 
+pub(crate) use values::check_bucket_name;
 pub use values::parse_location;
 use values::{
     byte_size, parse_as_of, parse_endpoint_url, parse_octal, seconds, MAX_PART, MIN_READ_PART,
@@ -47,6 +49,7 @@ pub use man::write_man_page;
     about,
     args_override_self = true,
     override_usage = "s3mount [OPTIONS] <BUCKET> <MOUNTPOINT> [-o OPTIONS]\n       \
+                      s3mount --all-buckets [OPTIONS] <MOUNTPOINT>\n       \
                       s3mount --generate-man <DIR>\n       \
                       s3mount --generate-completions <SHELL>\n       \
                       s3mount --list-failed-uploads [--cache-dir DIR]\n       \
@@ -329,6 +332,13 @@ pub struct Args {
     #[arg(long, value_name = "TIME", value_parser = parse_as_of,
           help_heading = "Bucket options")]
     pub as_of: Option<std::time::SystemTime>,
+
+    /// Mount every bucket of the account (ListBuckets), each as a directory at the top; give
+    /// MOUNTPOINT alone (`s3mount --all-buckets MOUNTPOINT`). Each bucket is reached in its own
+    /// region, with the same flags. `mkdir NAME` at the top creates bucket NAME in --region;
+    /// `rmdir NAME` deletes an empty bucket; a name S3 does not allow is refused (EINVAL).
+    #[arg(long, conflicts_with_all = ["prefix", "as_of"], help_heading = "Bucket options")]
+    pub all_buckets: bool,
 }
 
 /// The commands that work on failed uploads instead of mounting: BUCKET and MOUNTPOINT are not
@@ -345,7 +355,9 @@ fn command_for(argv: &[OsString]) -> clap::Command {
             .iter()
             .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
     });
-    match no_mount {
+    // With --all-buckets, the one positional is MOUNTPOINT (see `all_buckets.rs`).
+    let all_buckets = argv.iter().skip(1).any(|a| a == "--all-buckets");
+    match no_mount || all_buckets {
         true => command
             .mut_arg("bucket", |a| a.required(false))
             .mut_arg("mountpoint", |a| a.required(false)),
@@ -360,6 +372,7 @@ fn try_parse(argv: &[OsString]) -> Result<Args, clap::Error> {
     let mut args = Args::from_arg_matches_mut(&mut matches)?;
     // A mount of the past cannot be written.
     args.read_only |= args.as_of.is_some();
+    all_buckets::mountpoint_alone(&mut args)?;
     Ok(args)
 }
 
@@ -475,6 +488,7 @@ impl Args {
                 origin: crate::recovery::origin(self, location),
                 ..WriteConfig::default()
             },
+            buckets_at_root: self.all_buckets,
         }
     }
 

@@ -44,6 +44,9 @@ pub struct FsConfig {
     pub read: ReadConfig,
     /// Upload settings.
     pub write: WriteConfig,
+    /// The root holds buckets, not objects (`--all-buckets`): a file created there is refused
+    /// with EINVAL at once, not at its first flush. Default false.
+    pub buckets_at_root: bool,
 }
 
 impl FsConfig {
@@ -156,6 +159,7 @@ impl Default for FsConfig {
             other_users: false,
             read: ReadConfig::default(),
             write: WriteConfig::default(),
+            buckets_at_root: false,
         }
     }
 }

@@ -70,8 +70,13 @@ impl FsError {
 
 /// The errno each kind of store failure reaches the application as.
 pub fn errno_for(err: &StoreError) -> i32 {
-    if err.code() == Some(ARCHIVED) {
-        return libc::EACCES; // see fs/files/archived.rs
+    match err.code() {
+        Some(ARCHIVED) => return libc::EACCES, // see fs/files/archived.rs
+        // The bucket answers of an --all-buckets mount (storage/account.rs).
+        Some("BucketNotEmpty") => return libc::ENOTEMPTY,
+        Some("BucketAlreadyExists" | "BucketAlreadyOwnedByYou") => return libc::EEXIST,
+        Some(crate::storage::account::CROSS_BUCKET) => return libc::EXDEV,
+        _ => {}
     }
     match err.kind() {
         ErrorKind::NotFound | ErrorKind::NoSuchBucket => libc::ENOENT,
@@ -140,6 +145,16 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn bucket_answers_have_their_own_errnos() {
+        let coded = |code: &str| StoreError::other("x").with_code(Some(code.to_string()));
+        assert_eq!(errno_for(&coded("BucketNotEmpty")), libc::ENOTEMPTY);
+        assert_eq!(errno_for(&coded("BucketAlreadyOwnedByYou")), libc::EEXIST);
+        assert_eq!(errno_for(&coded("BucketAlreadyExists")), libc::EEXIST);
+        assert_eq!(errno_for(&coded("CrossBucketCopy")), libc::EXDEV);
+        assert_eq!(errno_for(&coded("SomethingElse")), libc::EIO);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! later, inside `ls`, only says "Input/output error".
 //! The order is: mount point (cheap, local), credentials and region, then one
 //! `ListObjectsV2` that proves the bucket exists and that we may list it (`checks.rs`, under
-//! a limit of their own).
+//! a limit of their own; with `--all-buckets`, one `ListBuckets` over an `AccountStore`).
 //!
 //! Readiness (see [`crate::daemon`]) is declared only once the kernel answers a `stat` of the
 //! mount point through the new session; until then every failure is still reported to
@@ -48,7 +48,14 @@ use crate::storage::{BucketLocation, ObjectStore};
 /// Mounts as `args` say and serves until unmounted. The error's `Display` is a one-line
 /// message. `readiness` is told once the mount answers; `notes` are passed on with it.
 pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), StartupError> {
-    let location = parse_location(args.bucket(), args.prefix.as_deref())?;
+    let location = match args.all_buckets {
+        // Every key's first component is its bucket (storage/account.rs).
+        true => BucketLocation {
+            bucket: String::new(),
+            prefix: String::new(),
+        },
+        false => parse_location(args.bucket(), args.prefix.as_deref())?,
+    };
     let mountpoint = check_mountpoint(args.mountpoint())?;
     warn_if_not_empty(&mountpoint, &readiness);
     // Bound before mounting, so a taken port fails the mount rather than the metrics.
@@ -88,7 +95,11 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     ));
 
     // The session answers from its own threads once `run` starts; this thread proves it.
-    let status = format!("mounted {location} at {}", mountpoint.display());
+    let what = match args.all_buckets {
+        true => "every bucket".to_string(),
+        false => location.to_string(),
+    };
+    let status = format!("mounted {what} at {}", mountpoint.display());
     let probe = spawn_readiness_probe(readiness.clone(), mountpoint.clone(), status, notes)?;
     let result = session_outcome(session.run(), &mountpoint);
     let _ = probe.join();

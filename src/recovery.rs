@@ -62,6 +62,7 @@ pub fn origin(args: &Args, location: &BucketLocation) -> Origin {
         endpoint_url: args.endpoint_url.clone(),
         region: args.region.clone().or_else(env_region),
         force_path_style: args.force_path_style,
+        all_buckets: args.all_buckets,
     }
 }
 

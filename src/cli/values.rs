@@ -181,7 +181,7 @@ fn strip_scheme(bucket: &str) -> Result<&str, StartupError> {
 
 /// S3's naming rules for buckets: 3 to 63 characters, lowercase letters, digits, dots and
 /// hyphens, a letter or digit at each end, no `..`, not an IP address. Returns why not.
-fn check_bucket_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_bucket_name(name: &str) -> Result<(), String> {
     const RULE: &str = "bucket names are 3 to 63 lowercase letters, digits, dots and hyphens";
     if let Some(c) = name
         .chars()

@@ -58,6 +58,9 @@ pub struct Origin {
     pub region: Option<String>,
     /// `--force-path-style`.
     pub force_path_style: bool,
+    /// A mount of every bucket (`--all-buckets`): `bucket` is empty and each key begins with
+    /// its bucket.
+    pub all_buckets: bool,
 }
 
 /// The manifest of one failed upload (`manifest.json`).
@@ -101,17 +104,23 @@ pub struct Manifest {
 impl Manifest {
     /// The manifest of `key` (`size` bytes, uploaded with `opts`) from a mount of `origin`,
     /// failed now with `error`.
+    /// A mount of every bucket (`--all-buckets`) has the bucket as the key's first component:
+    /// it is split off, and the region left to be discovered again (each bucket has its own).
     pub fn new(origin: &Origin, key: &str, size: u64, opts: &PutOptions, error: &str) -> Self {
+        let (bucket, key, region) = match key.split_once('/') {
+            Some((bucket, key)) if origin.all_buckets => (bucket.to_string(), key, None),
+            _ => (origin.bucket.clone(), key, origin.region.clone()),
+        };
         Manifest {
             format: FORMAT,
-            bucket: origin.bucket.clone(),
+            bucket,
             key: key.to_string(),
             prefix: origin.prefix.clone(),
             size,
             time: rfc3339(SystemTime::now()),
             error: one_line(error),
             endpoint_url: origin.endpoint_url.clone(),
-            region: origin.region.clone(),
+            region,
             force_path_style: origin.force_path_style,
             content_type: opts.content_type.clone(),
             metadata: opts.metadata.clone().into_iter().collect(),
@@ -336,6 +345,7 @@ mod tests {
             endpoint_url: Some("http://127.0.0.1:9".into()),
             region: Some("eu-west-1".into()),
             force_path_style: true,
+            all_buckets: false,
         }
     }
 
@@ -395,6 +405,25 @@ mod tests {
 
         entries[0].remove().unwrap();
         assert!(list(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_key_of_an_all_buckets_mount_names_its_bucket() {
+        let all = Origin {
+            bucket: String::new(),
+            prefix: String::new(),
+            all_buckets: true,
+            ..origin()
+        };
+        let m = Manifest::new(&all, "photos/2024/a.jpg", 1, &PutOptions::default(), "x");
+        assert_eq!(
+            (m.bucket.as_str(), m.key.as_str()),
+            ("photos", "2024/a.jpg")
+        );
+        assert_eq!(m.region, None, "each bucket's region is found again");
+        let m = Manifest::new(&origin(), "p/f.txt", 1, &PutOptions::default(), "x");
+        assert_eq!((m.bucket.as_str(), m.key.as_str()), ("b", "p/f.txt"));
+        assert_eq!(m.region.as_deref(), Some("eu-west-1"));
     }
 
     #[test]

@@ -273,6 +273,16 @@ impl S3Fs {
         caller: impl Into<Caller>,
     ) -> FsResult<(FileAttr, u64)> {
         self.config.check_writable()?;
+        if self.config.buckets_at_root && parent == inode::ROOT_INO {
+            let what = name.to_string_lossy();
+            tracing::warn!(
+                "{what}: only directories (buckets) live at the top of an --all-buckets mount"
+            );
+            return Err(FsError::new(
+                libc::EINVAL,
+                format!("{what}: a file at the top of --all-buckets"),
+            ));
+        }
         let name = self.ns.new_name(parent, name).await?;
         let attr = self
             .files

@@ -1,5 +1,6 @@
 //! The checks before mounting: the mount point, the profile, credentials and region, and one
-//! listing that proves the bucket exists and may be listed.
+//! listing that proves the bucket exists and may be listed (with `--all-buckets`, one
+//! `ListBuckets` that proves the account may be listed).
 //!
 //! Design note: each failure becomes one line that says what is wrong and what to do (a
 //! [`StartupError`]); a connection failure is named by its [`Transport`] cause. The checks run
@@ -20,8 +21,9 @@ use crate::cli::Args;
 use crate::daemon::Readiness;
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
+use crate::storage::account::AccountStore;
 use crate::storage::metered::MeteredStore;
-use crate::storage::s3::{self, S3Store, Transport};
+use crate::storage::s3::{self, S3Account, S3Store, Transport};
 use crate::storage::{BucketLocation, ErrorKind, ObjectStore, StoreError};
 
 /// How long the checks before mounting (credentials, region, one listing) may take in all.
@@ -120,10 +122,23 @@ async fn check_bucket(
     metrics: &Arc<Metrics>,
     progress: &Mutex<Progress>,
 ) -> Result<(MeteredStore, String), StoreError> {
-    let s3 = S3Store::connect(location, args.s3_settings()).await?;
-    let region = s3.region().to_string();
-    let store = MeteredStore::new(Arc::new(s3), metrics.clone());
-    progress.lock().unwrap().phase = "listing the bucket";
+    let (s3, region): (Arc<dyn ObjectStore>, String) = match args.all_buckets {
+        true => {
+            let account = S3Account::connect(args.s3_settings()).await?;
+            let region = account.region().to_string();
+            (Arc::new(AccountStore::new(Arc::new(account))), region)
+        }
+        false => {
+            let s3 = S3Store::connect(location, args.s3_settings()).await?;
+            let region = s3.region().to_string();
+            (Arc::new(s3), region)
+        }
+    };
+    let store = MeteredStore::new(s3, metrics.clone());
+    progress.lock().unwrap().phase = match args.all_buckets {
+        true => "listing the buckets",
+        false => "listing the bucket",
+    };
     let mut pause = FIRST_PAUSE;
     loop {
         match store.check_access().await {
@@ -228,7 +243,10 @@ fn unescape_mountinfo(s: &str) -> String {
 /// Turns a failure of the mount-time checks into one line saying what to fix.
 fn explain(err: &StoreError, location: &BucketLocation, endpoint: &str) -> String {
     use crate::storage::ErrorKind;
-    let bucket = &location.bucket;
+    let bucket = match location.bucket.as_str() {
+        "" => "(--all-buckets: ListBuckets)",
+        name => name,
+    };
     let detail = err.message();
     match err.kind() {
         ErrorKind::NoSuchBucket | ErrorKind::NotFound => format!(

@@ -351,6 +351,14 @@ impl ObjectStore for AsOfStore {
         self.inner.bucket_fact(fact).await
     }
 
+    async fn bucket_fact_at(
+        &self,
+        key: &str,
+        fact: &BucketFact,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.bucket_fact_at(key, fact).await
+    }
+
     async fn retry_pending(&self) {
         self.inner.retry_pending().await
     }

@@ -517,6 +517,15 @@ impl<S: ObjectStore + ?Sized> ObjectStore for FaultStore<S> {
         self.inner.bucket_fact(fact).await
     }
 
+    async fn bucket_fact_at(
+        &self,
+        key: &str,
+        fact: &BucketFact,
+    ) -> Result<Option<String>, StoreError> {
+        self.enter(Op::BucketFact, key).await?;
+        self.inner.bucket_fact_at(key, fact).await
+    }
+
     async fn retry_pending(&self) {
         self.inner.retry_pending().await
     }

@@ -595,6 +595,17 @@ impl ObjectStore for MeteredStore {
             .await
     }
 
+    async fn bucket_fact_at(
+        &self,
+        key: &str,
+        fact: &BucketFact,
+    ) -> Result<Option<String>, StoreError> {
+        let label = (key, format!(" {fact:?}"));
+        let fut = self.inner.bucket_fact_at(key, fact);
+        self.call(Op::GetBucketConfiguration, label, 0, fut, |_| 0)
+            .await
+    }
+
     async fn retry_pending(&self) {
         self.inner.retry_pending().await
     }

@@ -8,6 +8,7 @@
 //! [`s3::S3Store`] (aws-sdk-s3, used by the real mount) and [`mem::MemStore`] (in-process, for
 //! fast unit tests of the core — never the only proof: integration tests use a real server).
 
+pub mod account;
 pub mod as_of;
 mod error;
 pub mod fault;
@@ -281,6 +282,18 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn bucket_fact(&self, fact: &BucketFact) -> Result<Option<String>, StoreError> {
         let _ = fact;
         Ok(None)
+    }
+
+    /// [`ObjectStore::bucket_fact`] of the bucket `key` lies in. The default: the store's one
+    /// bucket; a store over several (`--all-buckets`) asks the key's, and decorators pass the
+    /// key on.
+    async fn bucket_fact_at(
+        &self,
+        key: &str,
+        fact: &BucketFact,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = key;
+        self.bucket_fact(fact).await
     }
 
     /// Retries, once and now, clean-up requests that failed earlier (aborts of multipart

@@ -34,6 +34,7 @@ use super::{
     PutOptions, RestoreRequest, StoreError, VersionMarker, VersionPage,
 };
 
+mod account;
 mod classify;
 mod client;
 mod config_json;
@@ -41,6 +42,7 @@ mod extras;
 mod profile;
 mod transport;
 
+pub use self::account::S3Account;
 pub use self::client::S3Settings;
 pub use self::extras::DEFAULT_PRESIGN_EXPIRY;
 

@@ -349,7 +349,10 @@ impl Mount {
             cmd.arg("--cache-dir").arg(self.staging_dir());
         }
         cmd.args(&self.spec.args);
-        cmd.arg(&self.spec.bucket).arg(&self.spec.mountpoint);
+        if !self.spec.bucket.is_empty() {
+            cmd.arg(&self.spec.bucket); // none with --all-buckets
+        }
+        cmd.arg(&self.spec.mountpoint);
         cmd
     }
 

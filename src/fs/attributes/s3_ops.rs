@@ -130,9 +130,11 @@ impl Attributes {
     /// The value of one of the names handled here.
     pub(super) async fn s3_op_get(&self, node: &Inode, name: &str) -> FsResult<Vec<u8>> {
         if name.starts_with(BUCKET_PREFIX) {
-            let fact = bucket_fact(name).filter(|_| node.ino == ROOT_INO);
+            // On the root; with --all-buckets, on each bucket's directory at the top.
+            let top = self.config.buckets_at_root && node.parent == ROOT_INO && node.is_dir();
+            let fact = bucket_fact(name).filter(|_| node.ino == ROOT_INO || top);
             let fact = fact.ok_or_else(no_data)?;
-            let value = self.store.bucket_fact(&fact).await?;
+            let value = self.store.bucket_fact_at(&node.key, &fact).await?;
             return value.map(String::into_bytes).ok_or_else(no_data);
         }
         if node.is_dir() || name == REVERT {
@@ -149,7 +151,7 @@ impl Attributes {
             VERSIONS => {
                 if self
                     .store
-                    .bucket_fact(&BucketFact::Versioning)
+                    .bucket_fact_at(&node.key, &BucketFact::Versioning)
                     .await?
                     .is_none()
                 {
@@ -210,7 +212,7 @@ impl Attributes {
         }
         if self
             .store
-            .bucket_fact(&BucketFact::Versioning)
+            .bucket_fact_at(&node.key, &BucketFact::Versioning)
             .await?
             .is_none()
         {

@@ -106,7 +106,7 @@ where
             _,
             Some(
                 "EntityTooLarge" | "EntityTooSmall" | "InvalidArgument" | "InvalidTag"
-                | "MetadataTooLarge" | "KeyTooLongError" | "InvalidRange",
+                | "MetadataTooLarge" | "KeyTooLongError" | "InvalidRange" | "InvalidBucketName",
             ),
             _,
         ) => StoreError::invalid(detail),

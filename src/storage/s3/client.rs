@@ -99,7 +99,7 @@ impl S3Store {
 
 /// The shared config: credentials (the profile's own provider with `--profile`; none with
 /// `--no-sign-request`) and the region of the flags, environment or profile.
-async fn load_sdk_config(settings: &S3Settings) -> SdkConfig {
+pub(super) async fn load_sdk_config(settings: &S3Settings) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(profile) = &settings.profile {
         let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
@@ -120,7 +120,7 @@ async fn load_sdk_config(settings: &S3Settings) -> SdkConfig {
 
 /// A client for `region` with `attempts` per request (at most `settings.max_attempts`), with
 /// or without the mount-wide headers (`--requester-pays`, `--expected-bucket-owner`).
-fn build_client(
+pub(super) fn build_client(
     sdk_config: &SdkConfig,
     settings: &S3Settings,
     region: &str,
