@@ -40,7 +40,8 @@
 #   BENCH_FIO_RUNS=N        runs per fio measurement (default 1: each run is already time-based)
 #   BENCH_TIMEOUT=S         give up on one measured command after S seconds (default 300)
 #   BENCH_WORKLOADS="..."   run only these workloads, in this order (default: seq fio listing
-#                           smallcat write create ttfb multi growth)
+#                           smallcat write create ttfb multi growth diskcache remount_listing
+#                           servercopy)
 #   BENCH_WORK_DIR=DIR      where the temporary data goes (default $TMPDIR or /tmp)
 #   BENCH_RESULTS=FILE      the results file (default docs/bench-results.md)
 #   BENCH_CHART=FILE        the chart (default docs/bench.png)

@@ -5,7 +5,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKLOADS = ["seq", "fio", "listing", "smallcat", "write", "create", "ttfb", "multi", "growth"]
+WORKLOADS = [
+    "seq",
+    "fio",
+    "listing",
+    "smallcat",
+    "write",
+    "create",
+    "ttfb",
+    "multi",
+    "growth",
+    "diskcache",
+    "remount_listing",
+    "servercopy",
+]
 
 
 class ConfigError(Exception):
