@@ -1,4 +1,5 @@
 from bench.chart import relative_speed
+from bench.mounts import cached_blocks
 from bench.results import Row
 from bench.server import counts, kind, summarize
 
@@ -53,3 +54,14 @@ def test_relative_speed_reads_higher_is_faster_for_every_unit():
     assert relative_speed(time, "s3m") == 0.5
     assert relative_speed(time, "s3fs") == 2.0
     assert relative_speed(time, "base") is None
+
+
+def test_cached_blocks_reads_the_last_opened_line():
+    log = (
+        "2026-12-06T21:19:44Z  INFO s3mount::data::disk_cache: disk cache opened dir=/c blocks=0 held=0 "
+        "max_bytes=9133365200 temp_removed=0\n"
+        "2026-12-06T21:19:47Z  INFO s3mount::data::disk_cache: disk cache opened dir=/c blocks=3955 "
+        "held=1037262030 max_bytes=9005543000 temp_removed=0\n"
+    )
+    assert cached_blocks(log) == 3955
+    assert cached_blocks("mounted\n") is None

@@ -2,19 +2,23 @@
 into an empty cache, then re-read with dd after a remount on the same DIR (from disk: target
 ≥ 3x the cold read with 0 GETs to the source); fio random 256 KiB reads after the remount
 (target ≥ 5x fio on a fresh mount with an empty cache); peak RSS of every step (target
-< 256 MiB). The cold read and the re-read of a run share their minute (ratios: median of the
-per-run ratios). s3fs is not run (its use_cache is another design); the curl column is the
+< 256 MiB). Each fio run is one pass over the object, every block read once in random order:
+a time-based run would re-read, from the cache it fills, the blocks its first pass fetched.
+The cold read and the re-read of a run share their minute (ratios: median of the per-run
+ratios). s3fs is not run (its use_cache is another design); the curl column is the
 server's ceiling (8 ranged GETs; random ranged GETs on one connection)."""
 
 import os
 import shutil
 
 from ..measure import curl8, fio_read, read_file, same_bytes
+from ..mounts import cached_blocks
 from ..stats import fmt_list, max_of, median
 from ..targets import per_run_ratios, ratio_part, rss_part, target_line, zero_part
 
 FLAG = "--max-cache-size"  # names the disk cache in --help (--cache alone matches --cache-size)
 GIB = 1 << 30
+BLOCK = 256 << 10  # s3mount's disk cache block
 
 
 def free_line(path) -> str:
@@ -55,13 +59,13 @@ def _rows(b):
         "fc": res.row(
             "dcfioc",
             "MiB/s",
-            "fio randread 256 KiB, fresh mount, empty --cache DIR — server: ranged GETs on one connection",
+            "fio randread 256 KiB, one pass, fresh mount, empty --cache DIR — server: ranged GETs on one connection",
             "fio randread cold, --cache (empty)",
         ),
         "fw": res.row(
             "dcfiow",
             "MiB/s",
-            "fio randread 256 KiB after a remount, from the --cache DIR — server: as above; target ≥ 5× cold",
+            "fio randread 256 KiB, one pass after a remount, from the --cache DIR — server: as above; target ≥ 5× cold",
             "fio randread after remount, --cache",
         ),
     }
@@ -73,8 +77,8 @@ def run(b) -> None:
     reqs = {
         "cold": b.res.req("dccold", f"seq read {c.size_mib} MiB, cold, --cache DIR (empty)"),
         "re": b.res.req("dcre", f"seq re-read {c.size_mib} MiB after a remount, --cache DIR"),
-        "fw": b.res.req("dcfiow", "fio randread 256 KiB after a remount, --cache DIR"),
-        "fc": b.res.req("dcfioc", "fio randread 256 KiB, fresh mount, empty --cache DIR"),
+        "fw": b.res.req("dcfiow", "fio randread 256 KiB, one pass after a remount, --cache DIR"),
+        "fc": b.res.req("dcfioc", "fio randread 256 KiB, one pass, fresh mount, empty --cache DIR"),
     }
     for r in (*rows.values(), *reqs.values()):
         r.cells["s3fs"] = "not run"
@@ -93,7 +97,7 @@ def run(b) -> None:
             sc.append(b.s3.random_gets("big/obj", c.size_bytes, 256 << 10, c.fio_secs))
         except Exception as e:  # noqa: BLE001 - one n/a cell
             b.fail(f"ranged GET loop failed: {e}")
-    keys = ("cold", "re", "fw", "fc", "gre", "gfw", "rss")
+    keys = ("cold", "re", "fw", "fc", "gre", "gfw", "rss", "held")
     per = {v.key: {k: [] for k in keys} for v in variants}
     for r, v in b.interleaved(c.runs, variants):
         b.drop_caches()
@@ -111,7 +115,8 @@ def run(b) -> None:
         b.note(
             f"{v.label} --cache: cold {fmt_list(d['cold'])}, re-read after remount {fmt_list(d['re'])} MiB/s "
             f"(GETs {fmt_list(d['gre'])}); fio cold {fmt_list(d['fc'])}, after remount {fmt_list(d['fw'])} MiB/s "
-            f"(GETs {fmt_list(d['gfw'])}); peak RSS {fmt_list(d['rss'])} MiB"
+            f"(GETs {fmt_list(d['gfw'])}); peak RSS {fmt_list(d['rss'])} MiB; blocks on disk at the remount "
+            f"{fmt_list(d['held'])} of {-(-c.size_bytes // BLOCK)} (the rest: the writer's queue was full)"
         )
         for rid, row in rows.items():
             row.cells[v.key] = median(d[rid])
@@ -138,7 +143,7 @@ def _one_run(b, v, r, d, reqs) -> None:
     size = b.cfg.size_bytes
     path = v.dir / "big/obj"
     cache = _fresh_dir(b, f"dcache-{v.key}")
-    vals = dict.fromkeys(("cold", "re", "fw", "fc", "gre", "gfw"))
+    vals = dict.fromkeys(("cold", "re", "fw", "fc", "gre", "gfw", "held"))
     rss = []
     with v.mounted(f"dc-cold-{r}", "--cache", str(cache)) as ok:
         if ok:
@@ -150,6 +155,7 @@ def _one_run(b, v, r, d, reqs) -> None:
             rss.append(v.hwm())
     with v.mounted(f"dc-remount-{r}", "--cache", str(cache)) as ok:
         if ok:
+            vals["held"] = cached_blocks(v.log_path(f"dc-remount-{r}").read_text(errors="replace"))
             b.drop_caches()
             m = b.server.mark()
             vals["re"] = read_file(b, path, size)
@@ -162,7 +168,7 @@ def _one_run(b, v, r, d, reqs) -> None:
                     b.res.warnings.append(f"{v.label}: the re-read from the disk cache differed from the object")
             b.drop_caches()
             m = b.server.mark()
-            vals["fw"] = fio_read(b, path)
+            vals["fw"] = fio_read(b, path, one_pass=True)
             vals["gfw"] = b.server.counts_since(m)["GET"]
             if r == 1:
                 reqs["fw"].cells[v.key] = b.server.since(m)
@@ -172,7 +178,7 @@ def _one_run(b, v, r, d, reqs) -> None:
         if ok:
             b.drop_caches()
             m = b.server.mark()
-            vals["fc"] = fio_read(b, path)
+            vals["fc"] = fio_read(b, path, one_pass=True)
             if r == 1:
                 reqs["fc"].cells[v.key] = b.server.since(m)
             rss.append(v.hwm())
