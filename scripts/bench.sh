@@ -43,7 +43,8 @@
 #                           smallcat write create ttfb multi growth diskcache remount_listing
 #                           servercopy)
 #   BENCH_WORK_DIR=DIR      where the temporary data goes (default $TMPDIR or /tmp)
-#   BENCH_RESULTS=FILE      the results file (default docs/bench-results.md)
+#   BENCH_RESULTS=FILE      the results file (default docs/bench-results.md; a relative path
+#                           is taken from the repository root)
 #   BENCH_CHART=FILE        the chart (default docs/bench.png)
 #   BENCH_KEEP_LOGS=1       keep the logs directory even when every cell was measured
 set -euo pipefail
