@@ -40,9 +40,11 @@
 #   BENCH_FIO_RUNS=N        runs per fio measurement (default 1: each run is already time-based)
 #   BENCH_TIMEOUT=S         give up on one measured command after S seconds (default 300)
 #   BENCH_WORKLOADS="..."   run only these workloads, in this order (default: seq fio listing
-#                           smallcat write create ttfb multi growth)
+#                           smallcat write create ttfb multi growth diskcache remount_listing
+#                           servercopy)
 #   BENCH_WORK_DIR=DIR      where the temporary data goes (default $TMPDIR or /tmp)
-#   BENCH_RESULTS=FILE      the results file (default docs/bench-results.md)
+#   BENCH_RESULTS=FILE      the results file (default docs/bench-results.md; a relative path
+#                           is taken from the repository root)
 #   BENCH_CHART=FILE        the chart (default docs/bench.png)
 #   BENCH_KEEP_LOGS=1       keep the logs directory even when every cell was measured
 set -euo pipefail

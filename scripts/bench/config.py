@@ -5,7 +5,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKLOADS = ["seq", "fio", "listing", "smallcat", "write", "create", "ttfb", "multi", "growth"]
+WORKLOADS = [
+    "seq",
+    "fio",
+    "listing",
+    "smallcat",
+    "write",
+    "create",
+    "ttfb",
+    "multi",
+    "growth",
+    "diskcache",
+    "remount_listing",
+    "servercopy",
+]
 
 
 class ConfigError(Exception):
@@ -61,6 +74,12 @@ class Config:
         return self.size_mib + self.size_mib // 8 + 16
 
 
+def repo_path(raw: str) -> Path:
+    """A relative path is taken from the repository root (bench.sh runs from scripts/)."""
+    p = Path(raw)
+    return p if p.is_absolute() else ROOT / p
+
+
 def load(quick: bool) -> Config:
     e = os.environ
     list_files = _int("BENCH_LIST_FILES", 2000 if quick else 10000)
@@ -90,8 +109,8 @@ def load(quick: bool) -> Config:
         baseline_bin=e.get("BENCH_BASELINE_BIN") or None,
         s3rver_module=e.get("BENCH_S3RVER_MODULE", ""),
         work_root=e.get("BENCH_WORK_DIR") or e.get("TMPDIR") or "/tmp",
-        results_file=Path(e.get("BENCH_RESULTS") or ROOT / "docs/bench-results.md"),
-        chart_file=Path(e.get("BENCH_CHART") or ROOT / "docs/bench.png"),
+        results_file=repo_path(e.get("BENCH_RESULTS") or "docs/bench-results.md"),
+        chart_file=repo_path(e.get("BENCH_CHART") or "docs/bench.png"),
         keep_logs=bool(e.get("BENCH_KEEP_LOGS")),
         workloads=workloads,
     )

@@ -36,10 +36,12 @@ def write_file(b, src: Path, dst: Path, size: int) -> float | None:
     return mib_per_s(size, t.seconds)
 
 
-def fio_read(b, path: Path) -> float | None:
-    """fio random 256 KiB O_DIRECT reads for BENCH_FIO_SECONDS; MiB/s."""
+def fio_read(b, path: Path, one_pass: bool = False) -> float | None:
+    """fio random 256 KiB O_DIRECT reads for BENCH_FIO_SECONDS, or (one_pass) one pass over the
+    whole file, every block read once in random order (fio's random map); MiB/s."""
     c = b.cfg
     out = b.work / "fio.json"
+    timing = [] if one_pass else [f"--runtime={c.fio_secs}", "--time_based"]
     t = run_timed(
         [
             "fio",
@@ -50,8 +52,7 @@ def fio_read(b, path: Path) -> float | None:
             "--direct=1",
             "--readonly",
             f"--size={c.size_bytes}",
-            f"--runtime={c.fio_secs}",
-            "--time_based",
+            *timing,
             "--ioengine=psync",
             "--output-format=json",
             f"--output={out}",

@@ -1,6 +1,7 @@
 """Mounts of s3mount (the binary under test, and the optional baseline binary) and of s3fs at
 a directory of their own: start on a fresh mount, wait until it is there, stop and unmount."""
 
+import re
 import subprocess
 import time
 from contextlib import contextmanager
@@ -28,10 +29,13 @@ class Mount:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    def log_path(self, tag: str) -> Path:
+        return self.bench.logs / f"{self.key}-{tag}.log"
+
     def start(self, tag: str, *opts: str) -> bool:
         """A fresh mount; False (and a failure noted) when it does not come up in 30 s."""
         self.stop()
-        log = self.bench.logs / f"{self.key}-{tag}.log"
+        log = self.log_path(tag)
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
                 self.command(opts), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -115,3 +119,13 @@ class S3fs(Mount):
         b = self.bench
         o = f"url={b.endpoint},use_path_request_style,passwd_file={self.passwd},endpoint=us-east-1"
         return ["s3fs", b.cfg.bucket, str(self.dir), "-f", "-o", o, *opts]
+
+
+_OPENED = re.compile(r"disk cache opened .*?\bblocks=(\d+)")
+
+
+def cached_blocks(log: str) -> int | None:
+    """Blocks the disk cache held when the mount opened it (its last "disk cache opened ...
+    blocks=N" log line), None when the log has no such line."""
+    found = _OPENED.findall(log)
+    return int(found[-1]) if found else None

@@ -1,5 +1,5 @@
 """boto3 calls against the bench bucket: seeding, presigned URLs, the server baselines (LIST,
-random ranged GETs, PutObject loop) and the checks of what the mounts uploaded."""
+random ranged GETs, PutObject loop, CopyObject) and the checks of what the mounts uploaded."""
 
 import concurrent.futures as cf
 import http.client
@@ -66,10 +66,15 @@ class S3:
         """The object's Last-Modified, in whole seconds since the epoch (a HEAD)."""
         return int(self.c.head_object(Bucket=self.bucket, Key=key)["LastModified"].timestamp())
 
-    def presign(self, key: str) -> str:
-        return self.c.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=7 * 86400
-        )
+    def presign(self, key: str, method: str = "get_object") -> str:
+        return self.c.generate_presigned_url(method, Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=7 * 86400)
+
+    def copy_timed(self, src: str, dst: str) -> float:
+        """Seconds of one CopyObject src -> dst (the whole object copied by the server)."""
+        self.c.head_bucket(Bucket=self.bucket)  # open the connection first
+        t0 = time.perf_counter()
+        self.c.copy_object(Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src})
+        return time.perf_counter() - t0
 
     def curl_config(self, prefix: str, count: int) -> str:
         """A curl -K config fetching every PREFIX/fNNNNNN to /dev/null."""

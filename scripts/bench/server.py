@@ -11,13 +11,16 @@ from pathlib import Path
 from .system import free_port, stop_process, wait_port
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
-ORDER = ["LIST", "GET", "HEAD", "PUT", "POST", "DELETE", "other"]
+ORDER = ["LIST", "GET", "HEAD", "PUT", "COPY", "POST", "DELETE", "other"]
 _LIST_URL = re.compile(r"^/[^/?]*/?(\?|$)")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
 
 
-def kind(method: str, url: str) -> str:
-    """LIST for a GET of the bucket itself (not ?location), else the method."""
+def kind(method: str, url: str, copy: bool = False) -> str:
+    """LIST for a GET of the bucket itself (not ?location), COPY for a PUT with a copy source
+    (CopyObject, UploadPartCopy), else the method."""
+    if method == "PUT" and copy:
+        return "COPY"
     if method == "GET" and _LIST_URL.match(url) and not re.search(r"[?&]location", url):
         return "LIST"
     return method if method in ORDER else "other"
@@ -26,7 +29,7 @@ def kind(method: str, url: str) -> str:
 def summarize(lines: list[str]) -> str:
     """ "N (a LIST ~x ms, b GET ~y ms (r ranged, avg K KiB), c PUT ~z ms (avg K KiB), ...)".
 
-    Each line: METHOD STATUS URL RANGE MILLISECONDS CONTENT-LENGTH END."""
+    Each line: METHOD STATUS URL RANGE MILLISECONDS CONTENT-LENGTH END [COPY]."""
     count: Counter[str] = Counter()
     ms: defaultdict[str, float] = defaultdict(float)
     ranged = rbytes = puts = pbytes = 0
@@ -36,7 +39,7 @@ def summarize(lines: list[str]) -> str:
         if len(f) < 6:
             continue
         n += 1
-        k = kind(f[0], f[2])
+        k = _kind(f)
         count[k] += 1
         ms[k] += float(f[4])
         m = _RANGE.match(f[3])
@@ -57,6 +60,31 @@ def summarize(lines: list[str]) -> str:
             d += f" (avg {pbytes / puts / 1024:.0f} KiB)"
         parts.append(d)
     return f"{n} ({', '.join(parts)})" if parts else str(n)
+
+
+def _kind(f: list[str]) -> str:
+    return kind(f[0], f[2], len(f) > 7 and f[7] == "copy")
+
+
+def counts(lines: list[str]) -> Counter[str]:
+    """Requests per kind (LIST, GET, HEAD, PUT, COPY, ...) in the log lines, and under "PUT bytes"
+    the bytes that the PUTs without a copy source carried (their Content-Length), under "GET bytes"
+    the bytes the ranged GETs asked for and under "GET whole" the GETs of whole objects."""
+    c: Counter[str] = Counter()
+    for f in (line.split() for line in lines):
+        if len(f) < 6:
+            continue
+        k = _kind(f)
+        c[k] += 1
+        if k == "PUT" and f[5].isdigit():
+            c["PUT bytes"] += int(f[5])
+        m = _RANGE.match(f[3])
+        if k == "GET":
+            if m:
+                c["GET bytes"] += int(m.group(2)) - int(m.group(1)) + 1
+            else:
+                c["GET whole"] += 1
+    return c
 
 
 class S3rver:
@@ -101,6 +129,10 @@ class S3rver:
     def since(self, mark: int) -> str:
         time.sleep(0.3)
         return summarize(self._lines()[mark:])
+
+    def counts_since(self, mark: int) -> Counter[str]:
+        time.sleep(0.3)
+        return counts(self._lines()[mark:])
 
     def stop(self) -> None:
         stop_process(self.proc, 5)

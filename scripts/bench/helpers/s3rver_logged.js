@@ -1,7 +1,8 @@
 'use strict';
-// s3rver with a request log: one line "METHOD STATUS URL RANGE MILLISECONDS CONTENT-LENGTH END" per
-// answered request (RANGE and CONTENT-LENGTH, of the request, are "-" when absent; END is the
-// wall-clock time of the answer in milliseconds, so that requests in flight can be counted).
+// s3rver with a request log: one line "METHOD STATUS URL RANGE MILLISECONDS CONTENT-LENGTH END COPY"
+// per answered request (RANGE and CONTENT-LENGTH, of the request, are "-" when absent; END is the
+// wall-clock time of the answer in milliseconds, so that requests in flight can be counted; COPY
+// is "copy" when the request carries x-amz-copy-source, i.e. CopyObject or UploadPartCopy).
 //
 //   node s3rver_logged.js S3RVER_MODULE_DIR DATA_DIR PORT LOG_FILE
 const fs = require('fs');
@@ -14,7 +15,7 @@ server.middleware.unshift(async (ctx, next) => {
   const start = process.hrtime.bigint();
   ctx.res.once('finish', () => {
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
-    fs.writeSync(fd, `${ctx.method} ${ctx.res.statusCode} ${ctx.url} ${ctx.get('range') || '-'} ${ms.toFixed(2)} ${ctx.get('content-length') || '-'} ${Date.now()}\n`);
+    fs.writeSync(fd, `${ctx.method} ${ctx.res.statusCode} ${ctx.url} ${ctx.get('range') || '-'} ${ms.toFixed(2)} ${ctx.get('content-length') || '-'} ${Date.now()} ${ctx.get('x-amz-copy-source') ? 'copy' : '-'}\n`);
   });
   await next();
 });
