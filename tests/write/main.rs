@@ -29,6 +29,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod all_buckets;
 mod create;
 mod failures;
 mod namespace;

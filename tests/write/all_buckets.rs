@@ -2,14 +2,13 @@
 //! each behaving as a mount of that bucket (in its own region); `mkdir` and `rmdir` at the
 //! top create and delete buckets; names S3 refuses, and files at the top, are EINVAL.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
 
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
-use common::fault_proxy::FaultProxy;
-use common::*;
+use crate::common::fault_proxy::FaultProxy;
+use crate::common::*;
 
 /// The names at the top of the mount.
 fn top(mount: &Mount) -> BTreeSet<String> {

@@ -8,20 +8,19 @@
 //! cache directory is a temp dir: like the disk cache's tests, these need 5% of the space
 //! under `TMPDIR` free (below that the cache stops writing, by design).
 
-mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::fault_proxy::FaultProxy;
-use common::*;
+use crate::common::fault_proxy::FaultProxy;
+use crate::common::*;
 
 /// Requests the proxy saw on object `key` (HEAD and GET of the object itself, not listings):
 /// (HEADs, GETs).
 fn probes(proxy: &FaultProxy, bucket: &str, key: &str) -> (usize, usize) {
     let path = format!("/{bucket}/{key}");
-    let on = |r: &common::fault_proxy::SeenRequest, m: &str| {
+    let on = |r: &crate::common::fault_proxy::SeenRequest, m: &str| {
         r.method == m && r.target.split('?').next() == Some(path.as_str())
     };
     (

@@ -7,10 +7,9 @@
 //! Both buckets are on one moto server behind one recording proxy ([`FaultProxy`]); GETs are
 //! counted per bucket from the request paths (`/BUCKET/KEY`).
 
-mod common;
 
-use common::fault_proxy::{Fault, FaultProxy, Rule};
-use common::*;
+use crate::common::fault_proxy::{Fault, FaultProxy, Rule};
+use crate::common::*;
 
 const MIB: usize = 1024 * 1024;
 

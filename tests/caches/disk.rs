@@ -4,13 +4,12 @@
 //!
 //! GETs are counted at a recording proxy between s3mount and moto ([`FaultProxy`]).
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::fault_proxy::FaultProxy;
-use common::*;
+use crate::common::fault_proxy::FaultProxy;
+use crate::common::*;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
