@@ -32,8 +32,8 @@ mod tests;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -54,6 +54,9 @@ pub const BLOCKS_DIR: &str = "blocks";
 /// Blocks waiting for the writer; beyond this, offers are dropped. 64 blocks of 256 KiB cap
 /// the queue's memory at 16 MiB.
 const QUEUE_BLOCKS: usize = 64;
+/// Writer threads. Two keep up with a cold sequential read on a busy 2-core machine, where
+/// one fell behind and the full queue dropped blocks (a later re-read then GETs them).
+const WRITERS: usize = 2;
 /// Caching pauses while less than this share (percent) of the filesystem is free...
 const MIN_FREE_PERCENT: u64 = 5;
 /// ...or less than this many bytes, if that is smaller: 5% of a large disk is more room than
@@ -142,7 +145,7 @@ struct Job {
 /// The disk tier.
 pub struct DiskCache {
     shared: Arc<Shared>,
-    writer: Mutex<Option<(SyncSender<Job>, JoinHandle<()>)>>,
+    writer: Mutex<Option<Writers>>,
     _lock: Flock<File>,
 }
 
@@ -207,21 +210,17 @@ impl DiskCache {
         });
         shared.evict_over(max_bytes);
         let (tx, rx) = sync_channel::<Job>(QUEUE_BLOCKS);
-        let worker = shared.clone();
-        let handle = std::thread::Builder::new()
-            .name("s3mount-cache".into())
-            .spawn(move || {
-                for job in rx {
-                    worker.write(job);
-                }
-            })
+        let rx = Arc::new(Mutex::new(rx));
+        let handles = (0..WRITERS)
+            .map(|_| spawn_writer(shared.clone(), rx.clone()))
+            .collect::<io::Result<Vec<_>>>()
             .map_err(|source| DiskCacheError::Create {
                 path: dir.clone(),
                 source,
             })?;
         Ok(Arc::new(DiskCache {
             shared,
-            writer: Mutex::new(Some((tx, handle))),
+            writer: Mutex::new(Some((tx, handles))),
             _lock: lock,
         }))
     }
@@ -239,10 +238,12 @@ impl DiskCache {
     /// Writes what is queued, then stops the writer; later offers are dropped.
     pub fn flush_and_stop(&self) {
         let writer = self.writer.lock().unwrap().take();
-        if let Some((tx, handle)) = writer {
+        if let Some((tx, handles)) = writer {
             drop(tx);
-            if handle.join().is_err() {
-                warn!("disk cache writer panicked");
+            for handle in handles {
+                if handle.join().is_err() {
+                    warn!("disk cache writer panicked");
+                }
             }
         }
     }
@@ -252,6 +253,23 @@ impl DiskCache {
         let hash = block_file::name_hash(&id);
         (id, hash)
     }
+}
+
+/// The queue's sending end and the writer threads behind it.
+type Writers = (SyncSender<Job>, Vec<JoinHandle<()>>);
+
+/// A writer thread: takes jobs off the shared queue until every sender is gone.
+fn spawn_writer(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("s3mount-cache".into())
+        .spawn(move || loop {
+            // The lock is held only while waiting for the next job, not while writing it.
+            let job = rx.lock().unwrap().recv();
+            match job {
+                Ok(job) => shared.write(job),
+                Err(_) => return,
+            }
+        })
 }
 
 impl Drop for DiskCache {
@@ -380,7 +398,10 @@ impl Shared {
     /// Writes the file of `job` under a temporary name, then renames it into place.
     fn write_file(&self, job: &Job) -> io::Result<u64> {
         let path = block_path(&self.blocks, job.hash);
-        let temp = path.with_extension(TEMP_SUFFIX);
+        // Unique per write: two writers may be handed the same block.
+        static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
+        let temp = path.with_extension(format!("{n}.{TEMP_SUFFIX}"));
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }

@@ -4,7 +4,6 @@
 //!
 //! GETs are counted at a recording proxy between s3mount and moto ([`FaultProxy`]).
 
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

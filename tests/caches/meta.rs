@@ -8,7 +8,6 @@
 //! cache directory is a temp dir: like the disk cache's tests, these need 5% of the space
 //! under `TMPDIR` free (below that the cache stops writing, by design).
 
-
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;

@@ -7,7 +7,6 @@
 //! Both buckets are on one moto server behind one recording proxy ([`FaultProxy`]); GETs are
 //! counted per bucket from the request paths (`/BUCKET/KEY`).
 
-
 use crate::common::fault_proxy::{Fault, FaultProxy, Rule};
 use crate::common::*;
 

@@ -2,13 +2,12 @@
 //! each behaving as a mount of that bucket (in its own region); `mkdir` and `rmdir` at the
 //! top create and delete buckets; names S3 refuses, and files at the top, are EINVAL.
 
-
 use std::collections::BTreeSet;
 use std::fs;
 
-use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use crate::common::fault_proxy::FaultProxy;
 use crate::common::*;
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 
 /// The names at the top of the mount.
 fn top(mount: &Mount) -> BTreeSet<String> {
