@@ -70,6 +70,10 @@ impl ReadContext {
 
     /// Hands a block read from S3 to every tier.
     fn offer_to_tiers(&self, key: &BlockKey, data: &Bytes) {
+        // Without an ETag a block cannot be told from a later version's: memory only.
+        if key.etag.is_empty() {
+            return;
+        }
         for tier in self.tiers.iter() {
             tier.offer(key, data);
         }
@@ -396,7 +400,9 @@ async fn fetch_run(
         cache: ctx.cache.clone(),
         blocks: run.into(),
     };
-    let owed = if ctx.tiers.is_empty() {
+    // A version without an ETag is never asked of the persistent tiers (see `offer_to_tiers`).
+    let no_etag = owed.blocks.front().is_some_and(|(k, _)| k.etag.is_empty());
+    let owed = if ctx.tiers.is_empty() || no_etag {
         owed
     } else {
         serve_from_tiers(&ctx, size, owed).await
@@ -676,6 +682,42 @@ mod tests {
         assert_eq!(r.read(5000, 3000).await.unwrap(), &body[5000..8000]);
         assert_eq!(store.count("get"), gets);
         assert_eq!(disk.stats().hits, 20);
+    }
+
+    /// A version without an ETag cannot be told from a later one: its blocks never go to a
+    /// persistent tier, and are never served from one.
+    #[tokio::test]
+    async fn blocks_without_an_etag_stay_out_of_the_tiers() {
+        use crate::data::disk_cache::{DiskCache, DiskCacheConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskCache::open(&DiskCacheConfig {
+            dir: dir.path().to_path_buf(),
+            max_bytes: Some(1 << 20),
+            source: "mem".into(),
+        })
+        .unwrap();
+        let store = Arc::new(MemStore::new());
+        let body = data(20_000);
+        store.insert("k", body.clone());
+        let r = reader(store.clone(), "k", 1 << 20);
+        let ctx = r
+            .ctx
+            .clone()
+            .with_tiers(vec![disk.clone() as Arc<dyn BlockTier>]);
+        let r = ObjectReader::new(ctx, "k", "", r.size);
+        assert_eq!(r.read(0, 20_000).await.unwrap(), body);
+        disk.flush_and_stop();
+        assert_eq!(
+            disk.bytes(),
+            0,
+            "nothing written for a version without an ETag"
+        );
+        let stats = disk.stats();
+        assert_eq!(
+            (stats.hits, stats.misses),
+            (0, 0),
+            "the tier was never asked"
+        );
     }
 
     #[tokio::test]

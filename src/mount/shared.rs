@@ -70,10 +70,17 @@ pub(super) async fn open_shared_cache(
     )))
 }
 
-/// The source's connection settings, without a storage class, with fewer attempts.
+/// The source's connection settings, with fewer attempts and none of the source's object or
+/// billing settings: no storage class, ACL, encryption key, expected owner or requester-pays
+/// (the cache bucket is the mount owner's, and its objects are not the user's data).
 fn cache_settings(args: &Args) -> S3Settings {
     let mut settings = args.s3_settings();
     settings.storage_class = None;
+    settings.acl = None;
+    settings.sse = None;
+    settings.sse_kms_key_id = None;
+    settings.expected_bucket_owner = None;
+    settings.requester_pays = false;
     settings.max_attempts = ATTEMPTS;
     settings
 }

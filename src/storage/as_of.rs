@@ -332,7 +332,12 @@ impl ObjectStore for AsOfStore {
     }
 
     async fn presign_get(&self, key: &str, version_id: Option<&str>) -> Result<String, StoreError> {
-        self.inner.presign_get(key, version_id).await
+        // The URL must give what the mount shows: the version at TIME (possibly `null`).
+        let shown = match version_id {
+            Some(v) => v.to_string(),
+            None => self.shown_version(key).await?,
+        };
+        self.inner.presign_get(key, Some(&shown)).await
     }
 
     async fn list_versions(&self, key: &str) -> Result<Vec<ObjectVersion>, StoreError> {

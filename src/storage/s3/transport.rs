@@ -57,6 +57,13 @@ impl Transport {
                 .strip_prefix("failed to lookup address information: ")
                 .unwrap_or(&detail)
                 .to_string();
+            // EAI_AGAIN: the resolver could not answer now (no network yet, at boot), which
+            // says nothing about the name: a cause another attempt may cure.
+            if detail.starts_with("Temporary failure") {
+                return Transport::Other {
+                    detail: format!("name resolution failed for now ({detail})"),
+                };
+            }
             return Transport::UnknownHost { detail };
         }
         for e in &chain {
@@ -174,6 +181,17 @@ mod tests {
             Transport::Tls { detail } => assert!(detail.contains("certificate"), "{detail}"),
             other => panic!("{other:?}"),
         }
+
+        let later = wrap(
+            "dns error",
+            io::Error::other(
+                "failed to lookup address information: Temporary failure in name resolution",
+            ),
+        );
+        assert!(
+            matches!(Transport::of(&later), Transport::Other { .. }),
+            "EAI_AGAIN is not an unknown host"
+        );
 
         let reset = wrap("io", io::Error::from(io::ErrorKind::ConnectionReset));
         assert_eq!(Transport::of(&reset), Transport::Reset);
