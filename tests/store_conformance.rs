@@ -87,8 +87,8 @@ impl Backend {
         }
     }
 
-    /// Whether `UploadPartCopy` honours `x-amz-copy-source-if-match` (S3 does, with a 412;
-    /// moto ignores the header; S3Store sends it).
+    /// Whether `UploadPartCopy` and `CopyObject` honour `x-amz-copy-source-if-match` (S3
+    /// does, with a 412; moto ignores the header; S3Store sends it).
     fn checks_copy_source_if_match(self) -> bool {
         self == Backend::Mem
     }
@@ -129,6 +129,7 @@ conformance!(
     multipart_upload_assembles_parts_and_copied_ranges,
     aborted_multipart_upload_leaves_no_object,
     copy_keeps_or_replaces_metadata_and_keeps_tags,
+    a_conditional_copy_copies_only_the_version_named,
     delete_removes_the_key_and_is_idempotent,
     tags_are_replaced_as_a_set_and_reset_by_a_put,
     missing_keys_are_not_found_everywhere,
@@ -416,6 +417,35 @@ async fn aborted_multipart_upload_leaves_no_object(store: &dyn ObjectStore, back
     }
     assert_eq!(errno_of(store.head("ab/new").await), libc::ENOENT);
     assert_eq!(get(store, "ab/kept").await, b"old");
+}
+
+/// `copy_if_match`: the source's current ETag copies; a stale one fails with 412 (ESTALE) and
+/// writes nothing (moto ignores the condition and copies: see [`Backend`]).
+async fn a_conditional_copy_copies_only_the_version_named(store: &dyn ObjectStore, b: Backend) {
+    let o = opts("text/plain", &[("mode", "33188")]);
+    let old = store
+        .put("cc/src", Bytes::from_static(b"first"), &o)
+        .await
+        .unwrap();
+    let new = store
+        .put("cc/src", Bytes::from_static(b"second"), &o)
+        .await
+        .unwrap();
+    assert_ne!(old, new);
+    let stale = store
+        .copy_if_match("cc/src", &old, "cc/dst", Some(&o))
+        .await;
+    if b.checks_copy_source_if_match() {
+        assert_eq!(errno_of(stale), libc::ESTALE);
+        assert_eq!(errno_of(store.head("cc/dst").await), libc::ENOENT);
+    } else {
+        stale.expect("moto ignores x-amz-copy-source-if-match");
+    }
+    store
+        .copy_if_match("cc/src", &new, "cc/dst", Some(&o))
+        .await
+        .unwrap();
+    assert_eq!(get(store, "cc/dst").await, b"second");
 }
 
 async fn copy_keeps_or_replaces_metadata_and_keeps_tags(store: &dyn ObjectStore, _: Backend) {

@@ -326,7 +326,10 @@ pub async fn copy_whole(
     plan: PartPlan,
 ) -> FsResult<String> {
     if src.size <= single_limit {
-        return Ok(store.copy(&src.key, key, Some(opts)).await?);
+        // Conditional, as the parts are below: a source changed since its HEAD is not copied.
+        return Ok(store
+            .copy_if_match(&src.key, &src.etag, key, Some(opts))
+            .await?);
     }
     let part_size = plan
         .part_size
@@ -430,6 +433,12 @@ mod tests {
             .is_err());
         assert!(mem.body("no").is_none());
         assert_eq!(mem.count("abort_multipart"), 1);
+        // One CopyObject is conditional too: a source changed since its HEAD is not copied.
+        let err = copy_whole(&store, &stale, "no-either", &opts, 100, plan)
+            .await
+            .unwrap_err();
+        assert_eq!(err.errno, libc::ESTALE, "{err}");
+        assert!(mem.body("no-either").is_none());
     }
 
     #[tokio::test]

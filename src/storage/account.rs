@@ -390,6 +390,18 @@ impl ObjectStore for AccountStore {
         store.copy(src, inner, replace).await
     }
 
+    async fn copy_if_match(
+        &self,
+        src_key: &str,
+        src_etag: &str,
+        dst_key: &str,
+        replace: Option<&PutOptions>,
+    ) -> Result<String, StoreError> {
+        let (store, inner) = self.writable(dst_key).await?;
+        let src = same_bucket(src_key, dst_key)?;
+        store.copy_if_match(src, src_etag, inner, replace).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match place(key) {
             Place::Bucket(bucket, "") => self.remove(bucket).await,

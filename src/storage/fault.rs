@@ -468,6 +468,19 @@ impl<S: ObjectStore + ?Sized> ObjectStore for FaultStore<S> {
         self.inner.copy(src_key, dst_key, replace).await
     }
 
+    async fn copy_if_match(
+        &self,
+        src_key: &str,
+        src_etag: &str,
+        dst_key: &str,
+        replace: Option<&PutOptions>,
+    ) -> Result<String, StoreError> {
+        self.enter(Op::Copy, dst_key).await?;
+        self.inner
+            .copy_if_match(src_key, src_etag, dst_key, replace)
+            .await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.enter(Op::Delete, key).await?;
         self.inner.delete(key).await

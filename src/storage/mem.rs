@@ -378,6 +378,28 @@ impl ObjectStore for MemStore {
         Ok(self.store(dst_key, src.body, opts, tags))
     }
 
+    async fn copy_if_match(
+        &self,
+        src_key: &str,
+        src_etag: &str,
+        dst_key: &str,
+        replace: Option<&PutOptions>,
+    ) -> Result<String, StoreError> {
+        let current = self
+            .objects
+            .lock()
+            .unwrap()
+            .get(src_key)
+            .map(|o| o.etag.clone());
+        match current {
+            Some(etag) if etag != src_etag => {
+                self.note("copy")?;
+                Err(StoreError::precondition_failed())
+            }
+            _ => self.copy(src_key, dst_key, replace).await,
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.note("delete")?;
         self.objects.lock().unwrap().remove(key);

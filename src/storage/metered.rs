@@ -470,6 +470,20 @@ impl ObjectStore for MeteredStore {
         .await
     }
 
+    async fn copy_if_match(
+        &self,
+        src_key: &str,
+        src_etag: &str,
+        dst_key: &str,
+        replace: Option<&PutOptions>,
+    ) -> Result<String, StoreError> {
+        let label = (dst_key, format!(" from={src_key:?} if-match"));
+        let copy = self
+            .inner
+            .copy_if_match(src_key, src_etag, dst_key, replace);
+        self.call(Op::CopyObject, label, 0, copy, |_| 0).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.call(
             Op::DeleteObject,

@@ -188,6 +188,22 @@ pub trait ObjectStore: Send + Sync + 'static {
         replace: Option<&PutOptions>,
     ) -> Result<String, StoreError>;
 
+    /// [`copy`](Self::copy) of `src_key` only while its ETag is `src_etag`
+    /// (`x-amz-copy-source-if-match`): a source changed since it was looked at fails with
+    /// [`ErrorKind::PreconditionFailed`] instead of copying another version. Stores that
+    /// cannot check it answer [`ErrorKind::NotImplemented`], and callers fall back.
+    async fn copy_if_match(
+        &self,
+        _src_key: &str,
+        _src_etag: &str,
+        _dst_key: &str,
+        _replace: Option<&PutOptions>,
+    ) -> Result<String, StoreError> {
+        Err(StoreError::not_implemented(
+            "CopyObject with a source condition",
+        ))
+    }
+
     /// `DeleteObject`.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 

@@ -225,6 +225,51 @@ fn byte_chunks(body: ByteStream, key: String) -> ByteChunks {
 // After the macro above, which it uses.
 mod versioned;
 
+impl S3Store {
+    /// `CopyObject` of `src_key` onto `dst_key`, only while the source's ETag is `if_match`
+    /// when one is given; metadata and tags copied, or replaced by `replace`.
+    async fn copy_object(
+        &self,
+        src_key: &str,
+        if_match: Option<&str>,
+        dst_key: &str,
+        replace: Option<&PutOptions>,
+    ) -> Result<String, StoreError> {
+        let base = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(dst_key)
+            .copy_source(copy_source(&self.bucket, src_key))
+            .set_copy_source_if_match(if_match.map(str::to_string));
+        let base = match replace.and_then(|o| o.tags.as_deref()) {
+            Some(tags) => base
+                .tagging_directive(TaggingDirective::Replace)
+                .set_tagging(tagging_header(tags)),
+            None => base.tagging_directive(TaggingDirective::Copy),
+        };
+        let req = match replace {
+            Some(opts) => with_put_fields!(
+                self,
+                opts,
+                base.metadata_directive(MetadataDirective::Replace)
+            ),
+            None => base
+                .metadata_directive(MetadataDirective::Copy)
+                .set_acl(self.acl()),
+        };
+        let out = req
+            .send()
+            .await
+            .map_err(|e| classify("CopyObject", dst_key, e))?;
+        Ok(out
+            .copy_object_result()
+            .and_then(|r| r.e_tag())
+            .unwrap_or_default()
+            .to_string())
+    }
+}
+
 #[async_trait]
 impl ObjectStore for S3Store {
     async fn list(
@@ -487,37 +532,18 @@ impl ObjectStore for S3Store {
         dst_key: &str,
         replace: Option<&PutOptions>,
     ) -> Result<String, StoreError> {
-        let base = self
-            .client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(dst_key)
-            .copy_source(copy_source(&self.bucket, src_key));
-        let base = match replace.and_then(|o| o.tags.as_deref()) {
-            Some(tags) => base
-                .tagging_directive(TaggingDirective::Replace)
-                .set_tagging(tagging_header(tags)),
-            None => base.tagging_directive(TaggingDirective::Copy),
-        };
-        let req = match replace {
-            Some(opts) => with_put_fields!(
-                self,
-                opts,
-                base.metadata_directive(MetadataDirective::Replace)
-            ),
-            None => base
-                .metadata_directive(MetadataDirective::Copy)
-                .set_acl(self.acl()),
-        };
-        let out = req
-            .send()
+        self.copy_object(src_key, None, dst_key, replace).await
+    }
+
+    async fn copy_if_match(
+        &self,
+        src_key: &str,
+        src_etag: &str,
+        dst_key: &str,
+        replace: Option<&PutOptions>,
+    ) -> Result<String, StoreError> {
+        self.copy_object(src_key, Some(src_etag), dst_key, replace)
             .await
-            .map_err(|e| classify("CopyObject", dst_key, e))?;
-        Ok(out
-            .copy_object_result()
-            .and_then(|r| r.e_tag())
-            .unwrap_or_default()
-            .to_string())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
