@@ -280,6 +280,15 @@ pub struct Args {
           value_delimiter = ',', help_heading = "Failed uploads")]
     pub retry_failed_uploads: Option<Vec<String>>,
 
+    /// With --retry-failed-uploads: upload even where the object changed since the upload
+    /// failed (saved again, or changed by another client), overwriting it.
+    #[arg(
+        long,
+        requires = "retry_failed_uploads",
+        help_heading = "Failed uploads"
+    )]
+    pub overwrite_changed: bool,
+
     /// Keep the blocks read from S3 in DIR as well as in memory, so that they survive a
     /// remount and a working set larger than --cache-size (every block checksummed, keyed by
     /// the object's ETag). DIR is locked: one mount per DIR.

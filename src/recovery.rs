@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::Args;
-use crate::data::salvage::{self, Entry, Manifest, Origin, SalvageError};
+use crate::data::salvage::{self, Entry, Manifest, Origin, Replaces, SalvageError};
 use crate::data::upload::{upload_staged, PartPlan, Staged};
 use crate::error::FsError;
 use crate::storage::s3::{S3Settings, S3Store};
@@ -89,6 +89,16 @@ pub enum RecoveryError {
         path: PathBuf,
         #[source]
         source: io::Error,
+    },
+    /// The key changed since the upload failed (saved again, or changed by another client).
+    #[error(
+        "{id}: s3://{bucket}/{key} changed since the upload failed: not overwritten (give \
+         --overwrite-changed to upload it anyway); it is kept"
+    )]
+    Changed {
+        id: String,
+        bucket: String,
+        key: String,
     },
     /// The data file is not the size the manifest recorded.
     #[error(
@@ -202,7 +212,10 @@ pub fn run_command(args: &Args) -> i32 {
         max_in_flight: 4,
     };
     let base = args.s3_settings();
-    let outcomes = runtime.block_on(retry(&dir, &ids, plan, |m| settings_for(&base, m)));
+    let overwrite = args.overwrite_changed;
+    let outcomes = runtime.block_on(retry(&dir, &ids, plan, overwrite, |m| {
+        settings_for(&base, m)
+    }));
     let mut status = 0;
     for outcome in outcomes {
         match outcome {
@@ -238,6 +251,7 @@ pub async fn retry(
     dir: &Path,
     ids: &[String],
     plan: PartPlan,
+    overwrite_changed: bool,
     settings: impl Fn(&Manifest) -> S3Settings,
 ) -> Vec<Result<String, RecoveryError>> {
     let entries = match salvage::list(dir) {
@@ -295,7 +309,10 @@ pub async fn retry(
             stores.insert(key.clone(), store);
         }
         let outcome = match &stores[&key] {
-            Ok(store) => retry_entry(store, entry, manifest, plan, endpoint.as_deref()).await,
+            Ok(store) => {
+                let check = !overwrite_changed;
+                retry_entry(store, entry, manifest, plan, check, endpoint.as_deref()).await
+            }
             Err(e) => Err(RecoveryError::Connect {
                 id: entry.id.clone(),
                 bucket: manifest.bucket.clone(),
@@ -309,13 +326,19 @@ pub async fn retry(
 }
 
 /// Uploads one entry to `store` and removes it once S3 has it; returns the line to print.
+/// With `check`, an entry whose key no longer holds what the upload was to replace (see
+/// [`Replaces`]) is not uploaded: it would overwrite a newer object.
 pub async fn retry_entry(
     store: &Arc<dyn ObjectStore>,
     entry: &Entry,
     manifest: &Manifest,
     plan: PartPlan,
+    check: bool,
     endpoint: Option<&str>,
 ) -> Result<String, RecoveryError> {
+    if check {
+        check_unchanged(store, entry, manifest, endpoint).await?;
+    }
     let path = entry.data_path();
     let data_error = |source| RecoveryError::Data {
         id: entry.id.clone(),
@@ -354,6 +377,40 @@ pub async fn retry_entry(
     ))
 }
 
+/// Whether the key still holds what the failed upload was to replace; a
+/// [`RecoveryError::Changed`] when it does not.
+async fn check_unchanged(
+    store: &Arc<dyn ObjectStore>,
+    entry: &Entry,
+    manifest: &Manifest,
+    endpoint: Option<&str>,
+) -> Result<(), RecoveryError> {
+    if manifest.replaces == Replaces::Unknown {
+        return Ok(());
+    }
+    let now = match store.head(&manifest.key).await {
+        Ok(meta) => Replaces::Version(meta.etag),
+        Err(e) if e.is_not_found() => Replaces::Nothing,
+        Err(e) => {
+            return Err(RecoveryError::Upload {
+                id: entry.id.clone(),
+                bucket: manifest.bucket.clone(),
+                key: manifest.key.clone(),
+                reason: salvage::readable_store_error(&e, endpoint),
+                source: Box::new(FsError::from(e)),
+            })
+        }
+    };
+    match now == manifest.replaces {
+        true => Ok(()),
+        false => Err(RecoveryError::Changed {
+            id: entry.id.clone(),
+            bucket: manifest.bucket.clone(),
+            key: manifest.key.clone(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,19 +424,70 @@ mod tests {
 
     /// Keeps `bytes` for `key` as a failed upload in `dir`.
     fn kept(dir: &Path, bucket: &str, key: &str, bytes: &[u8], opts: &PutOptions) -> Entry {
+        kept_replacing(dir, bucket, key, bytes, opts, Replaces::Unknown)
+    }
+
+    fn kept_replacing(
+        dir: &Path,
+        bucket: &str,
+        key: &str,
+        bytes: &[u8],
+        opts: &PutOptions,
+        replaces: Replaces,
+    ) -> Entry {
         let staged = dir.join(format!("{}t", salvage::STAGING_PREFIX));
         std::fs::write(&staged, bytes).unwrap();
         let origin = Origin {
             bucket: bucket.into(),
             ..Default::default()
         };
-        let m = Manifest::new(&origin, key, bytes.len() as u64, opts, "connection refused");
+        let m = Manifest::new(&origin, key, bytes.len() as u64, opts, "connection refused")
+            .replacing(replaces);
         let entry_dir = salvage::keep(dir, &staged, &m).unwrap();
         salvage::list(dir)
             .unwrap()
             .into_iter()
             .find(|e| e.dir == entry_dir)
             .unwrap()
+    }
+
+    /// A key saved again (or changed by another client) since the upload failed is not
+    /// overwritten, unless asked; an unchanged one is.
+    #[tokio::test]
+    async fn a_retry_never_overwrites_a_newer_object_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemStore::new());
+        store.insert("k", "old");
+        let old = store.head("k").await.unwrap().etag;
+        let opts = PutOptions::default();
+        let entry = kept_replacing(dir.path(), "b", "k", b"mine", &opts, Replaces::Version(old));
+        let m = entry.manifest.clone().unwrap();
+        assert_eq!(m.format, 2);
+        let dyn_store = store.clone() as Arc<dyn ObjectStore>;
+        store.insert("k", "newer, saved since");
+        let err = retry_entry(&dyn_store, &entry, &m, PLAN, true, None)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("s3://b/k changed since the upload failed: not overwritten"),
+            "{err}"
+        );
+        assert_eq!(&store.body("k").unwrap()[..], b"newer, saved since");
+        assert_eq!(salvage::list(dir.path()).unwrap().len(), 1, "kept");
+        // Asked to: overwritten.
+        retry_entry(&dyn_store, &entry, &m, PLAN, false, None)
+            .await
+            .unwrap();
+        assert_eq!(&store.body("k").unwrap()[..], b"mine");
+
+        // A new file whose key is still free goes up; one taken since is refused.
+        let new = kept_replacing(dir.path(), "b", "n", b"new", &opts, Replaces::Nothing);
+        let m = new.manifest.clone().unwrap();
+        retry_entry(&dyn_store, &new, &m, PLAN, true, None)
+            .await
+            .unwrap();
+        assert_eq!(&store.body("n").unwrap()[..], b"new");
     }
 
     #[tokio::test]
@@ -398,7 +506,7 @@ mod tests {
         let entry = kept(dir.path(), "b", "k", &big, &opts);
         let m = entry.manifest.clone().unwrap();
         let dyn_store = store.clone() as Arc<dyn ObjectStore>;
-        let line = retry_entry(&dyn_store, &entry, &m, PLAN, None)
+        let line = retry_entry(&dyn_store, &entry, &m, PLAN, true, None)
             .await
             .unwrap();
         assert!(
@@ -420,7 +528,7 @@ mod tests {
         let entry = kept(dir.path(), "b", "k", b"bytes", &PutOptions::default());
         let m = entry.manifest.clone().unwrap();
         let dyn_store = store.clone() as Arc<dyn ObjectStore>;
-        let err = retry_entry(&dyn_store, &entry, &m, PLAN, None)
+        let err = retry_entry(&dyn_store, &entry, &m, PLAN, true, None)
             .await
             .unwrap_err();
         let line = err.to_string();
@@ -442,6 +550,7 @@ mod tests {
             dir.path(),
             &["nope".into(), "20240101T000000Z-bad".into()],
             PLAN,
+            false,
             |_| S3Settings::new(),
         )
         .await;
@@ -455,7 +564,7 @@ mod tests {
             "{lines:?}"
         );
         let empty = tempfile::tempdir().unwrap();
-        let outcomes = retry(empty.path(), &[], PLAN, |_| S3Settings::new()).await;
+        let outcomes = retry(empty.path(), &[], PLAN, false, |_| S3Settings::new()).await;
         assert!(outcomes[0]
             .as_ref()
             .unwrap()

@@ -41,8 +41,22 @@ pub const DATA_FILE: &str = "data";
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The prefix of staging files (live ones sit directly in the staging directory).
 pub const STAGING_PREFIX: &str = "s3mount-staged-";
-/// The manifest format written by this version.
-const FORMAT: u32 = 1;
+/// The manifest format written by this version (2: `replaces` added).
+const FORMAT: u32 = 2;
+
+/// What the failed upload was to replace in the bucket, so that a retry can tell whether the
+/// key has changed since (another save, another client) and not overwrite a newer object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "etag")]
+pub enum Replaces {
+    /// Not recorded (a manifest of format 1): a retry cannot check.
+    #[default]
+    Unknown,
+    /// No object: the file was new.
+    Nothing,
+    /// The version with this ETag.
+    Version(String),
+}
 
 /// What a mount knows about where its objects go: recorded in each manifest, so a retry
 /// can default to it.
@@ -99,6 +113,9 @@ pub struct Manifest {
     /// Tags the upload carried.
     #[serde(default)]
     pub tags: Option<Vec<(String, String)>>,
+    /// What the upload was to replace.
+    #[serde(default)]
+    pub replaces: Replaces,
 }
 
 impl Manifest {
@@ -125,7 +142,14 @@ impl Manifest {
             content_type: opts.content_type.clone(),
             metadata: opts.metadata.clone().into_iter().collect(),
             tags: opts.tags.clone(),
+            replaces: Replaces::Unknown,
         }
+    }
+
+    /// With what the upload was to replace.
+    pub fn replacing(mut self, replaces: Replaces) -> Self {
+        self.replaces = replaces;
+        self
     }
 
     /// The options to upload it with again.

@@ -30,7 +30,7 @@ use tracing::{debug, error, info};
 
 use super::attr::stamp_write;
 use crate::config::WriteConfig;
-use crate::data::salvage::{self, Manifest};
+use crate::data::salvage::{self, Manifest, Replaces};
 use crate::data::upload::{read_at, upload_staged, BaseVersion, PartPlan, Staged, StreamingUpload};
 use crate::error::{FsError, FsResult};
 use crate::storage::{ObjectMeta, ObjectStore, PutOptions};
@@ -88,9 +88,11 @@ impl WriteCtx {
         size: u64,
         opts: &PutOptions,
         error: &str,
+        replaces: Replaces,
     ) -> String {
         let dir = self.config.staging_dir();
-        let manifest = Manifest::new(&self.config.origin, key, size, opts, error);
+        let manifest =
+            Manifest::new(&self.config.origin, key, size, opts, error).replacing(replaces);
         match salvage::keep(&dir, tmp.path(), &manifest) {
             Ok(entry) => {
                 // Moved away: the temp file's own clean-up has nothing left to delete.
@@ -159,6 +161,8 @@ pub struct StagedFile {
     sync: Sync,
     /// Whether `opts.tags` holds the base object's tags (an in-place rewrite keeps them).
     tags_known: bool,
+    /// Renamed since it was opened: what its new key holds is not known to this file.
+    rekeyed: bool,
     /// `opts` were edited (chmod, utimes, xattrs) since the last write: a streaming upload,
     /// whose metadata was fixed when it started, must apply them after completing.
     edited: bool,
@@ -200,6 +204,7 @@ impl StagedFile {
             handles: 1,
             sync: Sync::Dirty,
             tags_known: true,
+            rekeyed: false,
             edited: false,
             last_error: None,
             copied_from: None,
@@ -231,6 +236,7 @@ impl StagedFile {
             handles: 1,
             sync: Sync::Clean,
             tags_known: base.is_none(),
+            rekeyed: false,
             edited: false,
             last_error: None,
             copied_from: None,
@@ -298,6 +304,7 @@ impl StagedFile {
     pub fn rekey(&mut self, key: &str) {
         self.key = key.to_string();
         self.base = None;
+        self.rekeyed = true;
         self.dirty_parts.clear();
         self.copied_from = None;
     }
@@ -559,9 +566,14 @@ impl StagedFile {
         let Content::Staged(tmp) = std::mem::replace(&mut self.content, Content::MovedAside) else {
             return None;
         };
+        let replaces = match (&self.base, self.rekeyed) {
+            (Some(base), _) => Replaces::Version(base.etag.clone()),
+            (None, false) => Replaces::Nothing,
+            (None, true) => Replaces::Unknown,
+        };
         Some(
             self.ctx
-                .keep_failed(tmp, &self.key, self.size, &self.opts, error),
+                .keep_failed(tmp, &self.key, self.size, &self.opts, error, replaces),
         )
     }
 
