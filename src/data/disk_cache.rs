@@ -124,6 +124,48 @@ pub fn statvfs_space(path: &Path) -> io::Result<Space> {
     })
 }
 
+/// Pauses writing while the filesystem is nearly full and resumes when space returns, with one
+/// log line each way; shared by the block and metadata stores. A probe that fails counts as
+/// room: the cache's own bound still holds, and a write that fails only costs a miss.
+pub struct RoomGate {
+    space: SpaceProbe,
+    paused: AtomicBool,
+    /// What is paused, for the log lines ("disk cache", "metadata cache").
+    what: &'static str,
+}
+
+impl RoomGate {
+    pub fn new(space: SpaceProbe, what: &'static str) -> Self {
+        RoomGate {
+            space,
+            paused: AtomicBool::new(false),
+            what,
+        }
+    }
+
+    /// Whether there is room to write under `dir`.
+    pub fn has_room(&self, dir: &Path) -> bool {
+        let full = match (self.space)(dir) {
+            Ok(s) => s.nearly_full(),
+            Err(e) => {
+                debug!("{}: cannot measure free space: {e}", self.what);
+                false
+            }
+        };
+        let was = self.paused.swap(full, Ordering::Relaxed);
+        if full && !was {
+            warn!(
+                dir = %dir.display(),
+                "{} paused: the filesystem is nearly full; reads go to S3 until space returns",
+                self.what
+            );
+        } else if !full && was {
+            info!(dir = %dir.display(), "{} resumed: space is available again", self.what);
+        }
+        !full
+    }
+}
+
 /// State shared by readers and the writer thread.
 struct Shared {
     blocks: PathBuf,
@@ -131,8 +173,7 @@ struct Shared {
     max_bytes: u64,
     index: Mutex<Index>,
     counters: TierCounters,
-    space: SpaceProbe,
-    paused: AtomicBool,
+    room: RoomGate,
 }
 
 /// A block on its way to the writer.
@@ -205,8 +246,7 @@ impl DiskCache {
             max_bytes,
             index: Mutex::new(scan.index),
             counters: TierCounters::default(),
-            space,
-            paused: AtomicBool::new(false),
+            room: RoomGate::new(space, "disk cache"),
         });
         shared.evict_over(max_bytes);
         let (tx, rx) = sync_channel::<Job>(QUEUE_BLOCKS);
@@ -351,32 +391,9 @@ impl Shared {
         let _ = std::fs::remove_file(block_path(&self.blocks, hash));
     }
 
-    /// Whether there is room to write: pauses (and resumes) caching by the free space.
-    fn has_room(&self) -> bool {
-        let dir = self.blocks.as_path();
-        let full = match (self.space)(dir) {
-            Ok(s) => s.nearly_full(),
-            Err(e) => {
-                debug!("disk cache: cannot measure free space: {e}");
-                false
-            }
-        };
-        let was = self.paused.swap(full, Ordering::Relaxed);
-        if full && !was {
-            warn!(
-                dir = %dir.display(),
-                "disk cache paused: the filesystem is nearly full; \
-                 reads go to S3 until space returns"
-            );
-        } else if !full && was {
-            info!(dir = %dir.display(), "disk cache resumed: space is available again");
-        }
-        !full
-    }
-
     /// The writer thread's work for one block.
     fn write(&self, job: Job) {
-        if self.index.lock().unwrap().touch(job.hash) || !self.has_room() {
+        if self.index.lock().unwrap().touch(job.hash) || !self.room.has_room(&self.blocks) {
             TierCounters::bump(&self.counters.skipped);
             return;
         }

@@ -39,9 +39,8 @@ use crc_fast::{CrcAlgorithm, Digest};
 use tracing::{debug, info, warn};
 
 use super::index::{block_path, scan, Index, TEMP_SUFFIX};
-use super::{statvfs_space, SpaceProbe};
+use super::{statvfs_space, RoomGate, SpaceProbe};
 use crate::storage::ObjectMeta;
-use std::sync::atomic::AtomicBool;
 
 /// Subdirectory of DIR holding the metadata files.
 pub const META_DIR: &str = "meta";
@@ -76,8 +75,7 @@ struct Shared {
     max_bytes: u64,
     index: Mutex<Index>,
     counters: MetaCounters,
-    space: SpaceProbe,
-    paused: AtomicBool,
+    room: RoomGate,
 }
 
 /// An entry on its way to the writer.
@@ -129,8 +127,7 @@ impl MetaCache {
             max_bytes,
             index: Mutex::new(scan.index),
             counters: MetaCounters::default(),
-            space,
-            paused: AtomicBool::new(false),
+            room: RoomGate::new(space, "metadata cache"),
         });
         shared.evict_over();
         let (tx, rx) = sync_channel::<Job>(QUEUE_ENTRIES);
@@ -265,23 +262,8 @@ impl Shared {
         None
     }
 
-    /// Whether there is room to write: pauses (and resumes) writing by the free space.
-    fn has_room(&self) -> bool {
-        let full = match (self.space)(&self.dir) {
-            Ok(s) => s.nearly_full(),
-            Err(_) => true,
-        };
-        let was = self.paused.swap(full, Ordering::Relaxed);
-        if full && !was {
-            warn!(dir = %self.dir.display(), "metadata cache paused: the filesystem is nearly full");
-        } else if !full && was {
-            info!(dir = %self.dir.display(), "metadata cache resumed: space is available again");
-        }
-        !full
-    }
-
     fn write(&self, job: Job) {
-        if !self.has_room() {
+        if !self.room.has_room(&self.dir) {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
