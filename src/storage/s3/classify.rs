@@ -34,7 +34,8 @@ where
     result
 }
 
-/// The kind and message of an SDK error (see [`classify`]).
+/// The kind and message of an SDK error (see [`classify`]): a failure before any answer by its
+/// type, an answer by its S3 code and HTTP status.
 fn kind_of<E>(
     op: &'static str,
     key: &str,
@@ -45,16 +46,6 @@ fn kind_of<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let message = err.message().unwrap_or_default();
-    let detail = format!(
-        "{op} {key}: {}{}",
-        code.unwrap_or("no error code"),
-        if message.is_empty() {
-            String::new()
-        } else {
-            format!(" ({message})")
-        }
-    );
     if let Some(failure) = credentials_failure(err) {
         // The credentials provider failed before anything was sent (no credentials anywhere
         // in the chain, an SSO session expired, ...): the SDK reports it as a dispatch or
@@ -62,25 +53,39 @@ where
         return StoreError::no_credentials(credentials_detail(failure));
     }
     let op_key = format!("{op} {key}").trim_end().to_string();
-    match (err, code, status) {
-        (SdkError::TimeoutError(_), _, _) => StoreError::timeout(op_key),
-        (SdkError::DispatchFailure(d), _, _) => {
-            if d.is_timeout() {
-                StoreError::timeout(op_key)
-            } else {
-                StoreError::connect(format!("{op_key}: {}", Transport::of(err)))
-            }
+    match err {
+        SdkError::TimeoutError(_) => StoreError::timeout(op_key),
+        SdkError::DispatchFailure(d) if d.is_timeout() => StoreError::timeout(op_key),
+        SdkError::DispatchFailure(_) => {
+            StoreError::connect(format!("{op_key}: {}", Transport::of(err)))
         }
-        (SdkError::ConstructionFailure(_), _, _) => {
+        SdkError::ConstructionFailure(_) => {
             StoreError::other(format!("{op_key}: {}", Transport::of(err)))
         }
-        (_, Some("NoSuchBucket"), _) => StoreError::no_such_bucket(),
-        (_, Some("NoSuchKey" | "NoSuchVersion" | "NotFound" | "NoSuchUpload"), _) => {
+        _ => {
+            let message = err.message().unwrap_or_default();
+            let detail = format!(
+                "{op_key}: {}{}",
+                code.unwrap_or("no error code"),
+                match message.is_empty() {
+                    true => String::new(),
+                    false => format!(" ({message})"),
+                }
+            );
+            kind_of_answer(code, status, detail)
+        }
+    }
+}
+
+/// The kind of an S3 answer, by its error code first, then its HTTP status.
+fn kind_of_answer(code: Option<&str>, status: Option<u16>, detail: String) -> StoreError {
+    match (code, status) {
+        (Some("NoSuchBucket"), _) => StoreError::no_such_bucket(),
+        (Some("NoSuchKey" | "NoSuchVersion" | "NotFound" | "NoSuchUpload"), _) => {
             StoreError::not_found()
         }
-        (_, Some("PreconditionFailed"), _) | (_, _, Some(412)) => StoreError::precondition_failed(),
+        (Some("PreconditionFailed"), _) | (_, Some(412)) => StoreError::precondition_failed(),
         (
-            _,
             Some(
                 "InvalidAccessKeyId"
                 | "SignatureDoesNotMatch"
@@ -91,26 +96,21 @@ where
             ),
             _,
         ) => StoreError::bad_credentials(detail),
-        (_, Some("AccessDenied" | "AllAccessDisabled"), _) | (_, None, Some(403)) => {
+        (Some("AccessDenied" | "AllAccessDisabled"), _) | (None, Some(403)) => {
             StoreError::access_denied(detail)
         }
-        (_, None, Some(404)) => StoreError::not_found(),
+        (None, Some(404)) => StoreError::not_found(),
+        (Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"), _)
+        | (_, Some(503)) => StoreError::throttled(detail),
+        (Some("NotImplemented"), _) | (_, Some(501)) => StoreError::not_implemented(detail),
         (
-            _,
-            Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"),
-            _,
-        )
-        | (_, _, Some(503)) => StoreError::throttled(detail),
-        (_, Some("NotImplemented"), _) | (_, _, Some(501)) => StoreError::not_implemented(detail),
-        (
-            _,
             Some(
                 "EntityTooLarge" | "EntityTooSmall" | "InvalidArgument" | "InvalidTag"
                 | "MetadataTooLarge" | "KeyTooLongError" | "InvalidRange" | "InvalidBucketName",
             ),
             _,
         ) => StoreError::invalid(detail),
-        (_, _, Some(500..=599)) => StoreError::server(detail),
+        (_, Some(500..=599)) => StoreError::server(detail),
         _ => StoreError::other(format!(
             "{detail} [{}]",
             status.map(|s| s.to_string()).unwrap_or_default()
