@@ -231,16 +231,26 @@ pub fn keep(
         .tempdir_in(&parent)
         .map_err(io_error("cannot create an entry in", &parent))?
         .keep();
-    let data = dir.join(DATA_FILE);
-    move_or_copy(staged, &data)?;
+    // The manifest is written (under a temporary name) before the data moves, so that any
+    // failure up to the move leaves the staging file where it was, for the caller to name;
+    // after the move, the data is only ever in the entry.
     let part = dir.join("manifest.json.part");
-    let text = serde_json::to_vec_pretty(manifest).map_err(|source| SalvageError::Manifest {
-        path: part.clone(),
-        source,
-    })?;
-    write_synced(&part, &text)?;
+    let written = serde_json::to_vec_pretty(manifest)
+        .map_err(|source| SalvageError::Manifest {
+            path: part.clone(),
+            source,
+        })
+        .and_then(|text| write_synced(&part, &text))
+        .and_then(|()| move_or_copy(staged, &dir.join(DATA_FILE)));
+    if let Err(e) = written {
+        let _ = fs::remove_dir_all(&dir);
+        return Err(e);
+    }
     let final_path = dir.join(MANIFEST_FILE);
-    fs::rename(&part, &final_path).map_err(io_error("cannot rename", &part))?;
+    if let Err(e) = fs::rename(&part, &final_path) {
+        // The data is in the entry already: keep it there, listed as an unreadable manifest.
+        tracing::warn!(entry = %dir.display(), "the manifest of a failed upload stays at {}: {e}", part.display());
+    }
     if let Ok(d) = File::open(&dir) {
         let _ = d.sync_all();
     }
@@ -448,6 +458,20 @@ mod tests {
         let m = Manifest::new(&origin(), "p/f.txt", 1, &PutOptions::default(), "x");
         assert_eq!((m.bucket.as_str(), m.key.as_str()), ("b", "p/f.txt"));
         assert_eq!(m.region.as_deref(), Some("eu-west-1"));
+    }
+
+    /// A failure before the data moved leaves no entry behind (and the staging file, if
+    /// any, where it was, for the caller to name).
+    #[test]
+    fn a_failed_keep_leaves_no_half_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join(format!("{STAGING_PREFIX}gone"));
+        let manifest = Manifest::new(&origin(), "p/f.txt", 1, &PutOptions::default(), "x");
+        assert!(keep(dir.path(), &gone, &manifest).is_err());
+        assert!(
+            list(dir.path()).unwrap().is_empty(),
+            "no entry without its data"
+        );
     }
 
     #[test]
