@@ -16,9 +16,14 @@
 //!   takes them over `max_bytes`, the least recently used blocks are deleted down to 95% of
 //!   it. While the filesystem under DIR has less than 5% of its space free (or 2 GiB if that
 //!   is smaller), nothing is written (one log line when caching stops, one when it resumes).
-//! * **Off the critical path.** Reads run in `spawn_blocking`. Writes go through a bounded
-//!   queue to one writer thread; a full queue drops the block (it was served from memory
-//!   anyway), so a slow disk never slows a reader down.
+//! * **Writes keep up.** Reads run in `spawn_blocking`. Writes go through a bounded queue to
+//!   two writer threads, after the block has reached its reader. A full queue makes the fetch
+//!   that offers the next block wait for room (up to [`OFFER_WAIT`]): a cold read with a
+//!   cache runs at most as fast as the disk takes its blocks, and the cache holds the whole
+//!   object afterwards (dropping them made a later re-read GET what the cache had skipped).
+//!   A disk that cannot take a block within [`OFFER_WAIT`] is given up on: offers are then
+//!   dropped without waiting until the queue is half empty again, so a stalled disk costs a
+//!   reader one wait, not one per block.
 //! * **One owner.** The directory is locked (`flock` on `DIR/s3mount.lock`) for the life of
 //!   the mount; a second mount on it is refused. The lock goes away with the process, even
 //!   after SIGKILL.
@@ -33,13 +38,15 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use nix::fcntl::{Flock, FlockArg};
+use tokio::sync::mpsc::error::SendTimeoutError;
+use tokio::sync::mpsc::{channel, Receiver, Sender};
 use tracing::{debug, info, warn};
 
 use self::block_file::{BlockFileError, HEADER_LEN};
@@ -51,12 +58,22 @@ use super::tier::{BlockTier, TierCounters, TierStats};
 pub const LOCK_FILE: &str = "s3mount.lock";
 /// Subdirectory of DIR holding the block files.
 pub const BLOCKS_DIR: &str = "blocks";
-/// Blocks waiting for the writer; beyond this, offers are dropped. 64 blocks of 256 KiB cap
-/// the queue's memory at 16 MiB.
+/// Blocks waiting for the writers; beyond this, an offer waits. 64 blocks of 256 KiB cap the
+/// queue's memory at 16 MiB.
 const QUEUE_BLOCKS: usize = 64;
-/// Writer threads. Two keep up with a cold sequential read on a busy 2-core machine, where
-/// one fell behind and the full queue dropped blocks (a later re-read then GETs them).
+/// Writer threads: on a busy 2-core machine one fell behind a cold sequential read.
 const WRITERS: usize = 2;
+/// How long an offer waits for room in a full queue before the disk is deemed stalled. A
+/// healthy disk frees a slot in well under a millisecond; this only bounds the cost of a
+/// stalled one.
+pub const OFFER_WAIT: Duration = Duration::from_millis(250);
+/// A block file read whose mtime is older than this gets it refreshed (the LRU order the next
+/// mount rebuilds from mtimes); a younger one is left alone, which saves a metadata write per
+/// block on a re-read of what was just cached.
+const TOUCH_AFTER: Duration = Duration::from_secs(60);
+/// While there is room, free space is measured again at most this often (a statvfs per block
+/// written was measurable); while paused, at every offer, so that caching resumes at once.
+const ROOM_RECHECK: Duration = Duration::from_secs(1);
 /// Caching pauses while less than this share (percent) of the filesystem is free...
 const MIN_FREE_PERCENT: u64 = 5;
 /// ...or less than this many bytes, if that is smaller: 5% of a large disk is more room than
@@ -130,6 +147,8 @@ pub fn statvfs_space(path: &Path) -> io::Result<Space> {
 pub struct RoomGate {
     space: SpaceProbe,
     paused: AtomicBool,
+    /// When room was last found (re-measured after [`ROOM_RECHECK`]).
+    room_seen: Mutex<Option<Instant>>,
     /// What is paused, for the log lines ("disk cache", "metadata cache").
     what: &'static str,
 }
@@ -139,12 +158,17 @@ impl RoomGate {
         RoomGate {
             space,
             paused: AtomicBool::new(false),
+            room_seen: Mutex::new(None),
             what,
         }
     }
 
     /// Whether there is room to write under `dir`.
     pub fn has_room(&self, dir: &Path) -> bool {
+        let mut seen = self.room_seen.lock().unwrap();
+        if seen.is_some_and(|at| at.elapsed() < ROOM_RECHECK) {
+            return true;
+        }
         let full = match (self.space)(dir) {
             Ok(s) => s.nearly_full(),
             Err(e) => {
@@ -162,6 +186,7 @@ impl RoomGate {
         } else if !full && was {
             info!(dir = %dir.display(), "{} resumed: space is available again", self.what);
         }
+        *seen = (!full).then(Instant::now);
         !full
     }
 }
@@ -187,6 +212,9 @@ struct Job {
 pub struct DiskCache {
     shared: Arc<Shared>,
     writer: Mutex<Option<Writers>>,
+    /// Set when an offer found the queue full for [`OFFER_WAIT`]; offers then skip the wait
+    /// until the queue is half empty.
+    stalled: AtomicBool,
     _lock: Flock<File>,
 }
 
@@ -249,7 +277,7 @@ impl DiskCache {
             room: RoomGate::new(space, "disk cache"),
         });
         shared.evict_over(max_bytes);
-        let (tx, rx) = sync_channel::<Job>(QUEUE_BLOCKS);
+        let (tx, rx) = channel::<Job>(QUEUE_BLOCKS);
         let rx = Arc::new(Mutex::new(rx));
         let handles = (0..WRITERS)
             .map(|_| spawn_writer(shared.clone(), rx.clone()))
@@ -261,6 +289,7 @@ impl DiskCache {
         Ok(Arc::new(DiskCache {
             shared,
             writer: Mutex::new(Some((tx, handles))),
+            stalled: AtomicBool::new(false),
             _lock: lock,
         }))
     }
@@ -296,7 +325,7 @@ impl DiskCache {
 }
 
 /// The queue's sending end and the writer threads behind it.
-type Writers = (SyncSender<Job>, Vec<JoinHandle<()>>);
+type Writers = (Sender<Job>, Vec<JoinHandle<()>>);
 
 /// A writer thread: takes jobs off the shared queue until every sender is gone.
 fn spawn_writer(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) -> io::Result<JoinHandle<()>> {
@@ -304,10 +333,10 @@ fn spawn_writer(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Job>>>) -> io::Resul
         .name("s3mount-cache".into())
         .spawn(move || loop {
             // The lock is held only while waiting for the next job, not while writing it.
-            let job = rx.lock().unwrap().recv();
+            let job = rx.lock().unwrap().blocking_recv();
             match job {
-                Ok(job) => shared.write(job),
-                Err(_) => return,
+                Some(job) => shared.write(job),
+                None => return,
             }
         })
 }
@@ -343,6 +372,17 @@ fn lock_dir(dir: &Path) -> Result<Flock<File>, DiskCacheError> {
     }
 }
 
+/// Sets the mtime of a block file just read to now, unless it is younger than [`TOUCH_AFTER`].
+fn refresh_mtime(file: &File, meta: &std::fs::Metadata) {
+    let now = SystemTime::now();
+    let young = meta
+        .modified()
+        .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age < TOUCH_AFTER));
+    if !young {
+        let _ = file.set_modified(now);
+    }
+}
+
 /// Why a block could not be read.
 enum ReadFailure {
     /// No file (evicted or dropped meanwhile).
@@ -364,7 +404,8 @@ impl Shared {
             Err(e) => return Err(ReadFailure::Damaged(e.to_string())),
         };
         let damaged = |e: &dyn std::fmt::Display| ReadFailure::Damaged(e.to_string());
-        let size = file.metadata().map_err(|e| damaged(&e))?.len();
+        let meta = file.metadata().map_err(|e| damaged(&e))?;
+        let size = meta.len();
         let expected = (HEADER_LEN + identity.len()) as u64 + len;
         if size != expected {
             let e = BlockFileError::WrongSize {
@@ -377,7 +418,7 @@ impl Shared {
         file.read_to_end(&mut buf).map_err(|e| damaged(&e))?;
         match block_file::verify(&buf, identity, len) {
             Ok(start) => {
-                let _ = file.set_modified(std::time::SystemTime::now());
+                refresh_mtime(&file, &meta);
                 Ok(Bytes::from(buf).slice(start..))
             }
             Err(BlockFileError::OtherBlock) => Err(ReadFailure::Other),
@@ -502,19 +543,43 @@ impl BlockTier for DiskCache {
         None
     }
 
-    fn offer(&self, key: &BlockKey, data: &Bytes) {
+    async fn offer(&self, key: &BlockKey, data: &Bytes) {
         let (identity, hash) = self.identity(key);
         let job = Job {
             hash,
             identity,
             data: data.clone(),
         };
-        let writer = self.writer.lock().unwrap();
-        let sent = match writer.as_ref() {
-            Some((tx, _)) => tx.try_send(job),
-            None => Err(TrySendError::Disconnected(job)),
+        let Some(tx) = self
+            .writer
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|(tx, _)| tx.clone())
+        else {
+            TierCounters::bump(&self.shared.counters.skipped);
+            return;
         };
-        if sent.is_err() {
+        if self.stalled.load(Ordering::Relaxed) && tx.capacity() >= QUEUE_BLOCKS / 2 {
+            self.stalled.store(false, Ordering::Relaxed);
+            info!("disk cache: the writers caught up; offers wait for room again");
+        }
+        let sent = match self.stalled.load(Ordering::Relaxed) {
+            true => tx.try_send(job).is_ok(),
+            false => match tx.send_timeout(job, OFFER_WAIT).await {
+                Ok(()) => true,
+                Err(SendTimeoutError::Timeout(_)) => {
+                    self.stalled.store(true, Ordering::Relaxed);
+                    warn!(
+                        "disk cache: the disk took no block for {OFFER_WAIT:?}; blocks are \
+                         dropped instead of waited for until the writers catch up"
+                    );
+                    false
+                }
+                Err(SendTimeoutError::Closed(_)) => false,
+            },
+        };
+        if !sent {
             TierCounters::bump(&self.shared.counters.skipped);
         }
     }

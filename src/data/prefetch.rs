@@ -68,14 +68,14 @@ impl ReadContext {
         self
     }
 
-    /// Hands a block read from S3 to every tier.
-    fn offer_to_tiers(&self, key: &BlockKey, data: &Bytes) {
+    /// Hands a block read from S3 to every tier (see [`BlockTier::offer`] for the wait).
+    async fn offer_to_tiers(&self, key: &BlockKey, data: &Bytes) {
         // Without an ETag a block cannot be told from a later version's: memory only.
         if key.etag.is_empty() {
             return;
         }
         for tier in self.tiers.iter() {
-            tier.offer(key, data);
+            tier.offer(key, data).await;
         }
     }
 
@@ -496,8 +496,8 @@ async fn fill_blocks(
                 let data = std::mem::take(&mut buf).freeze();
                 let (bkey, tx) = owed.blocks.pop_front().unwrap();
                 ctx.cache.complete(&bkey, data.clone());
-                ctx.offer_to_tiers(&bkey, &data);
-                let _ = tx.send(Ok(data));
+                let _ = tx.send(Ok(data.clone()));
+                ctx.offer_to_tiers(&bkey, &data).await;
                 block_start += want as u64;
                 buf = BytesMut::with_capacity(bs as usize);
             }

@@ -261,7 +261,8 @@ impl BlockTier for SharedCache {
         found
     }
 
-    fn offer(&self, key: &BlockKey, data: &Bytes) {
+    async fn offer(&self, key: &BlockKey, data: &Bytes) {
+        // Never waits: a PUT costs a round trip, which a reader should not pay.
         let sent = match self.queue.lock().unwrap().as_mut() {
             Some(tx) if !self.inner.health.paused() => {
                 tx.try_send((key.clone(), data.clone())).is_ok()

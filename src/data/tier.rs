@@ -5,8 +5,10 @@
 //! a shared tier such as another bucket would come after it) and only then the source bucket.
 //! A tier is an optimisation, never a source of truth: `get` answers `None` for anything it
 //! cannot vouch for (a miss, a damaged block, an I/O error), so a broken tier costs speed,
-//! never a read. `offer` hands a block fetched elsewhere to a tier and must return at once:
-//! storing it is the tier's background work, and a tier that cannot keep up drops the offer.
+//! never a read. `offer` hands a block fetched elsewhere to a tier, after the block reached
+//! its reader: storing it is the tier's background work. A tier may make the offer wait a
+//! bounded time for room (the disk tier does, so that a cold read leaves the whole object
+//! cached); one that cannot keep up drops the offer.
 //! Every tier counts what it did in [`TierCounters`], which the metrics read by name.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,8 +30,9 @@ pub trait BlockTier: Send + Sync + 'static {
     /// The block `key`, which must be `len` bytes long, if the tier holds a sound copy.
     async fn get(&self, key: &BlockKey, len: u64) -> Option<Bytes>;
 
-    /// Offers a block that was read elsewhere; returns at once.
-    fn offer(&self, key: &BlockKey, data: &Bytes);
+    /// Offers a block that was read elsewhere; returns once the tier has queued or dropped it
+    /// (after a bounded wait at most).
+    async fn offer(&self, key: &BlockKey, data: &Bytes);
 
     /// What the tier did so far.
     fn stats(&self) -> TierStats;

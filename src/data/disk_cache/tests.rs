@@ -1,6 +1,7 @@
 //! The disk tier over a temporary directory.
 
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use super::*;
 
@@ -32,10 +33,10 @@ fn data(i: u64, n: usize) -> Bytes {
 }
 
 /// Offers and waits until the writer has stored everything.
-fn store(c: &DiskCache, blocks: &[(BlockKey, Bytes)]) {
+async fn store(c: &DiskCache, blocks: &[(BlockKey, Bytes)]) {
     let want = c.stats().bytes_written + blocks.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
     for (k, d) in blocks {
-        c.offer(k, d);
+        c.offer(k, d).await;
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while c.stats().bytes_written < want {
@@ -44,7 +45,7 @@ fn store(c: &DiskCache, blocks: &[(BlockKey, Bytes)]) {
             "writer stuck: {:?}, want {want} written",
             c.stats()
         );
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
 
@@ -65,7 +66,7 @@ fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 async fn round_trip_and_other_versions_miss() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(&config(dir.path(), 1 << 20)).unwrap();
-    store(&c, &[(key(0), data(0, 1000)), (key(1), data(1, 10))]);
+    store(&c, &[(key(0), data(0, 1000)), (key(1), data(1, 10))]).await;
     assert_eq!(c.get(&key(0), 1000).await, Some(data(0, 1000)));
     assert_eq!(c.get(&key(1), 10).await, Some(data(1, 10)));
     let other = BlockKey::new("dir/obj", "etag-2", 0);
@@ -78,7 +79,7 @@ async fn round_trip_and_other_versions_miss() {
 async fn a_damaged_block_is_dropped_and_never_served() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(&config(dir.path(), 1 << 20)).unwrap();
-    store(&c, &[(key(0), data(0, 4096)), (key(1), data(1, 4096))]);
+    store(&c, &[(key(0), data(0, 4096)), (key(1), data(1, 4096))]).await;
     let paths = files(dir.path(), ".blk");
     assert_eq!(paths.len(), 2);
     // Flip one byte of the data in one file, cut the other short.
@@ -100,7 +101,7 @@ async fn a_damaged_block_is_dropped_and_never_served() {
     );
     assert_eq!(c.bytes(), 0);
     // Fetched again, it is stored again.
-    store(&c, &[(key(0), data(0, 4096))]);
+    store(&c, &[(key(0), data(0, 4096))]).await;
     assert_eq!(c.get(&key(0), 4096).await, Some(data(0, 4096)));
 }
 
@@ -114,9 +115,10 @@ async fn least_recently_used_blocks_are_evicted_to_stay_in_bounds() {
     store(
         &c,
         &(0..4).map(|i| (key(i), data(i, 1000))).collect::<Vec<_>>(),
-    );
+    )
+    .await;
     assert!(c.get(&key(0), 1000).await.is_some()); // 0 is now the most recent
-    store(&c, &[(key(4), data(4, 1000))]);
+    store(&c, &[(key(4), data(4, 1000))]).await;
     assert!(c.bytes() <= 4 * per_file, "{} bytes", c.bytes());
     assert_eq!(c.stats().evictions, 2, "down to 95%: two blocks go");
     assert_eq!(c.get(&key(1), 1000).await, None);
@@ -131,7 +133,7 @@ async fn the_index_is_rebuilt_after_a_restart_and_temp_files_are_ignored() {
     let dir = tempfile::tempdir().unwrap();
     {
         let c = open(&config(dir.path(), 1 << 20)).unwrap();
-        store(&c, &[(key(0), data(0, 100)), (key(1), data(1, 100))]);
+        store(&c, &[(key(0), data(0, 100)), (key(1), data(1, 100))]).await;
         c.flush_and_stop();
     }
     // A write interrupted by a crash: a temp file named like the block it would have been.
@@ -189,7 +191,7 @@ async fn caching_pauses_while_the_disk_is_nearly_full_and_resumes() {
         })
     });
     let c = DiskCache::open_with_probe(&config(dir.path(), 1 << 20), probe).unwrap();
-    c.offer(&key(0), &data(0, 100));
+    c.offer(&key(0), &data(0, 100)).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while c.stats().skipped == 0 {
         assert!(std::time::Instant::now() < deadline);
@@ -201,7 +203,7 @@ async fn caching_pauses_while_the_disk_is_nearly_full_and_resumes() {
         "nothing written while full"
     );
     available.store(50_000, Ordering::Relaxed);
-    store(&c, &[(key(0), data(0, 100))]);
+    store(&c, &[(key(0), data(0, 100))]).await;
     assert_eq!(c.get(&key(0), 100).await, Some(data(0, 100)));
 }
 
@@ -220,4 +222,107 @@ fn the_default_bound_is_a_share_of_the_space() {
     };
     let c = DiskCache::open_with_probe(&cfg, probe).unwrap();
     assert_eq!(c.max_bytes(), 2_000_000);
+}
+
+/// A cache whose writers block (in the free-space probe) while the returned gate is closed.
+fn open_with_gate(dir: &Path) -> (Arc<DiskCache>, Arc<(Mutex<bool>, std::sync::Condvar)>) {
+    let gate = Arc::new((Mutex::new(true), std::sync::Condvar::new()));
+    let held = gate.clone();
+    let probe: SpaceProbe = Box::new(move |_| {
+        let (closed, cv) = &*held;
+        let _open = cv.wait_while(closed.lock().unwrap(), |c| *c).unwrap();
+        Ok(Space {
+            total: 1 << 40,
+            available: 1 << 39,
+        })
+    });
+    let c = DiskCache::open_with_probe(&config(dir, 1 << 30), probe).unwrap();
+    (c, gate)
+}
+
+fn open_gate(gate: &(Mutex<bool>, std::sync::Condvar)) {
+    *gate.0.lock().unwrap() = false;
+    gate.1.notify_all();
+}
+
+/// Offers blocks from `from` on until one is not taken at once (the queue is full); returns
+/// the index of the first block not offered.
+async fn fill_queue(c: &DiskCache, from: u64) -> u64 {
+    let mut i = from;
+    loop {
+        let (k, d) = (key(i), data(i, 64));
+        if tokio::time::timeout(Duration::from_millis(50), c.offer(&k, &d))
+            .await
+            .is_err()
+        {
+            return i;
+        }
+        i += 1;
+        assert!(
+            i < from + 10 * QUEUE_BLOCKS as u64,
+            "the queue never filled"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_makes_the_offer_wait_instead_of_dropping_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, gate) = open_with_gate(dir.path());
+    let next = fill_queue(&c, 0).await;
+    // The block cut off by the timeout above was not queued; this one waits for room.
+    let opener = {
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            open_gate(&gate);
+        })
+    };
+    let skipped = c.stats().skipped;
+    c.offer(&key(next), &data(next, 64)).await;
+    opener.await.unwrap();
+    assert_eq!(
+        c.stats().skipped,
+        skipped,
+        "the offer was dropped, not waited for"
+    );
+    c.flush_and_stop();
+    assert!(
+        c.get(&key(next), 64).await.is_some(),
+        "the waited-for block is stored"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_disk_costs_one_wait_then_offers_are_dropped_until_it_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, gate) = open_with_gate(dir.path());
+    let next = fill_queue(&c, 0).await;
+    let started = std::time::Instant::now();
+    c.offer(&key(next), &data(next, 64)).await;
+    assert!(
+        started.elapsed() >= OFFER_WAIT,
+        "gave up before {OFFER_WAIT:?}"
+    );
+    assert_eq!(c.stats().skipped, 1);
+    // Stalled: the next offer does not wait (a wait would be cut off by the timeout).
+    let (k, d) = (key(next + 1), data(next + 1, 64));
+    let quick = tokio::time::timeout(OFFER_WAIT / 2, c.offer(&k, &d)).await;
+    assert!(quick.is_ok(), "a second offer waited on a stalled disk");
+    assert_eq!(c.stats().skipped, 2);
+    // Once the writers drain the queue, offers wait (and are stored) again.
+    open_gate(&gate);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while c.stats().bytes_written < next * 64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writers stuck: {:?}",
+            c.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    c.offer(&key(next + 2), &data(next + 2, 64)).await;
+    c.flush_and_stop();
+    assert_eq!(c.stats().skipped, 2);
+    assert!(c.get(&key(next + 2), 64).await.is_some());
 }

@@ -53,7 +53,7 @@ async fn find(ctx: &ReadContext, key: &BlockKey, len: u64) -> Option<Bytes> {
     for (i, tier) in ctx.tiers.iter().enumerate() {
         if let Some(data) = tier.get(key, len).await {
             for earlier in &ctx.tiers[..i] {
-                earlier.offer(key, &data);
+                earlier.offer(key, &data).await;
             }
             return Some(data);
         }

@@ -29,7 +29,7 @@ fn data(i: u64, n: usize) -> Bytes {
 async fn store_blocks(tier: &SharedCache, blocks: &[(BlockKey, Bytes)]) {
     let want = tier.stats().bytes_written + blocks.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
     for (k, d) in blocks {
-        tier.offer(k, d);
+        tier.offer(k, d).await;
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while tier.stats().bytes_written < want {
@@ -130,7 +130,7 @@ async fn a_failing_store_is_a_miss_and_is_paused_after_repeated_failures() {
     assert!(tier.get(&key(0), 512).await.is_none());
     assert_eq!(store.count("get") - before, FAILURES_BEFORE_PAUSE as u64);
     let skipped = tier.stats().skipped;
-    tier.offer(&key(1), &data(1, 512));
+    tier.offer(&key(1), &data(1, 512)).await;
     assert_eq!(tier.stats().skipped, skipped + 1);
     // After the pause, one read tries again, and a store that answers ends the outage.
     store.fail("get", false);
@@ -146,7 +146,7 @@ async fn a_failing_store_is_a_miss_and_is_paused_after_repeated_failures() {
 async fn a_failing_write_is_skipped_and_flush_waits_for_the_queue() {
     let (store, tier) = open();
     store.fail("put", true);
-    tier.offer(&key(0), &data(0, 512));
+    tier.offer(&key(0), &data(0, 512)).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while tier.stats().skipped == 0 {
         assert!(Instant::now() < deadline, "the failed write is not counted");
@@ -156,12 +156,12 @@ async fn a_failing_write_is_skipped_and_flush_waits_for_the_queue() {
     store.fail("put", false);
     // The failure above is not yet a pause (one failure): offers are written on flush.
     for i in 1..4 {
-        tier.offer(&key(i), &data(i, 512));
+        tier.offer(&key(i), &data(i, 512)).await;
     }
     tier.flush_and_stop(Duration::from_secs(20)).await;
     assert_eq!(store.keys().len(), 3);
     // Stopped: later offers are dropped.
-    tier.offer(&key(9), &data(9, 512));
+    tier.offer(&key(9), &data(9, 512)).await;
     assert_eq!(store.keys().len(), 3);
     assert_eq!(tier.stats().skipped, 2);
 }
