@@ -23,6 +23,22 @@ def read_file(b, path: Path, size: int) -> float | None:
     return mib_per_s(size, t.seconds)
 
 
+def read_tree(b, root: Path, readers: int = 8) -> float | None:
+    """cat every file under root to /dev/null, `readers` processes at once; MiB/s of the bytes
+    the files hold (a disk's own speed for many small files, with no filesystem of ours)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    if not files:
+        b.fail(f"no files under {root}")
+        return None
+    size = sum(p.stat().st_size for p in files)
+    cmds = [["cat", *map(str, files[i::readers])] for i in range(readers)]
+    ok, secs, errs = run_parallel([c for c in cmds if len(c) > 1], b.cfg.cmd_timeout)
+    if not ok:
+        b.fail(f"cat of the files under {root} failed: {tail(' '.join(errs))}")
+        return None
+    return mib_per_s(size, secs)
+
+
 def write_file(b, src: Path, dst: Path, size: int) -> float | None:
     """dd src to dst with conv=fsync (the time includes the close); MiB/s."""
     t = run_timed(["dd", f"if={src}", f"of={dst}", "bs=1M", "conv=fsync"], b.cfg.cmd_timeout)
