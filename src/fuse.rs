@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{
-    CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    CopyFileRangeFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 
 use crate::fs::names::NAME_MAX;
 use crate::fs::AttrChange;
-use crate::fs::{CacheMode, Caller, KernelCache, S3Fs};
+use crate::fs::{CacheMode, Caller, DirEntry, KernelCache, S3Fs};
 
 mod run;
 
@@ -65,6 +65,12 @@ impl FuseAdapter {
 
     fn ttl(&self) -> Duration {
         self.fs.config().metadata_ttl
+    }
+
+    /// Replies with an entry (the core counted the reference the kernel takes to it).
+    fn entry_reply(&self) -> impl FnOnce(ReplyEntry, FileAttr) + Send + 'static {
+        let ttl = self.ttl();
+        move |r, attr| r.entry(&ttl, &attr, Generation(0))
     }
 }
 
@@ -106,14 +112,17 @@ impl Filesystem for FuseAdapter {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.to_owned();
-        let ttl = self.ttl();
         self.run(
             Poll::HereFirst,
             "lookup",
             move |fs| async move { fs.lookup(parent.0, &name).await },
             reply,
-            move |r, attr| r.entry(&ttl, &attr, Generation(0)),
+            self.entry_reply(),
         );
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -184,7 +193,6 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEntry,
     ) {
         let name = name.to_owned();
-        let ttl = self.ttl();
         let caller = Caller {
             umask,
             ..caller_of(req)
@@ -194,7 +202,7 @@ impl Filesystem for FuseAdapter {
             "mknod",
             move |fs| async move { fs.mknod(parent.0, &name, mode, rdev, caller).await },
             reply,
-            move |r, attr| r.entry(&ttl, &attr, Generation(0)),
+            self.entry_reply(),
         );
     }
 
@@ -208,7 +216,6 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEntry,
     ) {
         let name = name.to_owned();
-        let ttl = self.ttl();
         let caller = Caller {
             umask,
             ..caller_of(req)
@@ -218,7 +225,7 @@ impl Filesystem for FuseAdapter {
             "mkdir",
             move |fs| async move { fs.mkdir(parent.0, &name, mode, caller).await },
             reply,
-            move |r, attr| r.entry(&ttl, &attr, Generation(0)),
+            self.entry_reply(),
         );
     }
 
@@ -254,14 +261,13 @@ impl Filesystem for FuseAdapter {
     ) {
         let name = link_name.to_owned();
         let target = target.as_os_str().as_bytes().to_vec();
-        let ttl = self.ttl();
         let caller = caller_of(req);
         self.run(
             Poll::OnRuntime,
             "symlink",
             move |fs| async move { fs.symlink(parent.0, &name, &target, caller).await },
             reply,
-            move |r, attr| r.entry(&ttl, &attr, Generation(0)),
+            self.entry_reply(),
         );
     }
 
@@ -495,32 +501,20 @@ impl Filesystem for FuseAdapter {
     fn readdirplus(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         reply: ReplyDirectoryPlus,
     ) {
         let ttl = self.ttl();
+        let counted = self.fs.clone();
         self.run(
             Poll::HereFirst,
             "readdirplus",
-            move |fs| async move { fs.readdirplus(fh.0, offset).await },
+            move |fs| async move { fs.readdirplus(ino.0, fh.0, offset).await },
             reply,
             move |mut r, entries| {
-                for (i, e) in entries.iter().enumerate() {
-                    let i = i + offset as usize;
-                    let ttl = if e.attr_known { ttl } else { Duration::ZERO };
-                    if r.add(
-                        INodeNo(e.ino),
-                        i as u64 + 1,
-                        &e.name,
-                        &ttl,
-                        &e.attr,
-                        Generation(0),
-                    ) {
-                        break;
-                    }
-                }
+                add_plus_entries(&counted, &mut r, &entries, offset, ttl);
                 r.ok()
             },
         );
@@ -637,6 +631,38 @@ impl Filesystem for FuseAdapter {
                 )
             },
         );
+    }
+}
+
+/// Adds `entries` (the first numbered `offset`) to a `readdirplus` reply until the kernel's
+/// buffer is full, counting the reference the kernel takes to each but `.` and `..`.
+///
+/// An entry forgotten since the core answered (a FORGET in these microseconds) ends the
+/// batch, and the next batch looks its name up again; unless it comes first, as an empty
+/// batch would end the listing: then it goes uncounted, and the kernel's next getattr of it
+/// fails once and makes it look the name up.
+fn add_plus_entries(
+    fs: &S3Fs,
+    r: &mut ReplyDirectoryPlus,
+    entries: &[DirEntry],
+    offset: u64,
+    ttl: Duration,
+) {
+    for (i, e) in entries.iter().enumerate() {
+        let counts = e.name != "." && e.name != "..";
+        let known = !counts || fs.remember(e.ino);
+        if !known && i > 0 {
+            break;
+        }
+        let ttl = if e.attr_known { ttl } else { Duration::ZERO };
+        let next = offset + i as u64 + 1;
+        let full = r.add(INodeNo(e.ino), next, &e.name, &ttl, &e.attr, Generation(0));
+        if full {
+            if counts && known {
+                fs.unremember(e.ino);
+            }
+            break;
+        }
     }
 }
 

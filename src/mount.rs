@@ -164,6 +164,8 @@ fn start_metrics(
     metrics.set_cache_stats(move || weak.upgrade().map(|fs| fs.cache().stats()));
     let weak = Arc::downgrade(fs);
     metrics.set_tier_stats(move || weak.upgrade().map(|fs| fs.tier_stats()).unwrap_or_default());
+    let weak = Arc::downgrade(fs);
+    metrics.set_inode_count(move || weak.upgrade().map(|fs| fs.inode_count() as u64));
     let mut background = crate::metrics::Background::new(runtime.handle().clone());
     if let Some(listener) = listener {
         let metrics = metrics.clone();

@@ -9,14 +9,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -110,19 +108,6 @@ fn process_state(pid: i32) -> Option<char> {
     stat.rsplit_once(") ")?.1.chars().next()
 }
 
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        sleep(Duration::from_millis(50));
-    }
-}
-
 /// Whether the process is gone (or a zombie).
 fn exited(pid: i32) -> bool {
     process_state(pid).is_none_or(|s| s == 'Z')
@@ -204,32 +189,6 @@ impl Drop for Background {
             }
         }
     }
-}
-
-/// An HTTP/1.0 GET on 127.0.0.1: (status code, body).
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    (status, body.to_string())
-}
-
-/// The value of one sample (`name{labels}` exactly as rendered), 0 if absent.
-fn sample(body: &str, series: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().expect("numeric sample"))
-        .unwrap_or(0.0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -630,20 +589,8 @@ async fn metrics_endpoint_counts_reads() {
     let data = pseudo_random_bytes(3 << 20, 5);
     bucket.put("data.bin", &data).await;
 
-    let mut attempt = 0;
-    let (mount, port) = loop {
-        let port = free_port();
-        let result = Mount::builder(&s3, bucket.name())
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .arg("--log-metrics=1")
-            .try_mount();
-        match result {
-            Ok(m) => break (m, port),
-            // Another process took the port between free_port() and the bind.
-            Err(f) if f.stderr.contains("cannot listen") && attempt < 3 => attempt += 1,
-            Err(f) => panic!("mount failed ({}):\n{}", f.code, f.stderr),
-        }
-    };
+    let (mount, port) =
+        mount_with_metrics(|| Mount::builder(&s3, bucket.name()).arg("--log-metrics=1"));
 
     let (status, before) = http_get(port, "/metrics");
     assert_eq!(status, 200);

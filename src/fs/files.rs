@@ -134,6 +134,11 @@ impl Files {
             .ok_or_else(|| FsError::new(libc::EBADF, "unknown file handle"))
     }
 
+    /// Whether file `ino` has a staged copy (open for writing, or not yet saved).
+    pub fn is_being_written(&self, ino: u64) -> bool {
+        self.writes.get(ino).is_some()
+    }
+
     /// Whether `fh` is a handle that only reads S3 (no staged copy behind it): closing it
     /// does no I/O.
     pub fn is_read_handle(&self, fh: u64) -> bool {

@@ -213,6 +213,9 @@ pub struct Inode {
     pub tags: Option<(Instant, TagSet)>,
     /// Per-kind state.
     pub body: Body,
+    /// References the kernel holds (entries it was given, less what it forgot): at zero the
+    /// node may leave the table.
+    pub lookups: u64,
 }
 
 impl Inode {
@@ -268,11 +271,46 @@ impl Inode {
     }
 }
 
+/// The name → inode mapping, indexed by parent, so that a directory's children are found
+/// without a scan of the whole table (a scan per listing made `find` over a million objects
+/// quadratic) and a lookup by name needs no allocation.
+#[derive(Debug, Default)]
+struct Children(HashMap<u64, HashMap<String, u64>>);
+
+impl Children {
+    fn get(&self, parent: u64, name: &str) -> Option<u64> {
+        self.0.get(&parent)?.get(name).copied()
+    }
+
+    fn insert(&mut self, parent: u64, name: &str, ino: u64) {
+        self.0
+            .entry(parent)
+            .or_default()
+            .insert(name.to_string(), ino);
+    }
+
+    fn remove(&mut self, parent: u64, name: &str) {
+        if let Some(names) = self.0.get_mut(&parent) {
+            names.remove(name);
+            if names.is_empty() {
+                self.0.remove(&parent);
+            }
+        }
+    }
+
+    fn of(&self, parent: u64) -> Vec<u64> {
+        self.0
+            .get(&parent)
+            .map(|names| names.values().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// The table of every inode of the mount.
 #[derive(Debug)]
 pub struct InodeTable {
     by_ino: HashMap<u64, Inode>,
-    by_name: HashMap<(u64, String), u64>,
+    by_name: Children,
     negative: HashMap<(u64, String), Instant>,
     next_ino: u64,
 }
@@ -291,10 +329,11 @@ impl InodeTable {
             meta: None,
             tags: None,
             body: Body::of(Kind::Dir),
+            lookups: 1,
         };
         InodeTable {
             by_ino: HashMap::from([(ROOT_INO, root)]),
-            by_name: HashMap::new(),
+            by_name: Children::default(),
             negative: HashMap::new(),
             next_ino: ROOT_INO + 1,
         }
@@ -318,8 +357,8 @@ impl InodeTable {
     /// The child `name` of `parent`, if known (fresh or not).
     pub fn child(&self, parent: u64, name: &str) -> Option<&Inode> {
         self.by_name
-            .get(&(parent, name.to_string()))
-            .and_then(|i| self.by_ino.get(i))
+            .get(parent, name)
+            .and_then(|i| self.by_ino.get(&i))
     }
 
     /// Whether `name` in `parent` is known not to exist as of `now`.
@@ -342,7 +381,7 @@ impl InodeTable {
     /// Drops the name → inode mapping of `name` in `parent` (the inode number stays valid for
     /// handles still open on it).
     pub fn forget_child(&mut self, parent: u64, name: &str) {
-        self.by_name.remove(&(parent, name.to_string()));
+        self.by_name.remove(parent, name);
     }
 
     /// Records that `name` in `parent` is what `entry` says, valid until `valid_until`, and
@@ -353,7 +392,7 @@ impl InodeTable {
     /// moves.
     pub fn upsert(&mut self, parent: u64, name: &str, entry: Entry, valid_until: Instant) -> u64 {
         self.negative.remove(&(parent, name.to_string()));
-        if let Some(&ino) = self.by_name.get(&(parent, name.to_string())) {
+        if let Some(ino) = self.by_name.get(parent, name) {
             let node = self.by_ino.get_mut(&ino).expect("named inode exists");
             if node.kind() == entry.kind {
                 update_node(node, entry, valid_until);
@@ -382,21 +421,21 @@ impl InodeTable {
                 meta,
                 tags: None,
                 body: Body::of(kind),
+                lookups: 0,
             },
         );
-        self.by_name.insert((parent, name.to_string()), ino);
+        self.by_name.insert(parent, name, ino);
         ino
     }
 
     /// Moves inode `ino` to `new_name` in `new_parent` (rename), replacing any mapping there.
     pub fn move_node(&mut self, ino: u64, new_parent: u64, new_name: &str, new_key: String) {
         if let Some(n) = self.by_ino.get(&ino) {
-            let old = (n.parent, n.name.clone());
-            if self.by_name.get(&old) == Some(&ino) {
-                self.by_name.remove(&old);
+            if self.by_name.get(n.parent, &n.name) == Some(ino) {
+                self.by_name.remove(n.parent, &n.name);
             }
         }
-        self.by_name.insert((new_parent, new_name.to_string()), ino);
+        self.by_name.insert(new_parent, new_name, ino);
         self.negative.remove(&(new_parent, new_name.to_string()));
         if let Some(n) = self.by_ino.get_mut(&ino) {
             n.parent = new_parent;
@@ -426,11 +465,74 @@ impl InodeTable {
 
     /// Inode numbers of the children of `parent` that the table knows.
     pub fn children_of(&self, parent: u64) -> Vec<u64> {
-        self.by_name
-            .iter()
-            .filter(|((p, _), _)| *p == parent)
-            .map(|(_, ino)| *ino)
-            .collect()
+        self.by_name.of(parent)
+    }
+
+    /// Counts one more reference of the kernel to `ino` (an entry handed to it by lookup,
+    /// create, mkdir, mknod, symlink or readdirplus).
+    /// False when `ino` is not in the table (forgotten meanwhile): the kernel must not get it.
+    pub fn remember(&mut self, ino: u64) -> bool {
+        let Some(n) = self.by_ino.get_mut(&ino) else {
+            return false;
+        };
+        n.lookups += 1;
+        true
+    }
+
+    /// Takes back a [`remember`](Self::remember) whose entry did not reach the kernel (the
+    /// node stays, even at zero: the entry may be sent next time).
+    pub fn unremember(&mut self, ino: u64) {
+        if let Some(n) = self.by_ino.get_mut(&ino) {
+            n.lookups = n.lookups.saturating_sub(1);
+        }
+    }
+
+    /// The kernel dropped `count` references to `ino` (FORGET). At zero the node leaves the
+    /// table, unless `keep` says something of ours still uses it (a file being written), and
+    /// so do those of its children the kernel never held. The root stays. Returns how many
+    /// nodes left.
+    pub fn forget(&mut self, ino: u64, count: u64, keep: impl Fn(u64) -> bool) -> usize {
+        let Some(n) = self.by_ino.get_mut(&ino) else {
+            return 0;
+        };
+        n.lookups = n.lookups.saturating_sub(count);
+        if n.lookups > 0 || ino == ROOT_INO || keep(ino) {
+            return 0;
+        }
+        let gone = self.drop_node(ino, &keep);
+        // Give the memory back once most of the table is gone (after the kernel let go of
+        // a large tree): a hash map never shrinks by itself.
+        if self.by_ino.capacity() > 4 * self.by_ino.len() + 4096 {
+            self.by_ino.shrink_to(2 * self.by_ino.len());
+        }
+        gone
+    }
+
+    /// Removes `ino` (and, for a directory, its children the kernel does not hold); returns
+    /// how many nodes left.
+    fn drop_node(&mut self, ino: u64, keep: &impl Fn(u64) -> bool) -> usize {
+        let Some(node) = self.by_ino.remove(&ino) else {
+            return 0;
+        };
+        if self.by_name.get(node.parent, &node.name) == Some(ino) {
+            self.by_name.remove(node.parent, &node.name);
+            // The parent's listing no longer has every child in the table: a lookup must not
+            // take a name's absence for a miss, nor readdir serve the table.
+            if let Some(d) = self.dir_mut(node.parent) {
+                d.complete_until = None;
+                d.order = None;
+            }
+        }
+        let mut gone = 1;
+        if node.is_dir() {
+            for child in self.by_name.of(ino) {
+                let unheld = self.by_ino.get(&child).is_some_and(|c| c.lookups == 0);
+                if unheld && !keep(child) {
+                    gone += self.drop_node(child, keep);
+                }
+            }
+        }
+        gone
     }
 
     /// Number of inodes known.
@@ -622,5 +724,56 @@ mod tests {
             now,
         );
         assert!(!t.is_negative(ROOT_INO, "x", now));
+    }
+
+    #[test]
+    fn a_node_leaves_when_the_kernel_forgets_its_last_reference() {
+        let mut t = InodeTable::new("");
+        let later = Instant::now() + Duration::from_secs(5);
+        let d = t.upsert(
+            ROOT_INO,
+            "d",
+            entry(Kind::Dir, "d/", AttrSource::Listing, ""),
+            later,
+        );
+        let f = t.upsert(
+            d,
+            "f",
+            entry(Kind::File, "d/f", AttrSource::Listing, "e"),
+            later,
+        );
+        let g = t.upsert(
+            d,
+            "g",
+            entry(Kind::File, "d/g", AttrSource::Listing, "e"),
+            later,
+        );
+        t.dir_mut(d).unwrap().complete_until = Some(later);
+        assert!(t.remember(d) && t.remember(f) && t.remember(f));
+        assert_eq!(t.forget(f, 1, |_| false), 0, "one reference left");
+        assert_eq!(t.forget(f, 1, |_| false), 1);
+        assert!(t.get(f).is_none() && t.child(d, "f").is_none());
+        assert!(!t.remember(f), "a forgotten node is not handed out again");
+        // The directory no longer knows every child: absence is not a miss any more.
+        assert!(!t.get(d).unwrap().is_complete(Instant::now()));
+        // A node something of ours still uses stays at zero.
+        assert!(t.remember(g));
+        assert_eq!(t.forget(g, 1, |i| i == g), 0);
+        assert!(t.get(g).is_some());
+        // A directory leaves with the children the kernel never held; the root never leaves.
+        assert_eq!(t.forget(d, 1, |_| false), 2);
+        assert!(t.get(g).is_none() && t.child(ROOT_INO, "d").is_none());
+        assert_eq!(t.forget(ROOT_INO, 1, |_| false), 0);
+        assert_eq!(t.len(), 1);
+        // A reference taken back leaves the node in place, even at zero.
+        let h = t.upsert(
+            ROOT_INO,
+            "h",
+            entry(Kind::File, "h", AttrSource::Listing, "e"),
+            later,
+        );
+        assert!(t.remember(h));
+        t.unremember(h);
+        assert_eq!(t.get(h).unwrap().lookups, 0);
     }
 }

@@ -183,9 +183,51 @@ impl S3Fs {
 
     // ----- names and attributes -----------------------------------------------------------
 
-    /// Looks `name` up in directory `parent`.
+    /// Looks `name` up in directory `parent` for the kernel, which takes a reference to the
+    /// entry (see [`forget`](Self::forget)).
     pub async fn lookup(&self, parent: u64, name: &OsStr) -> FsResult<FileAttr> {
-        self.ns.lookup(parent, lookup_name(name)?).await
+        let name = lookup_name(name)?;
+        // A FORGET between the lookup and the count may have just dropped the node: then the
+        // lookup is made again, which records it anew.
+        for _ in 0..3 {
+            let attr = self.ns.lookup(parent, name).await?;
+            if self.ns.table().remember(attr.ino.0) {
+                return Ok(attr);
+            }
+        }
+        Err(FsError::new(libc::EIO, "the node kept being forgotten"))
+    }
+
+    /// Counts the reference the kernel takes to an entry it is handed by a creation.
+    fn hand_out(&self, attr: &FileAttr) {
+        if !self.ns.table().remember(attr.ino.0) {
+            tracing::warn!(ino = attr.ino.0, "a node just created is not in the table");
+        }
+    }
+
+    /// Counts the reference the kernel takes to an entry of a `readdirplus` it was sent;
+    /// false when the node is no longer in the table (the entry must not be sent).
+    pub fn remember(&self, ino: u64) -> bool {
+        self.ns.table().remember(ino)
+    }
+
+    /// Takes back a [`remember`](Self::remember) whose entry was not sent after all.
+    pub fn unremember(&self, ino: u64) {
+        self.ns.table().unremember(ino);
+    }
+
+    /// The kernel dropped `count` references to `ino` (FORGET): once it holds none, the node
+    /// leaves the table, unless a file is being written there.
+    pub fn forget(&self, ino: u64, count: u64) {
+        let files = &self.files;
+        self.ns
+            .table()
+            .forget(ino, count, |i| files.is_being_written(i));
+    }
+
+    /// Inodes in the table.
+    pub fn inode_count(&self) -> usize {
+        self.ns.table().len()
     }
 
     /// The attributes of `ino`, refreshed from S3 when older than the metadata TTL.
@@ -242,8 +284,17 @@ impl S3Fs {
     }
 
     /// Entries of open directory `fh` from `offset` on, with attributes (`readdirplus`).
-    pub async fn readdirplus(&self, fh: u64, offset: u64) -> FsResult<Vec<DirEntry>> {
-        self.ns.readdirplus(fh, offset).await
+    /// A node forgotten since the listing is looked up again by name (a new inode number).
+    pub async fn readdirplus(&self, dir: u64, fh: u64, offset: u64) -> FsResult<Vec<DirEntry>> {
+        let mut entries = self.ns.readdirplus(fh, offset).await?;
+        for e in entries.iter_mut() {
+            let gone = self.ns.table().get(e.ino).is_none();
+            if gone && e.name != "." && e.name != ".." {
+                e.attr = self.ns.lookup(dir, &e.name).await?;
+                e.ino = e.attr.ino.0;
+            }
+        }
+        Ok(entries)
     }
 
     /// Closes directory handle `fh`.
@@ -289,6 +340,7 @@ impl S3Fs {
             .create(parent, name, mode, flags, caller.into())
             .await?;
         self.ns.touch_dir(parent);
+        self.hand_out(&attr.0);
         Ok(attr)
     }
 
@@ -358,7 +410,12 @@ impl S3Fs {
     ) -> FsResult<FileAttr> {
         self.config.check_writable()?;
         let name = self.ns.new_name(parent, name).await?;
-        self.changes.mkdir(parent, name, mode, caller.into()).await
+        let attr = self
+            .changes
+            .mkdir(parent, name, mode, caller.into())
+            .await?;
+        self.hand_out(&attr);
+        Ok(attr)
     }
 
     /// Creates a special file (FIFO, socket, device) or an empty regular file `name` in
@@ -373,9 +430,12 @@ impl S3Fs {
     ) -> FsResult<FileAttr> {
         self.config.check_writable()?;
         let name = self.ns.new_name(parent, name).await?;
-        self.changes
+        let attr = self
+            .changes
             .mknod(parent, name, mode, rdev, caller.into())
-            .await
+            .await?;
+        self.hand_out(&attr);
+        Ok(attr)
     }
 
     /// Removes empty directory `name` from `parent`.
@@ -394,9 +454,12 @@ impl S3Fs {
     ) -> FsResult<FileAttr> {
         self.config.check_writable()?;
         let name = self.ns.new_name(parent, name).await?;
-        self.changes
+        let attr = self
+            .changes
             .symlink(parent, name, target, caller.into())
-            .await
+            .await?;
+        self.hand_out(&attr);
+        Ok(attr)
     }
 
     /// Renames `name` in `parent` to `new_name` in `new_parent` (`renameat2` flags).

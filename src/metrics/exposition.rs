@@ -137,6 +137,15 @@ impl Collector for SnapshotCollector {
             )?;
             ConstCounter::new(misses).encode(m)?;
         }
+        if let Some(n) = snap.inodes {
+            let m = encoder.encode_descriptor(
+                "s3mount_inodes",
+                "Inodes in the table: those the kernel holds, and what listings taught.",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(n as i64).encode(m)?;
+        }
         self.encode_tiers(&mut encoder)
     }
 }

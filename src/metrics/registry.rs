@@ -226,6 +226,7 @@ impl OpMetrics {
 }
 
 type CacheStatsFn = Box<dyn Fn() -> Option<(u64, u64)> + Send + Sync>;
+type InodeCountFn = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 type TierStatsFn = Box<dyn Fn() -> Vec<(&'static str, TierStats)> + Send + Sync>;
 
 /// All counters of one mount.
@@ -234,6 +235,7 @@ pub struct Metrics {
     error_labels: &'static [&'static str],
     cache_stats: Mutex<Option<CacheStatsFn>>,
     tier_stats: Mutex<Option<TierStatsFn>>,
+    inode_count: Mutex<Option<InodeCountFn>>,
     started: Instant,
 }
 
@@ -292,6 +294,8 @@ pub struct Snapshot {
     pub cache: Option<(u64, u64)>,
     /// Counters of each block tier behind the memory cache (the disk cache), by name.
     pub tiers: Vec<(&'static str, TierStats)>,
+    /// Inodes in the table now, when a filesystem is attached.
+    pub inodes: Option<u64>,
     pub uptime: Duration,
 }
 
@@ -334,6 +338,7 @@ impl Snapshot {
                     (*name, then.map_or(*now, |(_, then)| tier_since(now, then)))
                 })
                 .collect(),
+            inodes: self.inodes,
             uptime: self.uptime.saturating_sub(earlier.uptime),
         }
     }
@@ -353,6 +358,7 @@ impl Metrics {
             error_labels,
             cache_stats: Mutex::new(None),
             tier_stats: Mutex::new(None),
+            inode_count: Mutex::new(None),
             started: Instant::now(),
         }
     }
@@ -369,6 +375,11 @@ impl Metrics {
         f: impl Fn() -> Vec<(&'static str, TierStats)> + Send + Sync + 'static,
     ) {
         *self.tier_stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(f));
+    }
+
+    /// Where to read the number of inodes in the table from (`None`: the filesystem is gone).
+    pub fn set_inode_count(&self, f: impl Fn() -> Option<u64> + Send + Sync + 'static) {
+        *self.inode_count.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(f));
     }
 
     /// A request is about to be sent.
@@ -447,6 +458,12 @@ impl Metrics {
             error_labels: self.error_labels,
             cache,
             tiers,
+            inodes: self
+                .inode_count
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .and_then(|f| f()),
             uptime: self.started.elapsed(),
         }
     }

@@ -220,3 +220,17 @@ pub fn tool(prog: &str, args: &[&OsStr]) -> std::process::Output {
         .output()
         .unwrap_or_else(|e| panic!("run {prog}: {e}"))
 }
+
+/// Polls `cond` every 50 ms until it holds or `limit` passes; returns whether it held.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        sleep(Duration::from_millis(50));
+    }
+}

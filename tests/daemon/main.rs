@@ -34,20 +34,6 @@ fn signal(pid: u32, sig: libc::c_int) {
     }
 }
 
-/// Polls `cond` every 50 ms until it holds or `limit` passes; returns whether it held.
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        sleep(Duration::from_millis(50));
-    }
-}
-
 /// Asserts that the one `s3mount: error:` line of a failed mount contains `phrase`.
 fn assert_error_line(code: i32, stderr: &str, phrase: &str) {
     assert_eq!(code, 1, "exit status (contract: 1); stderr:\n{stderr}");

@@ -16,6 +16,8 @@
 //!   older directory forms;
 //! - `names`: hostile names (every special character, control characters, 1,024-byte keys,
 //!   components over 255 bytes, 50-level trees, empty objects);
+//! - `inodes`: nodes the kernel forgets (`drop_caches`) leave the inode table; an open file
+//!   stays; forgotten names come back with the same contents and attributes;
 //! - `options`: `--read-only` refusing every modification; `--prefix` and `s3://bucket/prefix/`
 //!   mounts.
 //!
@@ -27,6 +29,7 @@ mod common;
 mod contents;
 mod freshness;
 mod huge_object;
+mod inodes;
 mod listing;
 mod names;
 mod options;
