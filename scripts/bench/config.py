@@ -18,6 +18,7 @@ WORKLOADS = [
     "diskcache",
     "remount_listing",
     "servercopy",
+    "append",
 ]
 
 

@@ -209,6 +209,30 @@ pub struct Staged<'a> {
     pub dirty_parts: &'a BTreeSet<u64>,
 }
 
+impl Staged<'_> {
+    /// The version part `index` (ending at byte `end`) is copied from on the server, when it
+    /// is not read from the staging file: unchanged and wholly inside the base.
+    fn copy_source(&self, index: u64, end: u64) -> Option<&BaseVersion> {
+        self.base
+            .filter(|b| !self.dirty_parts.contains(&index) && end <= b.size)
+    }
+
+    /// The lowest offset of the staging file that [`upload_staged`] reads with `plan`, or
+    /// `None` when every part is copied on the server. A staging file that holds only a tail
+    /// of the content may be uploaded only if this is inside that tail.
+    pub fn first_byte_read(&self, plan: PartPlan) -> Option<u64> {
+        if self.size <= plan.part_size {
+            return (self.size > 0).then_some(0);
+        }
+        let count = self.size.div_ceil(plan.part_size);
+        (0..count).find_map(|index| {
+            let start = index * plan.part_size;
+            let end = (start + plan.part_size).min(self.size);
+            self.copy_source(index, end).is_none().then_some(start)
+        })
+    }
+}
+
 /// How to cut an upload into parts.
 #[derive(Clone, Copy, Debug)]
 pub struct PartPlan {
@@ -256,12 +280,7 @@ async fn upload_parts(
     staged: Staged<'_>,
     plan: PartPlan,
 ) -> FsResult<Vec<(i32, String)>> {
-    let Staged {
-        file,
-        size,
-        base,
-        dirty_parts,
-    } = staged;
+    let Staged { file, size, .. } = staged;
     let part_size = plan.part_size;
     let count = size.div_ceil(part_size);
     let mut tasks: VecDeque<PartTask> = VecDeque::new();
@@ -271,7 +290,7 @@ async fn upload_parts(
         let start = index * part_size;
         let end = (start + part_size).min(size);
         let number = index as i32 + 1;
-        let copy_from = base.filter(|b| !dirty_parts.contains(&index) && end <= b.size);
+        let copy_from = staged.copy_source(index, end);
         let store = store.clone();
         let key = key.to_string();
         let id = id.to_string();
@@ -497,6 +516,36 @@ mod tests {
         assert_eq!(mem.body("k").unwrap(), &new[..]);
         assert_eq!(mem.count("upload_part_copy"), 4);
         assert_eq!(mem.count("upload_part"), 1);
+    }
+
+    #[test]
+    fn the_first_byte_read_is_that_of_the_first_part_not_copied() {
+        let f = staged(b"");
+        let base = BaseVersion {
+            key: "k".into(),
+            etag: "\"e\"".into(),
+            size: 25,
+        };
+        let plan = PartPlan {
+            part_size: 10,
+            max_in_flight: 2,
+        };
+        let first = |size: u64, base: Option<&BaseVersion>, dirty: &[u64]| {
+            let dirty: BTreeSet<u64> = dirty.iter().copied().collect();
+            let staged = Staged {
+                file: &f,
+                size,
+                base,
+                dirty_parts: &dirty,
+            };
+            staged.first_byte_read(plan)
+        };
+        assert_eq!(first(30, Some(&base), &[2]), Some(20), "an append past 25");
+        assert_eq!(first(30, Some(&base), &[1, 2]), Some(10));
+        assert_eq!(first(30, None, &[]), Some(0), "no base: all sent");
+        assert_eq!(first(20, Some(&base), &[]), None, "all copied");
+        assert_eq!(first(8, Some(&base), &[]), Some(0), "one PutObject");
+        assert_eq!(first(0, Some(&base), &[]), None, "nothing at all");
     }
 
     #[tokio::test]

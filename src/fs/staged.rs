@@ -7,7 +7,10 @@
 //! - created files and `O_TRUNC` opens start empty, and stream their parts to S3 while the
 //!   application writes front to back ([`StreamingUpload`]);
 //! - other opens stage the current object lazily — on the first write, read or truncate — so
-//!   `touch` or an open that never writes costs no download.
+//!   `touch` or an open that never writes costs no download;
+//! - an append to an object of at least one part stages only the object's last partial part
+//!   and what is written past it ([`Content::Tail`], see [`tail`]): the whole parts before it
+//!   are copied on the server at upload, so `echo x >> big` moves less than a part each way.
 //!
 //! [`StagedFile::commit`] uploads: nothing is reported written before S3 answered success,
 //! and a failure comes back as an errno while the previous object stays as it was (S3
@@ -36,6 +39,7 @@ use crate::error::{FsError, FsResult};
 use crate::storage::{ObjectMeta, ObjectStore, PutOptions};
 
 mod server_copy;
+mod tail;
 
 /// Attempts at downloading an object for staging when its body breaks off.
 const STAGING_ATTEMPTS: u32 = 3;
@@ -119,6 +123,14 @@ impl WriteCtx {
 enum Content {
     /// Not downloaded yet: the base object is the content.
     Lazy,
+    /// Bytes from `from` (a part boundary inside the base) on are in the temp file; those
+    /// below are the base's, unchanged and not downloaded (see [`tail`]).
+    Tail {
+        /// The staging file (sparse below `from`).
+        file: NamedTempFile,
+        /// Where the staged bytes begin.
+        from: u64,
+    },
     /// In the temp file.
     Staged(NamedTempFile),
     /// The temp file was moved aside after a failed save (its path was logged).
@@ -302,6 +314,8 @@ impl StagedFile {
 
     /// Points the file at `key` after a rename; it uploads whole from now on.
     pub fn rekey(&mut self, key: &str) {
+        // A move stages the file whole first (a tail needs its base under the old key).
+        debug_assert!(!matches!(self.content, Content::Tail { .. }));
         self.key = key.to_string();
         self.base = None;
         self.rekeyed = true;
@@ -316,14 +330,18 @@ impl StagedFile {
         self.sync == Sync::Truncated && self.base.as_ref().is_some_and(|b| b.size > 0)
     }
 
-    /// Downloads the current object into the staging file, once.
+    /// Downloads the current object into the staging file, once (for a tail, what is
+    /// below it).
     pub async fn ensure_staged(&mut self) -> FsResult<()> {
+        if matches!(self.content, Content::Tail { .. }) {
+            return self.stage_below_tail().await;
+        }
         if !matches!(self.content, Content::Lazy) {
             return Ok(());
         }
         let file = self.ctx.temp_file()?;
         if let Some(base) = &self.base {
-            download(&self.ctx, base, &file).await?;
+            download(&self.ctx, base, 0..base.size, &file).await?;
             self.size = base.size;
         }
         debug!(key = %self.key, size = self.size, "staged");
@@ -333,7 +351,7 @@ impl StagedFile {
 
     fn file(&self) -> FsResult<&std::fs::File> {
         match &self.content {
-            Content::Staged(f) => Ok(f.as_file()),
+            Content::Staged(f) | Content::Tail { file: f, .. } => Ok(f.as_file()),
             Content::Lazy => Err(FsError::new(libc::EIO, "the file is not staged")),
             Content::MovedAside => Err(FsError::new(
                 libc::EIO,
@@ -359,7 +377,7 @@ impl StagedFile {
 
     /// Writes `data` at `offset`; returns the new size.
     pub async fn write_at(&mut self, offset: u64, data: &[u8]) -> FsResult<u64> {
-        self.ensure_staged().await?;
+        self.stage_for(offset).await?;
         let end = offset + data.len() as u64;
         self.file()?.write_all_at(data, offset)?;
         if self.stream.as_ref().is_some_and(|s| offset < s.uploaded) {
@@ -389,7 +407,7 @@ impl StagedFile {
             return;
         };
         let Content::Staged(file) = &self.content else {
-            return;
+            return; // a tail's stream never starts: only created and emptied files stream
         };
         if let Err(e) = stream.advance(file.as_file(), self.size, &self.opts).await {
             debug!("streaming part failed, will upload the file whole at commit: {e}");
@@ -405,7 +423,9 @@ impl StagedFile {
 
     /// Reads up to `len` bytes at `offset` (read-your-writes).
     pub async fn read_at(&mut self, offset: u64, len: u32) -> FsResult<Bytes> {
-        self.ensure_staged().await?;
+        if !self.tail_holds(offset) {
+            self.ensure_staged().await?;
+        }
         if offset >= self.size {
             return Ok(Bytes::new());
         }
@@ -415,11 +435,11 @@ impl StagedFile {
 
     /// Sets the size to `size`, as truncate(2) does.
     pub async fn truncate(&mut self, size: u64) -> FsResult<()> {
-        if size == 0 && matches!(self.content, Content::Lazy) {
+        if size == 0 && matches!(self.content, Content::Lazy | Content::Tail { .. }) {
             // Nothing to download: the new content is empty.
             self.content = Content::Staged(self.ctx.temp_file()?);
         } else {
-            self.ensure_staged().await?;
+            self.stage_for(size).await?;
         }
         self.file()?.set_len(size)?;
         if self.stream.as_ref().is_some_and(|s| size < s.uploaded) {
@@ -453,9 +473,9 @@ impl StagedFile {
         }
         let started = std::time::Instant::now();
         let uploaded = async {
-            self.ensure_staged().await?;
+            self.stage_for_upload().await?;
             self.keep_base_tags().await?;
-            self.upload().await
+            self.upload_or_fall_back().await
         };
         match uploaded.await {
             Ok(etag) => {
@@ -485,7 +505,9 @@ impl StagedFile {
         }
     }
 
-    async fn upload(&mut self) -> FsResult<String> {
+    /// Uploads the staged file; `copies`: whether unchanged parts of the base may be copied on
+    /// the server.
+    async fn upload(&mut self, copies: bool) -> FsResult<String> {
         let stream = self.stream.take();
         let file = self.file()?;
         match stream {
@@ -501,7 +523,7 @@ impl StagedFile {
                 let staged = Staged {
                     file,
                     size: self.size,
-                    base: self.base.as_ref(),
+                    base: self.base.as_ref().filter(|_| copies),
                     dirty_parts: &self.dirty_parts,
                 };
                 let plan = PartPlan {
@@ -549,6 +571,9 @@ impl StagedFile {
             _ => self.commit().await,
         };
         if let Err(e) = &result {
+            if let Err(full) = self.stage_below_tail().await {
+                debug!(key = %self.key, "cannot complete an appended file to keep it: {full}");
+            }
             let why = self.last_error.clone().unwrap_or_else(|| e.message.clone());
             if let Some(kept) = self.keep_aside(&why) {
                 error!(
@@ -563,8 +588,16 @@ impl StagedFile {
 
     /// Keeps the staging file as a failed upload (see [`salvage`]); returns where its data is.
     fn keep_aside(&mut self, error: &str) -> Option<String> {
-        let Content::Staged(tmp) = std::mem::replace(&mut self.content, Content::MovedAside) else {
-            return None;
+        let tmp = match std::mem::replace(&mut self.content, Content::MovedAside) {
+            Content::Staged(tmp) => tmp,
+            Content::Tail { file, from } => {
+                self.keep_tail(file, from, error);
+                return None;
+            }
+            other => {
+                self.content = other;
+                return None;
+            }
         };
         let replaces = match (&self.base, self.rekeyed) {
             (Some(base), _) => Replaces::Version(base.etag.clone()),
@@ -579,22 +612,27 @@ impl StagedFile {
 
     fn staged_path(&self) -> String {
         match &self.content {
-            Content::Staged(f) => f.path().display().to_string(),
+            Content::Staged(f) | Content::Tail { file: f, .. } => f.path().display().to_string(),
             _ => String::new(),
         }
     }
 }
 
-/// Downloads `base` into `file`. A body that breaks off is resumed where it stopped (failures
-/// before the body were already retried by the S3 client).
-async fn download(ctx: &WriteCtx, base: &BaseVersion, file: &NamedTempFile) -> FsResult<()> {
-    let mut offset = 0u64;
+/// Downloads `range` of `base` into `file` at the same offsets. A body that breaks off is
+/// resumed where it stopped (failures before the body were already retried by the S3 client).
+async fn download(
+    ctx: &WriteCtx,
+    base: &BaseVersion,
+    range: std::ops::Range<u64>,
+    file: &NamedTempFile,
+) -> FsResult<()> {
+    let mut offset = range.start;
     let mut attempt = 0;
-    while offset < base.size {
+    while offset < range.end {
         attempt += 1;
         let mut body = ctx
             .store
-            .get_range(&base.key, offset..base.size, Some(&base.etag))
+            .get_range(&base.key, offset..range.end, Some(&base.etag))
             .await?;
         let mut broke = None;
         while let Some(chunk) = body.next().await {
@@ -609,7 +647,7 @@ async fn download(ctx: &WriteCtx, base: &BaseVersion, file: &NamedTempFile) -> F
                 }
             }
         }
-        if offset < base.size && attempt >= STAGING_ATTEMPTS {
+        if offset < range.end && attempt >= STAGING_ATTEMPTS {
             return Err(
                 broke.unwrap_or_else(|| FsError::new(libc::EIO, "short download while staging"))
             );
@@ -619,68 +657,4 @@ async fn download(ctx: &WriteCtx, base: &BaseVersion, file: &NamedTempFile) -> F
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fs::test_fs::StagingDir;
-    use crate::storage::mem::MemStore;
-
-    /// A context staging in a directory of its own (checked and removed when it drops).
-    fn ctx(store: &Arc<MemStore>) -> (Arc<WriteCtx>, StagingDir) {
-        let dir = StagingDir::new();
-        let ctx = Arc::new(WriteCtx {
-            store: store.clone() as Arc<dyn ObjectStore>,
-            config: WriteConfig {
-                part_size: 5 << 20,
-                cache_dir: Some(dir.path().to_path_buf()),
-                ..WriteConfig::default()
-            },
-        });
-        (ctx, dir)
-    }
-
-    #[tokio::test]
-    async fn a_staged_edit_is_clean_after_commit_and_uploads_the_edit() {
-        let store = Arc::new(MemStore::new());
-        store.insert("k", "hello world");
-        let meta = store.head("k").await.unwrap();
-        let (ctx, _dir) = ctx(&store);
-        let mut f = StagedFile::opened(ctx, 2, "k".into(), Some(&meta), Default::default());
-        assert_eq!(f.sync(), Sync::Clean);
-        assert!(f.commit().await.unwrap().is_none(), "nothing to upload yet");
-        f.write_at(0, b"HELLO").await.unwrap();
-        assert_eq!(f.sync(), Sync::Dirty);
-        assert_eq!(&f.read_at(0, 100).await.unwrap()[..], b"HELLO world");
-        let new = f.commit().await.unwrap().expect("uploaded");
-        assert_eq!(new.size, 11);
-        assert_eq!(f.sync(), Sync::Clean);
-        assert_eq!(store.body("k").unwrap(), &b"HELLO world"[..]);
-    }
-
-    #[tokio::test]
-    async fn open_trunc_defers_a_flush_until_something_is_written() {
-        let store = Arc::new(MemStore::new());
-        store.insert("k", "old");
-        let meta = store.head("k").await.unwrap();
-        let (ctx, _dir) = ctx(&store);
-        let mut f = StagedFile::opened(ctx, 2, "k".into(), Some(&meta), Default::default());
-        f.truncate_on_open().await.unwrap();
-        assert_eq!(f.sync(), Sync::Truncated);
-        assert!(f.defers_flush());
-        f.write_at(0, b"new").await.unwrap();
-        assert!(!f.defers_flush());
-    }
-
-    #[tokio::test]
-    async fn an_unlinked_file_is_never_uploaded() {
-        let store = Arc::new(MemStore::new());
-        let (ctx, _dir) = ctx(&store);
-        let mut f = StagedFile::created(ctx, 2, "gone".into(), Default::default()).unwrap();
-        f.write_at(0, b"data").await.unwrap();
-        f.unlink();
-        f.write_at(4, b"more").await.unwrap();
-        assert_eq!(f.sync(), Sync::Unlinked);
-        assert!(f.commit().await.unwrap().is_none());
-        assert!(store.body("gone").is_none());
-        assert_eq!(&f.read_at(0, 100).await.unwrap()[..], b"datamore");
-    }
-}
+mod tests;

@@ -37,6 +37,12 @@ pub struct MemStore {
     failing: Mutex<std::collections::HashSet<&'static str>>,
     /// GET bodies still to break off (see [`break_next_bodies`](Self::break_next_bodies)).
     bodies_to_break: AtomicU64,
+    /// Requests answered as not implemented (see [`refuse`](Self::refuse)).
+    refusing: Mutex<std::collections::HashSet<&'static str>>,
+    /// Body bytes served by GETs.
+    bytes_out: AtomicU64,
+    /// Body bytes received by PUTs and part uploads.
+    bytes_in: AtomicU64,
 }
 
 impl MemStore {
@@ -105,6 +111,27 @@ impl MemStore {
         }
     }
 
+    /// Makes every request of `kind` answer "not implemented" (`true`), as a server without
+    /// that request does, or succeed again (`false`).
+    pub fn refuse(&self, kind: &'static str, on: bool) {
+        let mut f = self.refusing.lock().unwrap();
+        if on {
+            f.insert(kind);
+        } else {
+            f.remove(kind);
+        }
+    }
+
+    /// Body bytes the store has served to GETs so far.
+    pub fn bytes_served(&self) -> u64 {
+        self.bytes_out.load(Ordering::SeqCst)
+    }
+
+    /// Body bytes the store has received in PUTs and part uploads so far.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_in.load(Ordering::SeqCst)
+    }
+
     /// Makes the next `n` GET bodies break off after their first chunk, as a connection
     /// reset mid-body would.
     pub fn break_next_bodies(&self, n: u64) {
@@ -121,12 +148,17 @@ impl MemStore {
         if self.failing.lock().unwrap().contains(kind) {
             return Err(StoreError::other(format!("injected {kind} failure")));
         }
+        if self.refusing.lock().unwrap().contains(kind) {
+            return Err(StoreError::not_implemented(format!("{kind} refused")));
+        }
         Ok(())
     }
 
     /// `body` in small chunks, as a network body would arrive, or broken off after its first
     /// chunk (see [`break_next_bodies`](Self::break_next_bodies)).
     fn chunked(&self, body: Bytes) -> ByteChunks {
+        self.bytes_out
+            .fetch_add(body.len() as u64, Ordering::SeqCst);
         let mut chunks: Vec<Result<Bytes, StoreError>> = body
             .chunks(16 * 1024)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -272,6 +304,7 @@ impl ObjectStore for MemStore {
 
     async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<String, StoreError> {
         self.note("put")?;
+        self.bytes_in.fetch_add(body.len() as u64, Ordering::SeqCst);
         let tags = opts.tags.clone().unwrap_or_default();
         Ok(self.store(key, body, opts.clone(), tags))
     }
@@ -294,6 +327,7 @@ impl ObjectStore for MemStore {
         body: Bytes,
     ) -> Result<String, StoreError> {
         self.note("upload_part")?;
+        self.bytes_in.fetch_add(body.len() as u64, Ordering::SeqCst);
         let mut uploads = self.uploads.lock().unwrap();
         let up = uploads
             .get_mut(upload_id)

@@ -2,6 +2,8 @@
 //! the SDK, not only through the mount.
 //!
 //! Modules:
+//! - `append`: appending to a large object copies its whole parts on the server and fetches
+//!   only the last partial one; the result through the mount, after a remount, in S3;
 //! - `create`: round trips around part boundaries, Content-Type guessing, O_TRUNC overwrite,
 //!   appends, writes in the middle and past the end, truncate/ftruncate, UploadPartCopy reuse
 //!   for a large object, read-your-writes before close, fsync committing;
@@ -30,6 +32,7 @@
 mod common;
 
 mod all_buckets;
+mod append;
 mod create;
 mod failures;
 mod namespace;
