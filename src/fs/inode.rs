@@ -10,7 +10,7 @@
 //! [`Body`], so a file never carries directory fields. Negative answers (no such name) are
 //! cached for the same TTL.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -117,6 +117,9 @@ pub struct DirState {
     /// when one is known: s3fs's older `dir` (no slash) object, or a `dir_$folder$` object.
     /// `rmdir` deletes it too.
     pub stand_in: Option<String>,
+    /// Which of the table's recorded listings is this directory's last (see
+    /// [`InodeTable::listed`]).
+    pub listing_seq: u64,
 }
 
 /// A file's (or symlink's) page-cache bookkeeping.
@@ -141,8 +144,8 @@ pub struct FileState {
 /// Per-kind state of a node.
 #[derive(Clone, Debug)]
 pub enum Body {
-    /// A directory.
-    Dir(DirState),
+    /// A directory (boxed: most nodes are files, and a file's state is half the size).
+    Dir(Box<DirState>),
     /// A regular file.
     File(FileState),
     /// A symbolic link.
@@ -154,7 +157,7 @@ pub enum Body {
 impl Body {
     fn of(kind: Kind) -> Body {
         match kind {
-            Kind::Dir => Body::Dir(DirState::default()),
+            Kind::Dir => Body::Dir(Box::default()),
             Kind::File => Body::File(FileState::default()),
             Kind::Symlink => Body::Symlink(FileState::default()),
             Kind::Special => Body::Special(FileState::default()),
@@ -237,7 +240,7 @@ impl Inode {
     /// A directory's bookkeeping (`None` for files).
     pub fn dir(&self) -> Option<&DirState> {
         match &self.body {
-            Body::Dir(d) => Some(d),
+            Body::Dir(d) => Some(&**d),
             _ => None,
         }
     }
@@ -245,7 +248,7 @@ impl Inode {
     /// A directory's bookkeeping, mutably.
     pub fn dir_mut(&mut self) -> Option<&mut DirState> {
         match &mut self.body {
-            Body::Dir(d) => Some(d),
+            Body::Dir(d) => Some(&mut **d),
             _ => None,
         }
     }
@@ -298,6 +301,10 @@ impl Children {
         }
     }
 
+    fn has(&self, parent: u64) -> bool {
+        self.0.contains_key(&parent)
+    }
+
     fn of(&self, parent: u64) -> Vec<u64> {
         self.0
             .get(&parent)
@@ -306,13 +313,27 @@ impl Children {
     }
 }
 
+/// How many nodes the table keeps before it forgets what old listings taught: past it, the
+/// directories listed longest ago drop their children that the kernel does not hold and
+/// that only a listing described (about 600 bytes each, so about 60 MB), and are listed again
+/// when needed. What the kernel holds is never dropped: that costs its bytes per node.
+pub const NODES_KEPT: usize = 100_000;
+
 /// The table of every inode of the mount.
 #[derive(Debug)]
 pub struct InodeTable {
-    by_ino: HashMap<u64, Inode>,
+    /// Boxed: the map's slots stay small, so growing it copies 16 bytes per node, not 300.
+    by_ino: HashMap<u64, Box<Inode>>,
     by_name: Children,
     negative: HashMap<(u64, String), Instant>,
     next_ino: u64,
+    /// Directories in the order their listings were recorded, each with its listing's
+    /// number (a directory listed again is found later in the queue under a newer number).
+    listings: VecDeque<(u64, u64)>,
+    /// The number of the last recorded listing.
+    listing_seq: u64,
+    /// See [`NODES_KEPT`] (a parameter for tests).
+    nodes_kept: usize,
 }
 
 impl InodeTable {
@@ -332,26 +353,89 @@ impl InodeTable {
             lookups: 1,
         };
         InodeTable {
-            by_ino: HashMap::from([(ROOT_INO, root)]),
+            by_ino: HashMap::from([(ROOT_INO, Box::new(root))]),
             by_name: Children::default(),
             negative: HashMap::new(),
             next_ino: ROOT_INO + 1,
+            listings: VecDeque::new(),
+            listing_seq: 0,
+            nodes_kept: NODES_KEPT,
+        }
+    }
+
+    /// The same table, keeping `n` nodes instead of [`NODES_KEPT`].
+    pub fn keeping(mut self, n: usize) -> Self {
+        self.nodes_kept = n;
+        self
+    }
+
+    /// Notes that a listing of `dir` was recorded. While the table holds more than
+    /// [`NODES_KEPT`] nodes, the directories listed longest ago (not `dir`) forget their
+    /// children that the kernel does not hold and that only a listing described, and with
+    /// them their completeness (a lookup there asks S3 again; a readdir lists again).
+    pub fn listed(&mut self, dir: u64) {
+        self.listing_seq += 1;
+        let seq = self.listing_seq;
+        let Some(d) = self.dir_mut(dir) else {
+            return;
+        };
+        d.listing_seq = seq;
+        self.listings.push_back((dir, seq));
+        while self.by_ino.len() > self.nodes_kept {
+            let Some((old, old_seq)) = self.listings.pop_front() else {
+                break;
+            };
+            if old == dir {
+                self.listings.push_front((old, old_seq));
+                break;
+            }
+            let current = self.get(old).and_then(Inode::dir).map(|d| d.listing_seq);
+            if current == Some(old_seq) {
+                self.forget_listing(old);
+            }
+        }
+        self.give_back_memory();
+    }
+
+    /// Drops the children of `dir` that the kernel does not hold, that only a listing
+    /// described and that have no children of their own; `dir` is no longer complete.
+    fn forget_listing(&mut self, dir: u64) {
+        for child in self.by_name.of(dir) {
+            let droppable = self.get(child).is_some_and(|c| {
+                c.lookups == 0 && c.source != AttrSource::Headers && !self.by_name.has(child)
+            });
+            if droppable {
+                if let Some(c) = self.by_ino.remove(&child) {
+                    self.by_name.remove(dir, &c.name);
+                }
+            }
+        }
+        if let Some(d) = self.dir_mut(dir) {
+            d.complete_until = None;
+            d.order = None;
+        }
+    }
+
+    /// Gives memory back once most of the table is gone: a hash map never shrinks by itself.
+    fn give_back_memory(&mut self) {
+        if self.by_ino.capacity() > 4 * self.by_ino.len() + 4096 {
+            self.by_ino.shrink_to(2 * self.by_ino.len());
         }
     }
 
     /// The inode numbered `ino`.
     pub fn get(&self, ino: u64) -> Option<&Inode> {
-        self.by_ino.get(&ino)
+        self.by_ino.get(&ino).map(|n| &**n)
     }
 
     /// The inode numbered `ino`, mutably.
     pub fn get_mut(&mut self, ino: u64) -> Option<&mut Inode> {
-        self.by_ino.get_mut(&ino)
+        self.by_ino.get_mut(&ino).map(|n| &mut **n)
     }
 
     /// The directory state of `ino`, mutably, if it is a directory.
     pub fn dir_mut(&mut self, ino: u64) -> Option<&mut DirState> {
-        self.by_ino.get_mut(&ino).and_then(Inode::dir_mut)
+        self.by_ino.get_mut(&ino).and_then(|n| n.dir_mut())
     }
 
     /// The child `name` of `parent`, if known (fresh or not).
@@ -359,6 +443,7 @@ impl InodeTable {
         self.by_name
             .get(parent, name)
             .and_then(|i| self.by_ino.get(&i))
+            .map(|n| &**n)
     }
 
     /// Whether `name` in `parent` is known not to exist as of `now`.
@@ -408,22 +493,20 @@ impl InodeTable {
             source,
             meta,
         } = entry;
-        self.by_ino.insert(
+        let node = Inode {
             ino,
-            Inode {
-                ino,
-                parent,
-                name: name.to_string(),
-                key,
-                stat,
-                source,
-                valid_until,
-                meta,
-                tags: None,
-                body: Body::of(kind),
-                lookups: 0,
-            },
-        );
+            parent,
+            name: name.to_string(),
+            key,
+            stat,
+            source,
+            valid_until,
+            meta,
+            tags: None,
+            body: Body::of(kind),
+            lookups: 0,
+        };
+        self.by_ino.insert(ino, Box::new(node));
         self.by_name.insert(parent, name, ino);
         ino
     }
@@ -500,11 +583,7 @@ impl InodeTable {
             return 0;
         }
         let gone = self.drop_node(ino, &keep);
-        // Give the memory back once most of the table is gone (after the kernel let go of
-        // a large tree): a hash map never shrinks by itself.
-        if self.by_ino.capacity() > 4 * self.by_ino.len() + 4096 {
-            self.by_ino.shrink_to(2 * self.by_ino.len());
-        }
+        self.give_back_memory();
         gone
     }
 
@@ -724,6 +803,43 @@ mod tests {
             now,
         );
         assert!(!t.is_negative(ROOT_INO, "x", now));
+    }
+
+    #[test]
+    fn past_the_bound_old_listings_forget_what_the_kernel_does_not_hold() {
+        let mut t = InodeTable::new("").keeping(8);
+        let later = Instant::now() + Duration::from_secs(5);
+        let mut list = |t: &mut InodeTable, dir: &str, names: &[&str]| {
+            let d = t.upsert(
+                ROOT_INO,
+                dir,
+                entry(Kind::Dir, dir, AttrSource::Listing, ""),
+                later,
+            );
+            let kids: Vec<u64> = names
+                .iter()
+                .map(|n| t.upsert(d, n, entry(Kind::File, n, AttrSource::Listing, "e"), later))
+                .collect();
+            t.dir_mut(d).unwrap().complete_until = Some(later);
+            t.listed(d);
+            (d, kids)
+        };
+        let (a, a_kids) = list(&mut t, "a", &["1", "2", "3"]);
+        assert!(t.remember(a_kids[0]), "the kernel holds a/1");
+        assert_eq!(t.len(), 5, "under the bound: nothing forgotten");
+        let (b, _) = list(&mut t, "b", &["1", "2", "3"]);
+        // 9 nodes > 8: a (listed first) forgets a/2 and a/3, keeps a/1 (held), and is no
+        // longer complete; b, just listed, keeps everything.
+        assert_eq!(t.len(), 7);
+        assert!(t.get(a_kids[0]).is_some() && t.get(a_kids[1]).is_none());
+        assert!(!t.get(a).unwrap().is_complete(Instant::now()));
+        assert!(t.get(b).unwrap().is_complete(Instant::now()));
+        // b listed again, then c: b's older number is skipped, its newer one is trimmed.
+        t.listed(b);
+        let (c, _) = list(&mut t, "c", &["1", "2"]);
+        assert!(!t.get(b).unwrap().is_complete(Instant::now()));
+        assert!(t.get(c).unwrap().is_complete(Instant::now()));
+        assert!(t.len() <= 8, "{} nodes", t.len());
     }
 
     #[test]

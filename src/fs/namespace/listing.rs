@@ -416,6 +416,7 @@ impl Namespace {
             d.order = Some(Arc::new(progress.order));
             d.order_hint = 0;
         }
+        table.listed(dir.ino);
         let mut local: Vec<u64> = table
             .children_of(dir.ino)
             .into_iter()
