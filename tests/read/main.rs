@@ -16,6 +16,7 @@
 //!   older directory forms;
 //! - `names`: hostile names (every special character, control characters, 1,024-byte keys,
 //!   components over 255 bytes, 50-level trees, empty objects);
+//! - `lookups`: 16 concurrent opens in one directory cost one LIST (counted at the proxy);
 //! - `options`: `--read-only` refusing every modification; `--prefix` and `s3://bucket/prefix/`
 //!   mounts.
 //!
@@ -28,6 +29,7 @@ mod contents;
 mod freshness;
 mod huge_object;
 mod listing;
+mod lookups;
 mod names;
 mod options;
 

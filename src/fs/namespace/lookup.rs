@@ -7,13 +7,13 @@
 //! directory has to resolve a second name through S3, it is listed once instead, so the
 //! names that follow cost nothing: the pattern of `cat dir/*`, `cp -r` and `tar x`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use fuser::FileAttr;
 
 use super::super::inode::{Entry, Inode, Kind};
 use super::super::names::{child_key, child_prefix};
+use super::flight::Fit;
 use super::Namespace;
 use crate::error::{FsError, FsResult};
 use crate::storage::{ListPage, StoreError};
@@ -67,8 +67,16 @@ impl Namespace {
             Known::Absent => return Err(FsError::not_found()),
             Known::Unknown => {}
         }
-        if self.second_miss(parent) {
-            match self.lookup_by_listing(parent, name).await? {
+        self.ask(&dir, name).await
+    }
+
+    /// Asks S3 about `name` in `dir`, which the table cannot answer (unknown, or older than
+    /// the TTL): alone ([`Self::resolve`]) the first time; from a listing of the whole
+    /// directory when it is the second name there since the last listing, shared with the
+    /// lookups and revalidations in flight at the same time.
+    pub(super) async fn ask(&self, dir: &Inode, name: &str) -> FsResult<FileAttr> {
+        if self.second_miss(dir.ino) {
+            match self.lookup_by_listing(dir.ino, name).await? {
                 Listed::Found(child) if child.is_partial() => {
                     return self.complete_entry(*child).await
                 }
@@ -77,7 +85,7 @@ impl Namespace {
                 Listed::TooBig => {}
             }
         }
-        self.resolve(&dir, name).await
+        self.resolve(dir, name).await
     }
 
     fn known(&self, parent: u64, name: &str) -> Known {
@@ -120,7 +128,7 @@ impl Namespace {
     }
 
     /// Whether directory `dir` was found, within the TTL, to need more than one listing page.
-    fn too_big_to_list(&self, dir: u64) -> bool {
+    pub(super) fn too_big_to_list(&self, dir: u64) -> bool {
         self.table()
             .get(dir)
             .and_then(|d| d.dir()?.too_big_until)
@@ -128,47 +136,17 @@ impl Namespace {
     }
 
     /// Answers a lookup of `name` in `parent` from a listing of the whole directory, taken
-    /// now unless a concurrent lookup has just taken one: lookups that miss at the same time
-    /// (`xargs -P`, a parallel build, 16 readers opening their files) wait for one listing
-    /// instead of each sending their own.
+    /// now unless one is in flight or was taken within the TTL: lookups that miss at the same
+    /// time (`xargs -P`, a parallel build, 16 readers opening their files) share one listing
+    /// instead of each sending their own (see `flight.rs`).
     async fn lookup_by_listing(&self, parent: u64, name: &str) -> FsResult<Listed> {
-        let gate = self
-            .listing_gates
-            .lock()
-            .unwrap()
-            .entry(parent)
-            .or_default()
-            .clone();
-        let result = async {
-            let _turn = gate.lock().await;
-            let complete = self
-                .table()
-                .get(parent)
-                .is_some_and(|d| d.is_complete(Instant::now()));
-            if self.too_big_to_list(parent) {
-                return Ok(Listed::TooBig);
-            }
-            if !complete && self.list_dir_limited(parent, Some(1)).await?.is_none() {
-                // Remember it for the TTL: lookups waiting behind us, and those that
-                // follow, go straight to S3 instead of each listing a first page again.
-                let until = self.valid_until();
-                if let Some(d) = self.table().dir_mut(parent) {
-                    d.too_big_until = Some(until);
-                }
-                return Ok(Listed::TooBig);
-            }
-            Ok(match self.table().child(parent, name) {
-                Some(child) => Listed::Found(Box::new(child.clone())),
-                None => Listed::Absent,
-            })
+        if self.list_for_lookups(parent).await? == Fit::TooBig {
+            return Ok(Listed::TooBig);
         }
-        .await;
-        let mut gates = self.listing_gates.lock().unwrap();
-        // Two references: the map's and ours; nobody else waits, so the gate can go.
-        if Arc::strong_count(&gate) == 2 {
-            gates.remove(&parent);
-        }
-        result
+        Ok(match self.table().child(parent, name) {
+            Some(child) => Listed::Found(Box::new(child.clone())),
+            None => Listed::Absent,
+        })
     }
 
     /// Completes an entry known from a listing only with its object's (or marker's) headers:
