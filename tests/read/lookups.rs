@@ -153,3 +153,76 @@ async fn concurrent_revalidations_in_one_directory_share_one_listing() {
         proxy.summary()
     );
 }
+
+/// What the proxy adds to each request in the tests of round trips.
+const LATENCY: Duration = Duration::from_millis(50);
+
+/// The requests of each kind the server saw, as "N LIST, N GET, N HEAD".
+fn by_kind(proxy: &FaultProxy) -> (usize, usize, usize) {
+    let lists = proxy.count_where(is_list);
+    let gets = proxy.count_where(|r| r.method == "GET") - lists;
+    (lists, gets, proxy.count_where(|r| r.method == "HEAD"))
+}
+
+/// Opens `rel` in `mount` and reads its first byte; returns the requests this cost, and the
+/// time it took.
+fn first_byte(
+    mount: &Mount,
+    proxy: &FaultProxy,
+    rel: &str,
+    want: u8,
+) -> ((usize, usize, usize), Duration) {
+    proxy.reset_log();
+    let start = Instant::now();
+    let mut f = File::open(mount.join(rel)).unwrap_or_else(|e| panic!("open {rel}: {e}"));
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b).unwrap();
+    let took = start.elapsed();
+    assert_eq!(b[0], want, "first byte of {rel}");
+    let counts = by_kind(proxy);
+    eprintln!(
+        "{rel}: {counts:?} (LIST, GET, HEAD) in {took:?}\n{}",
+        proxy.summary()
+    );
+    (counts, took)
+}
+
+/// Requests per open on a fresh mount: a file at the root costs one LIST (of `name/`: is it a
+/// directory?) and one GET (of its first block, which the read then finds), sent together;
+/// each directory above a file costs the same pair, and a directory with a marker one HEAD
+/// more (of the marker, for its mode and owner), sent with the pair once its parent has a
+/// marker too.
+#[tokio::test]
+async fn an_open_costs_one_list_and_one_get_per_path_component() {
+    let Served { s3, bucket } = Served::new().await;
+    let body = pseudo_random_bytes(3 * BLOCK, 5);
+    for key in ["top.bin", "a/b/c/file.bin", "m/n/o/file.bin"] {
+        bucket.put(key, &body).await;
+    }
+    for marker in ["m/", "m/n/", "m/n/o/"] {
+        bucket.put(marker, b"").await;
+    }
+    let proxy = FaultProxy::start(s3.endpoint());
+    proxy.fail(Rule::new("", "", Fault::Latency(LATENCY)));
+    let mut mount = Mount::builder(&s3, bucket.name())
+        .endpoint_url(&proxy.endpoint())
+        .mount();
+    let (top, one) = first_byte(&mount, &proxy, "top.bin", body[0]);
+    assert_eq!(top, (1, 1, 0));
+    mount.remount();
+    let (deep, plain) = first_byte(&mount, &proxy, "a/b/c/file.bin", body[0]);
+    assert_eq!(deep, (4, 4, 0));
+    mount.remount();
+    // `m/`'s HEAD follows its LIST (the root has no marker); `n/` and `o/`'s go with theirs,
+    // and so does a HEAD of `file.bin/`, which finds nothing.
+    let (marked, markers) = first_byte(&mount, &proxy, "m/n/o/file.bin", body[0]);
+    assert_eq!(marked, (4, 4, 4));
+    // For the reader only (not asserted): every request waits LATENCY at the proxy, so the
+    // times tell the round trips in a row (expected: 1, 4 and 5).
+    let trips = |t: Duration| t.as_secs_f64() / one.as_secs_f64();
+    eprintln!(
+        "round trips, in units of the root file's open: a/b/c/file.bin {:.1}, m/n/o/file.bin {:.1}",
+        trips(plain),
+        trips(markers)
+    );
+}

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use fuser::FileAttr;
 
-use super::super::inode::{Entry, Inode, Kind};
+use super::super::inode::{AttrSource, Entry, Inode, Kind, ROOT_INO};
 use super::super::names::{child_key, child_prefix};
 use super::flight::Fit;
 use super::Namespace;
@@ -41,6 +41,17 @@ enum Known {
     Unknown,
 }
 
+/// What the caller of a lookup expects to find, which decides what is asked at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Want {
+    /// Anything: a path being walked, a file being opened.
+    Any,
+    /// The file it knew (a revalidation).
+    File,
+    /// Nothing: a name about to be created.
+    Nothing,
+}
+
 /// What a listing taken for a lookup says about the name.
 enum Listed {
     /// The directory needs more than one page: ask S3 about the name alone.
@@ -54,6 +65,11 @@ enum Listed {
 impl Namespace {
     /// Looks `name` (already validated) up in directory `parent`.
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<FileAttr> {
+        self.lookup_for(parent, name, Want::Any).await
+    }
+
+    /// Looks `name` up in `parent` for a caller who expects `want` there.
+    async fn lookup_for(&self, parent: u64, name: &str, want: Want) -> FsResult<FileAttr> {
         let dir = self.dir_node(parent)?;
         match self.known(parent, name) {
             Known::Fresh(attr) => {
@@ -67,14 +83,24 @@ impl Namespace {
             Known::Absent => return Err(FsError::not_found()),
             Known::Unknown => {}
         }
-        self.ask(&dir, name).await
+        // A name last seen as a file is most likely one still.
+        let was_file = self
+            .table()
+            .child(parent, name)
+            .is_some_and(|c| c.kind() == Kind::File);
+        let want = if was_file && want == Want::Any {
+            Want::File
+        } else {
+            want
+        };
+        self.ask(&dir, name, want).await
     }
 
     /// Asks S3 about `name` in `dir`, which the table cannot answer (unknown, or older than
     /// the TTL): alone ([`Self::resolve`]) the first time; from a listing of the whole
     /// directory when it is the second name there since the last listing, shared with the
     /// lookups and revalidations in flight at the same time.
-    pub(super) async fn ask(&self, dir: &Inode, name: &str) -> FsResult<FileAttr> {
+    pub(super) async fn ask(&self, dir: &Inode, name: &str, want: Want) -> FsResult<FileAttr> {
         if self.second_miss(dir.ino) {
             match self.lookup_by_listing(dir.ino, name).await? {
                 Listed::Found(child) if child.is_partial() => {
@@ -85,7 +111,7 @@ impl Namespace {
                 Listed::TooBig => {}
             }
         }
-        self.resolve(dir, name).await
+        self.resolve(dir, name, want).await
     }
 
     fn known(&self, parent: u64, name: &str) -> Known {
@@ -193,7 +219,7 @@ impl Namespace {
     /// Asks S3 what `name` in `dir` is, and records the answer: a LIST of `name/` (is it a
     /// directory?) and, at the same time, a probe of the object `name`: a file looked up by
     /// name is most often opened and read next, and its first read then waits for no request.
-    pub(super) async fn resolve(&self, dir: &Inode, name: &str) -> FsResult<FileAttr> {
+    pub(super) async fn resolve(&self, dir: &Inode, name: &str, want: Want) -> FsResult<FileAttr> {
         let key = child_key(&dir.key, name);
         let prefix = child_prefix(&dir.key, name);
         // The version seen last, if the name is being looked up again.
@@ -215,8 +241,18 @@ impl Namespace {
             let key = key.clone();
             async move { probe.headers(&key, u64::MAX, seen.as_deref()).await }
         });
+        // In a directory that has a marker (s3fs's, or ours from mkdir), a subdirectory most
+        // likely has one too: its HEAD goes out now rather than after the LIST has told so, a
+        // round trip less per path component (a HEAD more for a file; so not for a name
+        // known to be a file, nor one about to be created).
+        let has_marker = dir.source == AttrSource::Headers && dir.ino != ROOT_INO;
+        let marker = (has_marker && want == Want::Any).then(|| {
+            let probe = self.probe.clone();
+            let prefix = prefix.clone();
+            tokio::spawn(async move { probe.head(&prefix).await })
+        });
         let joined = |r: Result<_, tokio::task::JoinError>| {
-            r.unwrap_or_else(|e| Err(StoreError::other(format!("GET task failed: {e}"))))
+            r.unwrap_or_else(|e| Err(StoreError::other(format!("request task failed: {e}"))))
         };
         let (head, list) = {
             let list = self.store.list(&prefix, Some("/"), None, Some(1));
@@ -232,7 +268,10 @@ impl Namespace {
             let has_marker = list
                 .as_ref()
                 .is_ok_and(|p| p.objects.first().is_some_and(|o| o.key == prefix));
-            let attrs = self.dir_stat(&prefix, has_marker).await?;
+            let attrs = match (has_marker, marker) {
+                (true, Some(head)) => self.marker_attrs(joined(head.await))?,
+                _ => self.dir_stat(&prefix, has_marker).await?,
+            };
             let entry = Entry {
                 kind: Kind::Dir,
                 key: prefix,
@@ -264,7 +303,7 @@ impl Namespace {
         let name = super::super::names::parse_name(name)?;
         let dir = self.dir_node(parent)?;
         super::super::names::check_key(&child_key(&dir.key, name))?;
-        match self.lookup(parent, name).await {
+        match self.lookup_for(parent, name, Want::Nothing).await {
             Ok(_) => Err(FsError::new(libc::EEXIST, format!("{name} exists"))),
             Err(e) if e.errno == libc::ENOENT => Ok(name),
             Err(e) => Err(e),

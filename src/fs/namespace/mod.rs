@@ -320,7 +320,17 @@ impl Namespace {
         if !has_marker {
             return Ok(no_marker);
         }
-        match self.probe.head(prefix).await {
+        self.marker_attrs(self.probe.head(prefix).await)
+    }
+
+    /// A directory's attributes from what a HEAD of its marker answered.
+    fn marker_attrs(&self, head: Result<ObjectMeta, StoreError>) -> FsResult<DirAttrs> {
+        let no_marker = DirAttrs {
+            stat: Stat::basic(0, self.started),
+            source: AttrSource::NoMarker,
+            meta: None,
+        };
+        match head {
             Ok(meta) => Ok(DirAttrs {
                 stat: Stat {
                     size: 0,
@@ -349,7 +359,7 @@ impl Namespace {
             return Ok(self.attr_of(&node));
         }
         let parent = self.node(node.parent)?;
-        match self.ask(&parent, &node.name).await {
+        match self.ask(&parent, &node.name, lookup::Want::File).await {
             // The path now names another inode (e.g. it became a directory): this one is gone.
             Ok(attr) if attr.ino.0 != ino => Err(FsError::new(libc::ESTALE, "replaced")),
             other => other,
