@@ -809,7 +809,7 @@ mod tests {
     fn past_the_bound_old_listings_forget_what_the_kernel_does_not_hold() {
         let mut t = InodeTable::new("").keeping(8);
         let later = Instant::now() + Duration::from_secs(5);
-        let mut list = |t: &mut InodeTable, dir: &str, names: &[&str]| {
+        let list = |t: &mut InodeTable, dir: &str, names: &[&str]| {
             let d = t.upsert(
                 ROOT_INO,
                 dir,

@@ -18,6 +18,8 @@
 //!   components over 255 bytes, 50-level trees, empty objects);
 //! - `inodes`: nodes the kernel forgets (`drop_caches`) leave the inode table; an open file
 //!   stays; forgotten names come back with the same contents and attributes;
+//! - `lookups`: concurrent lookups in one directory share a listing (LISTs counted at the
+//!   proxy); an open costs one round trip per path component;
 //! - `options`: `--read-only` refusing every modification; `--prefix` and `s3://bucket/prefix/`
 //!   mounts.
 //!
@@ -31,6 +33,7 @@ mod freshness;
 mod huge_object;
 mod inodes;
 mod listing;
+mod lookups;
 mod names;
 mod options;
 

@@ -32,6 +32,13 @@ def probe(b, path) -> tuple[float | None, float | None, float | None]:
     return total, opn, read
 
 
+def per_open(sent: int | None, total: float | None, curl: float | None) -> str:
+    """The requests an open + first byte cost, and its time in units of one curl GET: the
+    round trips in a row, where latency dominates (the open path is big/obj: two components)."""
+    trips = "time n/a" if total is None or not curl else f"{total / curl:.1f}x one GET's time"
+    return f"{sent if sent is not None else 'n/a'} requests; {trips}"
+
+
 def measure_row(b, row, req, url: str) -> None:
     c = b.cfg
     tc = []
@@ -44,6 +51,7 @@ def measure_row(b, row, req, url: str) -> None:
     b.note(f"{row.id}: curl bytes=0-1: {fmt_list(tc)} ms")
     row.cells["curl"] = median(tc)
     tt, to, tr, rr = ({m.key: [] for m in b.mounts} for _ in range(4))
+    sent: dict[str, int] = {}
     for r, m in b.interleaved(c.ttfb_runs):
         total = opn = read = None
         with m.mounted(f"{row.id}-{r}") as ok:
@@ -53,6 +61,7 @@ def measure_row(b, row, req, url: str) -> None:
                 total, opn, read = probe(b, m.dir / "big/obj")
                 if r == 1:
                     req.cells[m.key] = b.server.since(mark)
+                    sent[m.key] = sum(b.server.counts_since(mark).values())
                 rr[m.key].append(m.hwm())
         tt[m.key].append(total)
         to[m.key].append(opn)
@@ -63,6 +72,9 @@ def measure_row(b, row, req, url: str) -> None:
         row.cells[k] = median(tt[k])
         split = f"open (path lookup) {fmt_num(median(to[k]))} ms + read of 1 byte {fmt_num(median(tr[k]))} ms"
         b.res.facts[f"{row.short}, split (medians), {m.label}"] = split
+        b.res.facts[f"{row.short}, round trips per open, {m.label}"] = per_open(
+            sent.get(k), median(tt[k]), row.cells["curl"]
+        )
         if m is not b.s3fs:
             row.rss[k] = max_of(rr[k])
     b.vs_base(row, tt)

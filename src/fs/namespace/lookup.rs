@@ -7,13 +7,13 @@
 //! directory has to resolve a second name through S3, it is listed once instead, so the
 //! names that follow cost nothing: the pattern of `cat dir/*`, `cp -r` and `tar x`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use fuser::FileAttr;
 
-use super::super::inode::{Entry, Inode, Kind};
+use super::super::inode::{AttrSource, Entry, Inode, Kind, ROOT_INO};
 use super::super::names::{child_key, child_prefix};
+use super::flight::Fit;
 use super::Namespace;
 use crate::error::{FsError, FsResult};
 use crate::storage::{ListPage, StoreError};
@@ -41,6 +41,17 @@ enum Known {
     Unknown,
 }
 
+/// What the caller of a lookup expects to find, which decides what is asked at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Want {
+    /// Anything: a path being walked, a file being opened.
+    Any,
+    /// The file it knew (a revalidation).
+    File,
+    /// Nothing: a name about to be created.
+    Nothing,
+}
+
 /// What a listing taken for a lookup says about the name.
 enum Listed {
     /// The directory needs more than one page: ask S3 about the name alone.
@@ -54,6 +65,11 @@ enum Listed {
 impl Namespace {
     /// Looks `name` (already validated) up in directory `parent`.
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<FileAttr> {
+        self.lookup_for(parent, name, Want::Any).await
+    }
+
+    /// Looks `name` up in `parent` for a caller who expects `want` there.
+    async fn lookup_for(&self, parent: u64, name: &str, want: Want) -> FsResult<FileAttr> {
         let dir = self.dir_node(parent)?;
         match self.known(parent, name) {
             Known::Fresh(attr) => {
@@ -67,8 +83,26 @@ impl Namespace {
             Known::Absent => return Err(FsError::not_found()),
             Known::Unknown => {}
         }
-        if self.second_miss(parent) {
-            match self.lookup_by_listing(parent, name).await? {
+        // A name last seen as a file is most likely one still.
+        let was_file = self
+            .table()
+            .child(parent, name)
+            .is_some_and(|c| c.kind() == Kind::File);
+        let want = if was_file && want == Want::Any {
+            Want::File
+        } else {
+            want
+        };
+        self.ask(&dir, name, want).await
+    }
+
+    /// Asks S3 about `name` in `dir`, which the table cannot answer (unknown, or older than
+    /// the TTL): alone ([`Self::resolve`]) the first time; from a listing of the whole
+    /// directory when it is the second name there since the last listing, shared with the
+    /// lookups and revalidations in flight at the same time.
+    pub(super) async fn ask(&self, dir: &Inode, name: &str, want: Want) -> FsResult<FileAttr> {
+        if self.second_miss(dir.ino) {
+            match self.lookup_by_listing(dir.ino, name).await? {
                 Listed::Found(child) if child.is_partial() => {
                     return self.complete_entry(*child).await
                 }
@@ -77,7 +111,7 @@ impl Namespace {
                 Listed::TooBig => {}
             }
         }
-        self.resolve(&dir, name).await
+        self.resolve(dir, name, want).await
     }
 
     fn known(&self, parent: u64, name: &str) -> Known {
@@ -120,7 +154,7 @@ impl Namespace {
     }
 
     /// Whether directory `dir` was found, within the TTL, to need more than one listing page.
-    fn too_big_to_list(&self, dir: u64) -> bool {
+    pub(super) fn too_big_to_list(&self, dir: u64) -> bool {
         self.table()
             .get(dir)
             .and_then(|d| d.dir()?.too_big_until)
@@ -128,47 +162,17 @@ impl Namespace {
     }
 
     /// Answers a lookup of `name` in `parent` from a listing of the whole directory, taken
-    /// now unless a concurrent lookup has just taken one: lookups that miss at the same time
-    /// (`xargs -P`, a parallel build, 16 readers opening their files) wait for one listing
-    /// instead of each sending their own.
+    /// now unless one is in flight or was taken within the TTL: lookups that miss at the same
+    /// time (`xargs -P`, a parallel build, 16 readers opening their files) share one listing
+    /// instead of each sending their own (see `flight.rs`).
     async fn lookup_by_listing(&self, parent: u64, name: &str) -> FsResult<Listed> {
-        let gate = self
-            .listing_gates
-            .lock()
-            .unwrap()
-            .entry(parent)
-            .or_default()
-            .clone();
-        let result = async {
-            let _turn = gate.lock().await;
-            let complete = self
-                .table()
-                .get(parent)
-                .is_some_and(|d| d.is_complete(Instant::now()));
-            if self.too_big_to_list(parent) {
-                return Ok(Listed::TooBig);
-            }
-            if !complete && self.list_dir_limited(parent, Some(1)).await?.is_none() {
-                // Remember it for the TTL: lookups waiting behind us, and those that
-                // follow, go straight to S3 instead of each listing a first page again.
-                let until = self.valid_until();
-                if let Some(d) = self.table().dir_mut(parent) {
-                    d.too_big_until = Some(until);
-                }
-                return Ok(Listed::TooBig);
-            }
-            Ok(match self.table().child(parent, name) {
-                Some(child) => Listed::Found(Box::new(child.clone())),
-                None => Listed::Absent,
-            })
+        if self.list_for_lookups(parent).await? == Fit::TooBig {
+            return Ok(Listed::TooBig);
         }
-        .await;
-        let mut gates = self.listing_gates.lock().unwrap();
-        // Two references: the map's and ours; nobody else waits, so the gate can go.
-        if Arc::strong_count(&gate) == 2 {
-            gates.remove(&parent);
-        }
-        result
+        Ok(match self.table().child(parent, name) {
+            Some(child) => Listed::Found(Box::new(child.clone())),
+            None => Listed::Absent,
+        })
     }
 
     /// Completes an entry known from a listing only with its object's (or marker's) headers:
@@ -215,7 +219,7 @@ impl Namespace {
     /// Asks S3 what `name` in `dir` is, and records the answer: a LIST of `name/` (is it a
     /// directory?) and, at the same time, a probe of the object `name`: a file looked up by
     /// name is most often opened and read next, and its first read then waits for no request.
-    pub(super) async fn resolve(&self, dir: &Inode, name: &str) -> FsResult<FileAttr> {
+    pub(super) async fn resolve(&self, dir: &Inode, name: &str, want: Want) -> FsResult<FileAttr> {
         let key = child_key(&dir.key, name);
         let prefix = child_prefix(&dir.key, name);
         // The version seen last, if the name is being looked up again.
@@ -237,8 +241,18 @@ impl Namespace {
             let key = key.clone();
             async move { probe.headers(&key, u64::MAX, seen.as_deref()).await }
         });
+        // In a directory that has a marker (s3fs's, or ours from mkdir), a subdirectory most
+        // likely has one too: its HEAD goes out now rather than after the LIST has told so, a
+        // round trip less per path component (a HEAD more for a file; so not for a name
+        // known to be a file, nor one about to be created).
+        let has_marker = dir.source == AttrSource::Headers && dir.ino != ROOT_INO;
+        let marker = (has_marker && want == Want::Any).then(|| {
+            let probe = self.probe.clone();
+            let prefix = prefix.clone();
+            tokio::spawn(async move { probe.head(&prefix).await })
+        });
         let joined = |r: Result<_, tokio::task::JoinError>| {
-            r.unwrap_or_else(|e| Err(StoreError::other(format!("GET task failed: {e}"))))
+            r.unwrap_or_else(|e| Err(StoreError::other(format!("request task failed: {e}"))))
         };
         let (head, list) = {
             let list = self.store.list(&prefix, Some("/"), None, Some(1));
@@ -254,7 +268,10 @@ impl Namespace {
             let has_marker = list
                 .as_ref()
                 .is_ok_and(|p| p.objects.first().is_some_and(|o| o.key == prefix));
-            let attrs = self.dir_stat(&prefix, has_marker).await?;
+            let attrs = match (has_marker, marker) {
+                (true, Some(head)) => self.marker_attrs(joined(head.await))?,
+                _ => self.dir_stat(&prefix, has_marker).await?,
+            };
             let entry = Entry {
                 kind: Kind::Dir,
                 key: prefix,
@@ -286,7 +303,7 @@ impl Namespace {
         let name = super::super::names::parse_name(name)?;
         let dir = self.dir_node(parent)?;
         super::super::names::check_key(&child_key(&dir.key, name))?;
-        match self.lookup(parent, name).await {
+        match self.lookup_for(parent, name, Want::Nothing).await {
             Ok(_) => Err(FsError::new(libc::EEXIST, format!("{name} exists"))),
             Err(e) if e.errno == libc::ENOENT => Ok(name),
             Err(e) => Err(e),

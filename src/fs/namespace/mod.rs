@@ -1,7 +1,7 @@
 //! The namespace: the inode table, and how names become inodes (lookup, getattr, listings).
 //!
 //! Design note: [`Namespace`] owns the [`InodeTable`] (one `std::sync::Mutex`, never held
-//! across an `.await`), the open directory handles and the per-directory listing gates. It
+//! across an `.await`), the open directory handles and the listings in flight for lookups. It
 //! asks S3 through the [`Probe`] (a GET of the first block standing in for a HEAD) and
 //! `ListObjectsV2`; it reads the [`Writes`] registry only to know which files are being
 //! written (their attributes are local). Namespace rules:
@@ -16,9 +16,11 @@
 //!   hidden (as Mountpoint does): a directory can hold many objects, a shadowed file only one;
 //! - what was learned is fresh for the metadata TTL, and so are negative answers.
 //!
-//! `lookup.rs` answers names, `listing.rs` lists directories, `probe.rs` asks about objects.
+//! `lookup.rs` answers names, `listing.rs` lists directories, `flight.rs` shares one listing
+//! among the lookups that need it at once, `probe.rs` asks about objects.
 
 mod ahead;
+mod flight;
 mod listing;
 mod lookup;
 mod meta_cache;
@@ -63,9 +65,8 @@ pub struct Namespace {
     config: Arc<FsConfig>,
     table: Mutex<InodeTable>,
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
-    /// Per directory, the turn to list it for lookups that missed; present only while a
-    /// lookup uses it.
-    listing_gates: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    /// The listings in flight for lookups that missed, one per directory.
+    flights: flight::Flights,
     next_dir_handle: AtomicU64,
     probe: Probe,
     writes: Arc<Writes>,
@@ -92,7 +93,7 @@ impl Namespace {
             store,
             config,
             dirs: Mutex::new(HashMap::new()),
-            listing_gates: Mutex::new(HashMap::new()),
+            flights: flight::Flights::default(),
             next_dir_handle: AtomicU64::new(1),
             probe,
             writes,
@@ -319,7 +320,17 @@ impl Namespace {
         if !has_marker {
             return Ok(no_marker);
         }
-        match self.probe.head(prefix).await {
+        self.marker_attrs(self.probe.head(prefix).await)
+    }
+
+    /// A directory's attributes from what a HEAD of its marker answered.
+    fn marker_attrs(&self, head: Result<ObjectMeta, StoreError>) -> FsResult<DirAttrs> {
+        let no_marker = DirAttrs {
+            stat: Stat::basic(0, self.started),
+            source: AttrSource::NoMarker,
+            meta: None,
+        };
+        match head {
             Ok(meta) => Ok(DirAttrs {
                 stat: Stat {
                     size: 0,
@@ -348,7 +359,7 @@ impl Namespace {
             return Ok(self.attr_of(&node));
         }
         let parent = self.node(node.parent)?;
-        match self.resolve(&parent, &node.name).await {
+        match self.ask(&parent, &node.name, lookup::Want::File).await {
             // The path now names another inode (e.g. it became a directory): this one is gone.
             Ok(attr) if attr.ino.0 != ino => Err(FsError::new(libc::ESTALE, "replaced")),
             other => other,
