@@ -41,7 +41,7 @@
 #   BENCH_TIMEOUT=S         give up on one measured command after S seconds (default 300)
 #   BENCH_WORKLOADS="..."   run only these workloads, in this order (default: seq fio listing
 #                           smallcat write create ttfb multi growth diskcache remount_listing
-#                           servercopy append)
+#                           servercopy append million)
 #   BENCH_WORK_DIR=DIR      where the temporary data goes (default $TMPDIR or /tmp)
 #   BENCH_RESULTS=FILE      the results file (default docs/bench-results.md; a relative path
 #                           is taken from the repository root)

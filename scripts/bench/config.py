@@ -19,6 +19,7 @@ WORKLOADS = [
     "remount_listing",
     "servercopy",
     "append",
+    "million",
 ]
 
 

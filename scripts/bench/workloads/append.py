@@ -21,9 +21,7 @@ PART = 8 << 20
 def _matches(b, key: str, tail) -> bool:
     """The object holds big/obj's bytes followed by tail's."""
     script = 'cmp -s <(curl -sf "$1") <(cat "$2" "$3")'
-    out = subprocess.run(
-        ["bash", "-c", script, "bash", b.s3.presign(key), str(b.big_local), str(tail)], check=False
-    )
+    out = subprocess.run(["bash", "-c", script, "bash", b.s3.presign(key), str(b.big_local), str(tail)], check=False)
     return out.returncode == 0
 
 
