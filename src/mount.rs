@@ -88,7 +88,7 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
     fs.set_kernel_cache(Arc::new(KernelNotifier(session.notifier())));
     let unmounter_after = unmounter.after_session();
     runtime.spawn(unmount_on_signal(
-        fs,
+        fs.clone(),
         unmounter,
         readiness.clone(),
         mountpoint.clone(),
@@ -114,6 +114,9 @@ pub fn run(args: Args, readiness: Readiness, notes: Vec<String>) -> Result<(), S
             info!(target: "s3mount::metrics", "{line}");
         }
     }
+    // Held until here: the last metrics read the caches' counters through it (once the
+    // session and the signal task had let go, they found nothing to report).
+    drop(fs);
     runtime.shutdown_timeout(Duration::from_secs(5));
     result
 }
