@@ -7,18 +7,24 @@ from ..system import cpu_secs
 
 
 def cpu_line(b, who, pid, run) -> tuple[str, float | None]:
-    """'WHO x s + s3rver y s CPU for z MiB/s' around run(); returns (line, run's value)."""
+    """'WHO x s (w s/GiB) + s3rver y s CPU for z MiB/s' around run(), one read of the big
+    object; returns (line, run's value). The per-GiB figure is utime+stime of WHO's process."""
     srv = b.server.pid
     c0, k0 = cpu_secs(pid) if pid else None, cpu_secs(srv)
     v = run()
     c1, k1 = cpu_secs(pid) if pid else None, cpu_secs(srv)
-    parts = [] if pid is None else [f"{who} {_delta(c0, c1)} s"]
+    gib = b.cfg.size_bytes / (1 << 30)
+    parts = [] if pid is None else [f"{who} {_delta(c0, c1)} s ({_per_gib(c0, c1, gib)} s/GiB)"]
     parts.append(f"s3rver {_delta(k0, k1)} s")
     return f"{' + '.join(parts)} CPU for {v:.1f} MiB/s" if v else f"{' + '.join(parts)} CPU (read failed)", v
 
 
 def _delta(a, b) -> str:
     return "n/a" if a is None or b is None else f"{b - a:.1f}"
+
+
+def _per_gib(a, b, gib) -> str:
+    return "n/a" if a is None or b is None or gib <= 0 else f"{(b - a) / gib:.2f}"
 
 
 def run(b) -> None:
