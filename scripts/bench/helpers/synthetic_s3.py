@@ -206,11 +206,17 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, "".join(out).encode(), {"Content-Type": "application/xml"})
 
 
+class Server(ThreadingHTTPServer):
+    # s3mount opens dozens of connections at once (stat-ahead): the default backlog of 5 made
+    # some of them wait for a SYN retry, seconds each.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 def main() -> None:
     port, log = int(sys.argv[1]), sys.argv[2]
     Handler.log_file = open(log, "a", buffering=1)  # noqa: SIM115 - open for the server's life
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", port), Handler)
     print(f"synthetic S3 listening on 127.0.0.1:{port}", flush=True)
     server.serve_forever()
 
