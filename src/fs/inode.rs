@@ -382,10 +382,12 @@ impl InodeTable {
     }
 
     /// Notes that a listing of `dir` was recorded. While the table holds more than
-    /// [`NODES_KEPT`] nodes, the directories listed longest ago (not `dir`) forget their
-    /// children that the kernel does not hold and that only a listing described, and with
-    /// them their completeness (a lookup there asks S3 again; a readdir lists again).
-    pub fn listed(&mut self, dir: u64) {
+    /// [`NODES_KEPT`] nodes, the directories listed longest ago (not `dir`, and none that
+    /// `is_open` says a handle is reading: `ls -l` of a directory larger than the bound stats
+    /// its entries while it reads them) forget their children that the kernel does not hold
+    /// and that only a listing described, and with them their completeness (a lookup there
+    /// asks S3 again; a readdir lists again).
+    pub fn listed(&mut self, dir: u64, is_open: impl Fn(u64) -> bool) {
         self.listing_seq += 1;
         let seq = self.listing_seq;
         let Some(d) = self.dir_mut(dir) else {
@@ -393,18 +395,23 @@ impl InodeTable {
         };
         d.listing_seq = seq;
         self.listings.push_back((dir, seq));
+        let mut spared = Vec::new();
         while self.by_ino.len() > self.nodes_kept {
             let Some((old, old_seq)) = self.listings.pop_front() else {
                 break;
             };
-            if old == dir {
-                self.listings.push_front((old, old_seq));
-                break;
-            }
             let current = self.get(old).and_then(Inode::dir).map(|d| d.listing_seq);
-            if current == Some(old_seq) {
-                self.forget_listing(old);
+            if current != Some(old_seq) {
+                continue; // listed again since: a later entry stands for it
             }
+            if old == dir || is_open(old) {
+                spared.push((old, old_seq));
+                continue;
+            }
+            self.forget_listing(old);
+        }
+        for kept in spared.into_iter().rev() {
+            self.listings.push_front(kept);
         }
         self.give_back_memory();
     }
@@ -822,7 +829,8 @@ mod tests {
     fn past_the_bound_old_listings_forget_what_the_kernel_does_not_hold() {
         let mut t = InodeTable::new("").keeping(8);
         let later = Instant::now() + Duration::from_secs(5);
-        let list = |t: &mut InodeTable, dir: &str, names: &[&str]| {
+        // Lists `dir` with `names` while the directory `open` (0: none) has a handle reading it.
+        let list = |t: &mut InodeTable, dir: &str, names: &[&str], open: u64| {
             let d = t.upsert(
                 ROOT_INO,
                 dir,
@@ -834,24 +842,26 @@ mod tests {
                 .map(|n| t.upsert(d, n, entry(Kind::File, n, AttrSource::Listing, "e"), later))
                 .collect();
             t.dir_mut(d).unwrap().complete_until = Some(later);
-            t.listed(d);
+            t.listed(d, |x| x == open);
             (d, kids)
         };
-        let (a, a_kids) = list(&mut t, "a", &["1", "2", "3"]);
+        let complete = |t: &InodeTable, d: u64| t.get(d).unwrap().is_complete(Instant::now());
+        let (a, a_kids) = list(&mut t, "a", &["1", "2", "3"], 0);
         assert!(t.remember(a_kids[0]), "the kernel holds a/1");
         assert_eq!(t.len(), 5, "under the bound: nothing forgotten");
-        let (b, _) = list(&mut t, "b", &["1", "2", "3"]);
+        let (b, _) = list(&mut t, "b", &["1", "2", "3"], 0);
         // 9 nodes > 8: a (listed first) forgets a/2 and a/3, keeps a/1 (held), and is no
         // longer complete; b, just listed, keeps everything.
         assert_eq!(t.len(), 7);
         assert!(t.get(a_kids[0]).is_some() && t.get(a_kids[1]).is_none());
-        assert!(!t.get(a).unwrap().is_complete(Instant::now()));
-        assert!(t.get(b).unwrap().is_complete(Instant::now()));
-        // b listed again, then c: b's older number is skipped, its newer one is trimmed.
-        t.listed(b);
-        let (c, _) = list(&mut t, "c", &["1", "2"]);
-        assert!(!t.get(b).unwrap().is_complete(Instant::now()));
-        assert!(t.get(c).unwrap().is_complete(Instant::now()));
+        assert!(!complete(&t, a) && complete(&t, b));
+        // b listed again, then c while b is open (being read): b is spared.
+        t.listed(b, |_| false);
+        let (c, _) = list(&mut t, "c", &["1", "2"], b);
+        assert!(complete(&t, b) && complete(&t, c));
+        // Once b is closed, the next listing trims it.
+        let (d, _) = list(&mut t, "d", &[], 0);
+        assert!(!complete(&t, b) && complete(&t, d));
         assert!(t.len() <= 8, "{} nodes", t.len());
     }
 

@@ -236,7 +236,7 @@ impl Namespace {
         self.dirs
             .lock()
             .unwrap()
-            .insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
+            .insert(fh, (ino, Arc::new(tokio::sync::Mutex::new(handle))));
         Ok(fh)
     }
 
@@ -248,7 +248,7 @@ impl Namespace {
             .lock()
             .unwrap()
             .get(&fh)
-            .cloned()
+            .map(|(_, h)| h.clone())
             .ok_or_else(|| FsError::new(libc::EBADF, "unknown directory handle"))?;
         let mut handle = handle.lock().await;
         if handle.listing.is_none() || offset == 0 {
@@ -408,6 +408,13 @@ impl Namespace {
     /// S3 does not have yet (they belong in the listing too).
     fn record_end(&self, dir: &Inode, progress: Recorded) -> Vec<DirEntry> {
         let until = self.valid_until();
+        let open: HashSet<u64> = self
+            .dirs
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(i, _)| *i)
+            .collect();
         let mut table = self.table();
         if let Some(d) = table.dir_mut(dir.ino) {
             d.complete_until = Some(until);
@@ -416,7 +423,7 @@ impl Namespace {
             d.order = Some(Arc::new(progress.order));
             d.order_hint = 0;
         }
-        table.listed(dir.ino);
+        table.listed(dir.ino, |d| open.contains(&d));
         let mut local: Vec<u64> = table
             .children_of(dir.ino)
             .into_iter()

@@ -64,7 +64,8 @@ pub struct Namespace {
     store: Arc<dyn ObjectStore>,
     config: Arc<FsConfig>,
     table: Mutex<InodeTable>,
-    dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
+    /// Open directory handles: the directory's inode, and the handle's listing state.
+    dirs: Mutex<HashMap<u64, (u64, Arc<tokio::sync::Mutex<DirHandle>>)>>,
     /// The listings in flight for lookups that missed, one per directory.
     flights: flight::Flights,
     next_dir_handle: AtomicU64,
