@@ -80,7 +80,8 @@ pub struct StreamingUpload {
 }
 
 impl StreamingUpload {
-    /// A streaming upload of `key`; nothing is sent until the first part is full.
+    /// A streaming upload of `key` for a file that is empty now (the mirror of its writes
+    /// starts at byte 0); nothing is sent until the first part is full.
     pub fn new(
         store: Arc<dyn ObjectStore>,
         key: &str,

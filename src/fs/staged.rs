@@ -317,6 +317,11 @@ impl StagedFile {
         // A move stages the file whole first (a tail needs its base under the old key).
         debug_assert!(!matches!(self.content, Content::Tail { .. }));
         self.key = key.to_string();
+        // A streaming upload not started yet is aimed at the new key; its mirror of the
+        // writes starts at byte 0, so only an empty file keeps one.
+        if self.stream.as_ref().is_some_and(|s| !s.started()) {
+            self.stream = (self.size == 0).then(|| self.ctx.new_stream(key));
+        }
         self.base = None;
         self.rekeyed = true;
         self.dirty_parts.clear();

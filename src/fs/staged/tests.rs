@@ -284,6 +284,25 @@ mod streaming {
     }
 
     #[tokio::test]
+    async fn a_file_renamed_after_its_empty_commit_streams_to_its_new_key() {
+        let store = Arc::new(MemStore::new());
+        let (ctx, _dir) = ctx(&store);
+        let mut f = StagedFile::created(ctx, 2, "f".into(), Default::default()).unwrap();
+        f.commit().await.unwrap().expect("the empty object");
+        f.rekey("g");
+        let data = bytes(2 * PART + 5, 7);
+        f.write_at(0, &data).await.unwrap();
+        assert_eq!(sent(&f), 2 * PART as u64);
+        f.commit().await.unwrap().expect("uploaded");
+        assert!(store.body("g").unwrap() == data);
+        assert_eq!(
+            store.body("f").unwrap().len(),
+            0,
+            "the old key is left alone"
+        );
+    }
+
+    #[tokio::test]
     async fn rewrites_holes_and_truncates_past_the_sent_parts_reach_the_object() {
         let store = Arc::new(MemStore::new());
         let (ctx, _dir) = ctx(&store);
