@@ -98,6 +98,12 @@ impl PendingPart {
             return;
         }
         let (at, end) = (at as usize, end as usize);
+        if buf.capacity() < end {
+            // Grow by doubling up to a part, and no further than needed: a write crossing the
+            // end of a part must not double the buffer to two parts.
+            let want = end.max((2 * buf.capacity()).min(self.part_size));
+            buf.reserve_exact(want - buf.len());
+        }
         if at == buf.len() {
             buf.extend_from_slice(data);
             return;
@@ -193,6 +199,17 @@ mod tests {
         assert_eq!(&p.buf.as_ref().unwrap()[..], b"hEL\0");
         assert!(p.take_rest(5).is_none(), "a length it does not hold");
         assert!(!p.tracking());
+    }
+
+    #[test]
+    fn a_buffer_grows_to_a_part_not_past_what_a_write_needs() {
+        let mut p = PendingPart::new(1000, 2);
+        for i in 0..10 {
+            p.write(i * 99, &[7; 99]);
+        }
+        p.write(990, &[8; 20]);
+        let cap = p.buf.as_ref().unwrap().capacity();
+        assert!((1010..1500).contains(&cap), "capacity {cap}");
     }
 
     #[test]
