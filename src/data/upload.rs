@@ -7,7 +7,8 @@
 //!   is uploaded at once, with at most `max_parts_in_flight` parts in flight (a writer that
 //!   gets ahead waits for the oldest part), so memory stays bounded and the upload overlaps
 //!   the writing. The upload is created lazily, when the first part is full, so a file
-//!   smaller than one part costs a single PutObject.
+//!   smaller than one part costs a single PutObject. The writes are mirrored in memory
+//!   ([`pending`]), so a full part goes out without being read back from the staging file.
 //! - [`upload_staged`]: the whole staged file at once (random writes, appends, truncates).
 //!   Parts that are unchanged since the object version the file was staged from are copied
 //!   server-side (`UploadPartCopy`) instead of being sent again.
@@ -27,6 +28,10 @@ use tracing::{debug, warn};
 
 use crate::error::{FsError, FsResult};
 use crate::storage::{ObjectStore, PutOptions, StoreError};
+
+mod pending;
+
+use pending::PendingPart;
 
 /// The object version a staged file started from, for server-side copies of unchanged parts.
 #[derive(Clone, Debug)]
@@ -70,10 +75,13 @@ pub struct StreamingUpload {
     in_flight: VecDeque<PartTask>,
     done: Vec<(i32, String)>,
     failed: Option<StoreError>,
+    /// What was written past `uploaded`, in memory.
+    pending: PendingPart,
 }
 
 impl StreamingUpload {
-    /// A streaming upload of `key`; nothing is sent until the first part is full.
+    /// A streaming upload of `key` for a file that is empty now (the mirror of its writes
+    /// starts at byte 0); nothing is sent until the first part is full.
     pub fn new(
         store: Arc<dyn ObjectStore>,
         key: &str,
@@ -91,6 +99,24 @@ impl StreamingUpload {
             in_flight: VecDeque::new(),
             done: Vec::new(),
             failed: None,
+            pending: PendingPart::new(part_size, max_in_flight.max(1)),
+        }
+    }
+
+    /// Mirrors a write of the staging file (`data` at `offset`), so that the part it fills
+    /// can be sent from memory.
+    pub fn note_write(&mut self, offset: u64, data: &[u8]) {
+        match offset.checked_sub(self.uploaded) {
+            Some(at) => self.pending.write(at, data),
+            None => self.pending.lose_track(),
+        }
+    }
+
+    /// Mirrors a truncate of the staging file to `size` bytes.
+    pub fn note_truncate(&mut self, size: u64) {
+        match size.checked_sub(self.uploaded) {
+            Some(len) => self.pending.set_len(len),
+            None => self.pending.lose_track(),
         }
     }
 
@@ -108,7 +134,10 @@ impl StreamingUpload {
             while self.in_flight.len() >= self.max_in_flight {
                 self.reap_one().await;
             }
-            let body = read_at(file, self.uploaded, self.part_size as usize)?;
+            let body = match self.pending.take_part() {
+                Some(body) => body,
+                None => read_at(file, self.uploaded, self.part_size as usize)?,
+            };
             let part_number = (self.uploaded / self.part_size) as i32 + 1;
             let store = self.store.clone();
             let key = self.key.clone();
@@ -119,6 +148,14 @@ impl StreamingUpload {
                 Ok((part_number, etag))
             }));
             self.uploaded += self.part_size;
+        }
+        let in_step = written
+            .checked_sub(self.uploaded)
+            .is_some_and(|rest| rest <= self.part_size);
+        if !self.pending.tracking() && self.failed.is_none() && in_step {
+            // Back in step: what is past the last part sent, from the file once.
+            let rest = read_at(file, self.uploaded, (written - self.uploaded) as usize)?;
+            self.pending.reset(&rest);
         }
         Ok(())
     }
@@ -164,7 +201,11 @@ impl StreamingUpload {
             .clone()
             .ok_or_else(|| FsError::new(libc::EIO, "no multipart upload to finish"))?;
         if size > self.uploaded || self.uploaded == 0 {
-            let body = read_at(file, self.uploaded, (size - self.uploaded) as usize)?;
+            let len = size - self.uploaded;
+            let body = match self.pending.take_rest(len) {
+                Some(body) => body,
+                None => read_at(file, self.uploaded, len as usize)?,
+            };
             let n = (self.uploaded / self.part_size) as i32 + 1;
             let etag = self.store.upload_part(&self.key, &id, n, body).await?;
             self.done.push((n, etag));

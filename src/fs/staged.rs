@@ -317,6 +317,11 @@ impl StagedFile {
         // A move stages the file whole first (a tail needs its base under the old key).
         debug_assert!(!matches!(self.content, Content::Tail { .. }));
         self.key = key.to_string();
+        // A streaming upload not started yet is aimed at the new key; its mirror of the
+        // writes starts at byte 0, so only an empty file keeps one.
+        if self.stream.as_ref().is_some_and(|s| !s.started()) {
+            self.stream = (self.size == 0).then(|| self.ctx.new_stream(key));
+        }
         self.base = None;
         self.rekeyed = true;
         self.dirty_parts.clear();
@@ -380,6 +385,9 @@ impl StagedFile {
         self.stage_for(offset).await?;
         let end = offset + data.len() as u64;
         self.file()?.write_all_at(data, offset)?;
+        if let Some(stream) = self.stream.as_mut() {
+            stream.note_write(offset, data);
+        }
         if self.stream.as_ref().is_some_and(|s| offset < s.uploaded) {
             // Rewriting bytes already sent: fall back to uploading the staged file whole.
             debug!(key = %self.key, offset, "non-sequential write; streaming upload dropped");
@@ -442,6 +450,9 @@ impl StagedFile {
             self.stage_for(size).await?;
         }
         self.file()?.set_len(size)?;
+        if let Some(stream) = self.stream.as_mut() {
+            stream.note_truncate(size);
+        }
         if self.stream.as_ref().is_some_and(|s| size < s.uploaded) {
             self.drop_stream().await;
         }
@@ -488,6 +499,7 @@ impl StagedFile {
                     etag: etag.clone(),
                     size: self.size,
                 });
+                self.stream_again_if_empty();
                 Ok(Some(self.written_meta(self.size, etag)))
             }
             Err(e) => {
@@ -502,6 +514,15 @@ impl StagedFile {
                 );
                 Err(e)
             }
+        }
+    }
+
+    /// An empty file just committed streams what is written next, as a created one does:
+    /// `dd of=f` (and any shell redirection) creates the file, moves the descriptor and
+    /// closes the first one, whose flush stores the empty object before the first write.
+    fn stream_again_if_empty(&mut self) {
+        if self.size == 0 && self.stream.is_none() && matches!(self.content, Content::Staged(_)) {
+            self.stream = Some(self.ctx.new_stream(&self.key));
         }
     }
 

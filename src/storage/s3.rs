@@ -41,6 +41,7 @@ mod config_json;
 mod extras;
 mod profile;
 mod transport;
+mod unsigned;
 
 pub use self::account::S3Account;
 pub use self::client::S3Settings;

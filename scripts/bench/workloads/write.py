@@ -1,5 +1,7 @@
 """5. Sequential write of the object's size into a fresh mount (dd conv=fsync, the time includes
-the close); the baseline is `aws s3 cp`. Every upload is read back and compared."""
+the close); the baseline is `aws s3 cp`. Every upload is read back and compared. Each client's
+CPU seconds per GiB written (utime + stime of its process over the dd) are printed side by side,
+the median of the runs."""
 
 import os
 import shutil
@@ -7,6 +9,8 @@ import shutil
 from ..measure import object_matches, write_file
 from ..stats import fmt_list, fmt_num, max_of, median, mib_per_s
 from ..system import cpu_secs, run_timed
+
+GIB = 1 << 30
 
 
 def prep(b) -> None:
@@ -77,9 +81,12 @@ def run(b) -> None:
         b.fail(f"cannot create the wr/ directory marker: {e}")
         return
     aws_baseline(b, row, req)
-    vals, rr = ({m.key: [] for m in b.mounts} for _ in range(2))
+    vals, rr, cpu = ({m.key: [] for m in b.mounts} for _ in range(3))
     for r, m in b.interleaved(c.runs):
-        vals[m.key].append(_write_once(b, m, r, req, rr[m.key]))
+        vals[m.key].append(_write_once(b, m, r, req, rr[m.key], cpu[m.key]))
+    b.res.facts["CPU per GiB written (utime+stime of the client's process, median of the runs)"] = ", ".join(
+        f"{m.label} {fmt_num(median(cpu[m.key]))} s" for m in b.mounts
+    )
     for m in b.mounts:
         b.note(f"{m.label}: {fmt_list(vals[m.key])} MiB/s (peak RSS MiB: {fmt_list(rr[m.key])})")
         row.cells[m.key] = median(vals[m.key])
@@ -90,7 +97,7 @@ def run(b) -> None:
     b.vs_base(row, vals)
 
 
-def _write_once(b, m, r, req, rr) -> float | None:
+def _write_once(b, m, r, req, rr, cpu) -> float | None:
     size = b.cfg.size_bytes
     key = f"wr/{m.key}-{r}"
     v = None
@@ -101,9 +108,11 @@ def _write_once(b, m, r, req, rr) -> float | None:
             c0, k0 = cpu_secs(m.pid), cpu_secs(b.server.pid)
             v = write_file(b, b.big_local, m.dir / key, size)
             c1, k1 = cpu_secs(m.pid), cpu_secs(b.server.pid)
+            if v and None not in (c0, c1):
+                cpu.append((c1 - c0) * GIB / size)
             if r == 1:
                 req.cells[m.key] = b.server.since(mark)
-                if m is not b.s3fs and None not in (c0, c1, k0, k1) and v:
+                if None not in (c0, c1, k0, k1) and v:
                     b.res.facts[f"CPU, {m.label} (one write)"] = (
                         f"{m.label} {c1 - c0:.1f} s + s3rver {k1 - k0:.1f} s CPU for {v:.1f} MiB/s"
                     )

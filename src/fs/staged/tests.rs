@@ -238,3 +238,113 @@ mod tail {
         std::fs::remove_file(&kept[0]).unwrap();
     }
 }
+
+/// Streaming uploads: parts sent from the writes mirrored in memory, the staging file kept.
+mod streaming {
+    use super::*;
+
+    const PART: usize = 5 << 20;
+
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u32).wrapping_mul(2_246_822_519).to_be_bytes()[1] ^ seed)
+            .collect()
+    }
+
+    /// Bytes handed to part uploads while writing.
+    fn sent(f: &StagedFile) -> u64 {
+        f.stream.as_ref().map_or(0, |s| s.uploaded)
+    }
+
+    /// Writes `data` at `at` both to `f` and to the model `want`.
+    async fn write(f: &mut StagedFile, want: &mut Vec<u8>, at: usize, data: &[u8]) {
+        f.write_at(at as u64, data).await.unwrap();
+        if want.len() < at + data.len() {
+            want.resize(at + data.len(), 0);
+        }
+        want[at..at + data.len()].copy_from_slice(data);
+    }
+
+    #[tokio::test]
+    async fn a_file_flushed_empty_then_written_streams_its_parts() {
+        // `dd of=f`: create, a flush of the empty file (the first descriptor closed), writes.
+        let store = Arc::new(MemStore::new());
+        let (ctx, _dir) = ctx(&store);
+        let mut f = StagedFile::created(ctx, 2, "f".into(), Default::default()).unwrap();
+        f.commit().await.unwrap().expect("the empty object");
+        let data = bytes(3 * PART + 123, 1);
+        for (i, chunk) in data.chunks(1 << 20).enumerate() {
+            f.write_at((i << 20) as u64, chunk).await.unwrap();
+        }
+        assert_eq!(sent(&f), 3 * PART as u64, "parts sent while writing");
+        f.commit().await.unwrap().expect("uploaded");
+        assert!(store.body("f").unwrap() == data);
+        assert_eq!(store.count("upload_part"), 4);
+        assert_eq!(store.bytes_received(), data.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_file_renamed_after_its_empty_commit_streams_to_its_new_key() {
+        let store = Arc::new(MemStore::new());
+        let (ctx, _dir) = ctx(&store);
+        let mut f = StagedFile::created(ctx, 2, "f".into(), Default::default()).unwrap();
+        f.commit().await.unwrap().expect("the empty object");
+        f.rekey("g");
+        let data = bytes(2 * PART + 5, 7);
+        f.write_at(0, &data).await.unwrap();
+        assert_eq!(sent(&f), 2 * PART as u64);
+        f.commit().await.unwrap().expect("uploaded");
+        assert!(store.body("g").unwrap() == data);
+        assert_eq!(
+            store.body("f").unwrap().len(),
+            0,
+            "the old key is left alone"
+        );
+    }
+
+    #[tokio::test]
+    async fn rewrites_holes_and_truncates_past_the_sent_parts_reach_the_object() {
+        let store = Arc::new(MemStore::new());
+        let (ctx, _dir) = ctx(&store);
+        let mut f = StagedFile::created(ctx, 2, "f".into(), Default::default()).unwrap();
+        let mut want = Vec::new();
+        write(&mut f, &mut want, 0, &bytes(PART - 10, 2)).await;
+        write(&mut f, &mut want, 100, b"rewritten inside the pending part").await;
+        write(&mut f, &mut want, PART + 50, &bytes(1000, 3)).await; // a hole, then a part
+        assert_eq!(sent(&f), PART as u64);
+        f.truncate((PART + 500) as u64).await.unwrap();
+        want.truncate(PART + 500);
+        f.truncate((PART + 700) as u64).await.unwrap();
+        want.resize(PART + 700, 0);
+        write(&mut f, &mut want, PART + 600, b"over the zeros").await;
+        // A jump of more than two parts: sent from the staging file, then mirrored again.
+        write(&mut f, &mut want, 4 * PART + 7, &bytes(PART, 4)).await;
+        assert_eq!(sent(&f), 5 * PART as u64);
+        write(&mut f, &mut want, 5 * PART + 7, &bytes(PART / 2, 5)).await;
+        f.commit().await.unwrap().expect("uploaded");
+        assert!(store.body("f").unwrap() == want);
+        assert_eq!(store.count("create_multipart"), 1, "one streaming upload");
+        assert_eq!(store.count("upload_part"), 6);
+    }
+
+    #[tokio::test]
+    async fn a_failed_part_keeps_every_byte_and_the_old_object() {
+        let store = Arc::new(MemStore::new());
+        store.insert("f", "old");
+        let (ctx, dir) = ctx(&store);
+        let mut f = StagedFile::created(ctx, 2, "f".into(), Default::default()).unwrap();
+        let data = bytes(2 * PART + 9, 6);
+        f.write_at(0, &data[..PART]).await.unwrap();
+        store.fail("upload_part", true);
+        f.write_at(PART as u64, &data[PART..]).await.unwrap();
+        assert!(f.commit().await.is_err());
+        assert!(f.save_on_close().await.is_err());
+        assert_eq!(&store.body("f").unwrap()[..], b"old");
+        assert_eq!(store.open_uploads(), 0);
+        let kept = salvage::list(dir.path()).unwrap();
+        assert_eq!(kept.len(), 1);
+        let on_disk = std::fs::read(kept[0].dir.join(salvage::DATA_FILE)).unwrap();
+        assert!(on_disk == data, "the staging file holds what was written");
+        kept[0].remove().unwrap();
+    }
+}

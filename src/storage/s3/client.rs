@@ -141,7 +141,8 @@ pub(super) fn build_client(
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         // Reports each request's attempts and HTTP status to `MeteredStore`.
-        .interceptor(crate::storage::metered::SdkObserver);
+        .interceptor(crate::storage::metered::SdkObserver)
+        .interceptor(super::unsigned::UnsignedOverHttps);
     if let Some(url) = &settings.endpoint_url {
         b = b.endpoint_url(url);
     }
