@@ -126,13 +126,18 @@ impl ReadContext {
         });
     }
 
-    /// The largest window one reader may use now.
+    /// The largest window one reader may use now: a share of the window budget, but at
+    /// least one part (one GET ahead; a quarter of the cache at most), so that many readers
+    /// at once each keep a whole GET in flight instead of splitting the budget into GETs
+    /// smaller than a part.
     fn max_window(&self) -> u64 {
         let readers = self
             .readers
             .load(std::sync::atomic::Ordering::Relaxed)
             .max(1) as u64;
-        (self.config.effective_max_window() / readers).max(self.config.block_size)
+        let c = &self.config;
+        let floor = c.part_size.min(c.cache_bytes / 4).max(c.block_size);
+        (c.effective_max_window() / readers).max(floor)
     }
 }
 

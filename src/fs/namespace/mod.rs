@@ -59,13 +59,16 @@ impl DirAttrs {
     }
 }
 
+/// An open directory handle: the directory's inode, and the handle's listing state.
+type OpenDir = (u64, Arc<tokio::sync::Mutex<DirHandle>>);
+
 /// The namespace component.
 pub struct Namespace {
     store: Arc<dyn ObjectStore>,
     config: Arc<FsConfig>,
     table: Mutex<InodeTable>,
-    /// Open directory handles: the directory's inode, and the handle's listing state.
-    dirs: Mutex<HashMap<u64, (u64, Arc<tokio::sync::Mutex<DirHandle>>)>>,
+    /// Open directory handles by handle number.
+    dirs: Mutex<HashMap<u64, OpenDir>>,
     /// The listings in flight for lookups that missed, one per directory.
     flights: flight::Flights,
     next_dir_handle: AtomicU64,
