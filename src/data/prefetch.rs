@@ -126,18 +126,13 @@ impl ReadContext {
         });
     }
 
-    /// The largest window one reader may use now: a share of the window budget, but at
-    /// least one part (one GET ahead; a quarter of the cache at most), so that many readers
-    /// at once each keep a whole GET in flight instead of splitting the budget into GETs
-    /// smaller than a part.
+    /// The largest window one reader may use now.
     fn max_window(&self) -> u64 {
         let readers = self
             .readers
             .load(std::sync::atomic::Ordering::Relaxed)
             .max(1) as u64;
-        let c = &self.config;
-        let floor = c.part_size.min(c.cache_bytes / 4).max(c.block_size);
-        (c.effective_max_window() / readers).max(floor)
+        (self.config.effective_max_window() / readers).max(self.config.block_size)
     }
 }
 
