@@ -17,9 +17,9 @@
 //!   are not compared (they may fail, or show the old version);
 //! - directories carry no extended attributes: setxattr/getxattr on a directory fail on the
 //!   mount (any errno) and are not compared;
-//! - `user.s3.tag.*` is compared only on files no handle has open, and a file's tags are gone
-//!   once its content is rewritten (the upload replaces the object with an untagged one; the
-//!   README does not list this yet); renames keep them (CopyObject copies tags);
+//! - `user.s3.tag.*` is compared only on files no handle has open; a file keeps its tags when
+//!   its content is rewritten (the upload carries the old object's tags, as the README says) and
+//!   when it is renamed (CopyObject copies tags); a new file has none;
 //! - moto (not S3) hands the tags of a deleted key to the next object copied to that key: tags
 //!   are not compared on such paths;
 //! - modification times, link counts, block counts and directory sizes are not compared.
@@ -282,9 +282,8 @@ struct Run {
     skipped: u64,
     /// Per kind of operation: (succeeded, failed on both sides alike).
     kinds: BTreeMap<&'static str, (u64, u64)>,
-    /// The S3 tags each file (by local inode) should carry: set by setxattr, kept by renames,
-    /// dropped when the file's content is rewritten (S3 replaces the object with an untagged
-    /// one; see the module docs).
+    /// The S3 tags each file (by local inode) should carry: set by setxattr, kept by renames and
+    /// rewrites, none on a new file (see the module docs).
     tags: BTreeMap<u64, BTreeMap<String, Vec<u8>>>,
     /// Steer clear of the known bugs (see the module docs): `S3MOUNT_MODEL_AVOID_KNOWN=1`.
     avoid_known: bool,
@@ -525,12 +524,9 @@ impl Run {
             .map(|m| m.ino())
     }
 
-    /// The content of local inode `ino` was rewritten: its snapshot handles are stale and its
-    /// S3 tags are gone once the new content is uploaded.
+    /// The content of local inode `ino` was rewritten: its snapshot handles are stale. Its S3
+    /// tags stay, as xattrs do on a local disk (the upload carries the old object's tags).
     fn rewritten(&mut self, ino: Option<u64>) {
-        if let Some(ino) = ino {
-            self.tags.remove(&ino);
-        }
         self.changed(ino);
     }
 
@@ -566,6 +562,7 @@ impl Run {
         let mount_root = self.mount_root.clone();
         match op {
             Op::Open(p, mode) => {
+                let existed = self.local_ino(p).is_some();
                 let local = mode.options().open(self.local_root.join(p));
                 let mp = mount_root.join(p);
                 let mopts = mode.options();
@@ -573,6 +570,11 @@ impl Run {
                 match (m, local) {
                     (Ok(mf), Ok(lf)) => {
                         let ino = lf.metadata().map(|m| m.ino()).unwrap_or(0);
+                        if !existed {
+                            // A new file has no tags, whatever a removed file that had its
+                            // local inode number carried.
+                            self.tags.remove(&ino);
+                        }
                         let writer_open = self
                             .handles
                             .iter()

@@ -11,14 +11,17 @@ from pathlib import Path
 from .system import free_port, stop_process, wait_port
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
-ORDER = ["LIST", "GET", "HEAD", "PUT", "COPY", "POST", "DELETE", "other"]
+ORDER = ["LIST", "GET", "HEAD", "PUT", "COPY", "POST", "DELETE", "TAGS", "other"]
 _LIST_URL = re.compile(r"^/[^/?]*/?(\?|$)")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
 
 
 def kind(method: str, url: str, copy: bool = False) -> str:
     """LIST for a GET of the bucket itself (not ?location), COPY for a PUT with a copy source
-    (CopyObject, UploadPartCopy), else the method."""
+    (CopyObject, UploadPartCopy), TAGS for Get/PutObjectTagging (not object bytes), else the
+    method."""
+    if re.search(r"[?&]tagging(=|&|$)", url):
+        return "TAGS"
     if method == "PUT" and copy:
         return "COPY"
     if method == "GET" and _LIST_URL.match(url) and not re.search(r"[?&]location", url):

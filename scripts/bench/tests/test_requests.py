@@ -12,6 +12,8 @@ def test_kind_tells_list_from_object_get():
     assert kind("PATCH", "/bucket/x") == "other"
     assert kind("PUT", "/bucket/x", copy=True) == "COPY"
     assert kind("PUT", "/bucket/x") == "PUT"
+    assert kind("GET", "/bucket/big/obj?tagging") == "TAGS"
+    assert kind("PUT", "/bucket/big/obj?tagging") == "TAGS"
 
 
 def test_counts_tell_copies_from_data_puts_and_sum_bytes():
