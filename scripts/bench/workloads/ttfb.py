@@ -7,7 +7,7 @@ import sys
 
 from ..measure import curl_first_byte_ms
 from ..s3 import S3
-from ..server import HELPERS
+from ..server import HELPERS, ORDER
 from ..stats import fmt_list, fmt_num, max_of, median
 from ..system import free_port, stop_process, tail, wait_port
 
@@ -34,7 +34,8 @@ def probe(b, path) -> tuple[float | None, float | None, float | None]:
 
 def per_open(sent: int | None, total: float | None, curl: float | None) -> str:
     """The requests an open + first byte cost, and its time in units of one curl GET: the
-    round trips in a row, where latency dominates (the open path is big/obj: two components)."""
+    round trips in a row, where latency dominates (the open path is big/obj: two components,
+    so two round trips is one per component)."""
     trips = "time n/a" if total is None or not curl else f"{total / curl:.1f}x one GET's time"
     return f"{sent if sent is not None else 'n/a'} requests; {trips}"
 
@@ -61,7 +62,9 @@ def measure_row(b, row, req, url: str) -> None:
                 total, opn, read = probe(b, m.dir / "big/obj")
                 if r == 1:
                     req.cells[m.key] = b.server.since(mark)
-                    sent[m.key] = sum(b.server.counts_since(mark).values())
+                    got = b.server.counts_since(mark)
+                    # Requests only: the counter also holds byte totals ("GET bytes", ...).
+                    sent[m.key] = sum(n for k, n in got.items() if k in ORDER)
                 rr[m.key].append(m.hwm())
         tt[m.key].append(total)
         to[m.key].append(opn)
