@@ -90,10 +90,28 @@ def cpu_secs(pid: int | None) -> float | None:
     return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
-def peak_rss_mib(pid: int | None) -> int | None:
-    """VmHWM of pid in MiB."""
+def _status_mib(pid: int | None, field: str) -> int | None:
+    """A memory field of /proc/PID/status (VmHWM, VmRSS) in MiB."""
     if pid is None:
         return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mib(pid: int | None) -> int | None:
+    """VmHWM of pid in MiB."""
+    return _status_mib(pid, "VmHWM")
+
+
+def rss_mib(pid: int | None) -> int | None:
+    """VmRSS of pid in MiB (what it holds now)."""
+    return _status_mib(pid, "VmRSS")
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:

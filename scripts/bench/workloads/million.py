@@ -18,7 +18,7 @@ import urllib.parse
 from ..mounts import S3mount
 from ..server import HELPERS
 from ..stats import fmt_list, fmt_num, median
-from ..system import cpu_secs, free_port, peak_rss_mib, stop_process, tail, wait_port
+from ..system import cpu_secs, free_port, peak_rss_mib, rss_mib, stop_process, tail, wait_port
 from ..targets import target_line, verdict
 
 OBJECTS = 1_000_000
@@ -59,18 +59,6 @@ class SynthMount(S3mount):
             return int(m.group(1)) if m else None
         except OSError:
             return None
-
-
-def rss_mib(pid: int | None) -> int | None:
-    """VmRSS of pid in MiB."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) // 1024
-    except (OSError, TypeError):
-        pass
-    return None
 
 
 def raw_list(port: int, prefix: str, delimiter: str = "") -> tuple[float, int]:
